@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "util.h"
+
+/* Discovery of extension images, as systemd-sysext does it: search directories in order, the
+ * first directory that has a name wins it, empty directories and /dev/null symlinks mask. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+typedef enum ImageType {
+        IMAGE_DIRECTORY,
+        IMAGE_RAW,              /* a regular file: bare filesystem or GPT disk image (dissect tells) */
+        IMAGE_BLOCK,            /* a block device */
+        _IMAGE_TYPE_MAX,
+        _IMAGE_TYPE_INVALID = -EINVAL,
+} ImageType;
+
+typedef struct Image {
+        char *name;             /* image name: file name without .sysext.raw/.raw, cut at the first '_' */
+        char *version;          /* the part after the first '_' (without suffix), or NULL */
+        char *path;             /* absolute path as seen by this process (includes --root) */
+        ImageType type;
+        bool masked;            /* an empty directory or a symlink to /dev/null */
+        uint64_t mtime_usec;
+        uint64_t size;
+} Image;
+
+Image *image_free(Image *i);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Image *, image_free);
+void image_array_free(Image **images, size_t n);
+
+const char *image_type_to_string(ImageType t);
+
+/* The default search path, relative to the root. */
+extern const char * const image_search_dirs[];
+
+/* Split a directory entry name into image name and version. Returns -EINVAL for names that are not
+ * extension images (wrong suffix, empty name, control characters, '/' …). ret_version may be NULL;
+ * is_dir: directories need no suffix. */
+int image_name_parse(const char *filename, bool is_dir, char **ret_name, char **ret_version);
+bool image_name_is_valid(const char *name);
+
+/* Build an Image from an explicit path (CLI arguments: merge IMAGE…, dissect IMAGE). */
+int image_from_path(const char *path, Image **ret);
+
+/* Discover all images below root (NULL = "/"). Masked names are included with masked=true, so that
+ * list can show them; callers that merge skip them. The result is sorted by name (version_compare),
+ * ascending, which is merge order (the last one ends up on top). */
+int image_discover(const char *root, Image ***ret_images, size_t *ret_n);

@@ -1,2 +1,568 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-int main(void) { return 0; }
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <time.h>
+
+#include "dissect.h"
+#include "extension.h"
+#include "idmap.h"
+#include "image.h"
+#include "merge.h"
+
+typedef enum JsonMode { JSON_OFF, JSON_SHORT, JSON_PRETTY } JsonMode;
+
+static const char *arg_root = NULL;
+static JsonMode arg_json = JSON_OFF;
+static bool arg_force = false;
+static bool arg_no_reload = false;
+static const char *arg_idmap = NULL;
+
+static void log_error_last(int r) {
+        const char *m = sx_last_error();
+
+        fprintf(stderr, "%s\n", m ?: strerror(r < 0 ? -r : r));
+}
+
+static void print_notice(const char *m) {
+        fprintf(stderr, "%s\n", m);
+}
+
+static void json_print(json_object *o) {
+        int flags = arg_json == JSON_PRETTY ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN;
+
+        puts(json_object_to_json_string_ext(o, flags | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static json_object *json_string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static void print_table(const char * const *header, char ***rows, size_t n_rows, size_t n_cols) {
+        size_t w[16] = {};
+
+        for (size_t c = 0; c < n_cols; c++) {
+                w[c] = strlen(header[c]);
+                for (size_t r = 0; r < n_rows; r++)
+                        if (strlen(strempty(rows[r][c])) > w[c])
+                                w[c] = strlen(strempty(rows[r][c]));
+        }
+        for (size_t c = 0; c < n_cols; c++)
+                printf("%-*s%s", c + 1 < n_cols ? (int) w[c] : 0, header[c], c + 1 < n_cols ? " " : "\n");
+        for (size_t r = 0; r < n_rows; r++)
+                for (size_t c = 0; c < n_cols; c++)
+                        printf("%-*s%s", c + 1 < n_cols ? (int) w[c] : 0, strempty(rows[r][c]), c + 1 < n_cols ? " " : "\n");
+}
+
+static int make_context(MergeContext *c, char **images) {
+        _cleanup_(idmap_freep) Idmap *m = NULL;
+        int r;
+
+        r = hierarchies_from_env(&c->hierarchies);
+        if (r < 0)
+                return r;
+        r = idmap_parse(arg_idmap, &m);
+        if (r < 0)
+                return r;
+        c->root = arg_root;
+        c->idmap = TAKE_PTR(m);
+        c->images = images;
+        c->force = arg_force;
+        c->no_reload = arg_no_reload;
+        c->notice = print_notice;
+        return 0;
+}
+
+static void context_done(MergeContext *c) {
+        strv_free(c->hierarchies);
+        idmap_free(c->idmap);
+}
+
+/* ---- list ---- */
+
+typedef struct ListEntry {
+        Image *image;
+        Extension *ext;
+        char *error;
+} ListEntry;
+
+static json_object *list_entry_json(const ListEntry *e) {
+        json_object *o = json_object_new_object();
+        const char *reason = e->error ?: (e->ext && !e->ext->compatible ? e->ext->reason : NULL);
+
+        json_object_object_add(o, "name", json_object_new_string(e->image->name));
+        json_object_object_add(o, "type", json_object_new_string(image_type_to_string(e->image->type)));
+        json_object_object_add(o, "path", json_object_new_string(e->image->path));
+        json_object_object_add(o, "version", json_string_or_null(e->image->version));
+        json_object_object_add(o, "masked", json_object_new_boolean(e->image->masked));
+        json_object_object_add(o, "compatible", json_object_new_boolean(e->ext && e->ext->compatible));
+        json_object_object_add(o, "reason", json_string_or_null(e->image->masked ? "masked" : reason));
+        if (e->ext && e->ext->dissected)
+                json_object_object_add(o, "kind", json_object_new_string(dissect_kind_to_string(e->ext->dissected->kind)));
+        json_object_object_add(o, "mtime", json_object_new_uint64(e->image->mtime_usec));
+        return o;
+}
+
+static char *list_version(const ListEntry *e) {
+        const char *v = e->image->version;
+
+        if (!v && e->ext && e->ext->release)
+                v = release_file_get(e->ext->release, "SYSEXT_VERSION_ID") ?: release_file_get(e->ext->release, "VERSION_ID");
+        return strdup(v ?: "-");
+}
+
+static char *list_compat(const ListEntry *e) {
+        if (e->image->masked)
+                return strdup("masked");
+        if (e->error)
+                return strjoin("no (", e->error, ")");
+        if (!e->ext->compatible)
+                return strjoin("no (", e->ext->reason, ")");
+        return strdup("yes");
+}
+
+static int verb_list(int argc, char **argv) {
+        _cleanup_(host_info_done) HostInfo host = {};
+        Image **images = NULL;
+        ListEntry *entries = NULL;
+        size_t n = 0;
+        int r;
+
+        r = host_info_load(arg_root, &host);
+        if (r < 0)
+                return r;
+        r = image_discover(arg_root, &images, &n);
+        if (r < 0)
+                return r;
+        entries = calloc(n + 1, sizeof(ListEntry));
+        if (!entries) {
+                image_array_free(images, n);
+                return -ENOMEM;
+        }
+        ExtensionOptions o = { .host = &host, .force = arg_force, .mount = true };
+        for (size_t i = 0; i < n; i++) {
+                entries[i].image = images[i];
+                if (images[i]->masked)
+                        continue;
+                /* extension_open takes ownership; list keeps its own copy of the image */
+                Image *copy = NULL;
+                if (image_from_path(images[i]->path, &copy) < 0) {
+                        entries[i].error = strdup(sx_last_error() ?: "unreadable");
+                        continue;
+                }
+                free(copy->name);
+                copy->name = strdup(images[i]->name);
+                sx_clear_error();
+                if (!copy->name || extension_open(copy, &o, &entries[i].ext) < 0)
+                        entries[i].error = strdup(sx_last_error() ?: "failed to open image");
+        }
+
+        if (arg_json != JSON_OFF) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < n; i++)
+                        json_object_array_add(a, list_entry_json(&entries[i]));
+                json_print(a);
+                json_object_put(a);
+        } else if (n == 0)
+                printf("No extensions found.\n");
+        else {
+                static const char * const header[] = { "NAME", "TYPE", "PATH", "VERSION", "COMPATIBLE" };
+                char ***rows = calloc(n, sizeof(char **));
+                for (size_t i = 0; rows && i < n; i++) {
+                        rows[i] = calloc(5, sizeof(char *));
+                        if (!rows[i])
+                                continue;
+                        rows[i][0] = strdup(entries[i].image->name);
+                        rows[i][1] = strdup(image_type_to_string(entries[i].image->type));
+                        rows[i][2] = strdup(entries[i].image->path);
+                        rows[i][3] = list_version(&entries[i]);
+                        rows[i][4] = list_compat(&entries[i]);
+                }
+                if (rows)
+                        print_table(header, rows, n, 5);
+                for (size_t i = 0; rows && i < n; i++) {
+                        for (size_t c = 0; rows[i] && c < 5; c++)
+                                free(rows[i][c]);
+                        free(rows[i]);
+                }
+                free(rows);
+        }
+        for (size_t i = 0; i < n; i++) {
+                extension_free(entries[i].ext);
+                free(entries[i].error);
+        }
+        free(entries);
+        image_array_free(images, n);
+        return 0;
+}
+
+/* ---- dissect ---- */
+
+static json_object *partition_json(PartitionDesignator d, const DissectedPartition *p) {
+        json_object *o = json_object_new_object(), *flags = json_object_new_array();
+        char uuid[SD_ID128_UUID_STRING_MAX];
+
+        json_object_object_add(o, "designator", json_object_new_string(partition_designator_to_string(d)));
+        json_object_object_add(o, "partno", p->partno > 0 ? json_object_new_int(p->partno) : NULL);
+        json_object_object_add(o, "typeUuid",
+                               sd_id128_is_null(p->type_uuid) ? NULL : json_object_new_string(sd_id128_to_uuid_string(p->type_uuid, uuid)));
+        json_object_object_add(o, "partitionUuid",
+                               sd_id128_is_null(p->uuid) ? NULL : json_object_new_string(sd_id128_to_uuid_string(p->uuid, uuid)));
+        json_object_object_add(o, "fstype", json_string_or_null(p->fstype));
+        json_object_object_add(o, "architecture", json_string_or_null(p->architecture));
+        json_object_object_add(o, "label", json_string_or_null(p->label));
+        json_object_object_add(o, "offset", json_object_new_uint64(p->offset));
+        json_object_object_add(o, "size", json_object_new_uint64(p->size));
+        if (p->read_only)
+                json_object_array_add(flags, json_object_new_string("read-only"));
+        if (p->no_auto)
+                json_object_array_add(flags, json_object_new_string("no-auto"));
+        if (p->growfs)
+                json_object_array_add(flags, json_object_new_string("growfs"));
+        json_object_object_add(o, "flags", flags);
+        return o;
+}
+
+static json_object *dissect_json(const Extension *e) {
+        const DissectedImage *m = e->dissected;
+        json_object *o = json_object_new_object(), *parts = json_object_new_array(), *rel = NULL;
+
+        json_object_object_add(o, "name", json_object_new_string(e->image->name));
+        json_object_object_add(o, "path", json_object_new_string(e->image->path));
+        json_object_object_add(o, "type", json_object_new_string(dissect_kind_to_string(m->kind)));
+        json_object_object_add(o, "size", json_object_new_uint64(m->size));
+        for (PartitionDesignator d = 0; d < _PARTITION_DESIGNATOR_MAX; d++)
+                if (m->partitions[d].found)
+                        json_object_array_add(parts, partition_json(d, &m->partitions[d]));
+        json_object_object_add(o, "partitions", parts);
+        if (e->release) {
+                rel = json_object_new_object();
+                for (char **p = e->release->pairs; p && p[0] && p[1]; p += 2)
+                        json_object_object_add(rel, p[0], json_object_new_string(p[1]));
+        }
+        json_object_object_add(o, "extensionRelease", rel);
+        json_object_object_add(o, "extensionReleasePath", json_string_or_null(e->release_path));
+        json_object_object_add(o, "compatible", e->release ? json_object_new_boolean(e->compatible) : NULL);
+        json_object_object_add(o, "reason", json_string_or_null(e->release && !e->compatible ? e->reason : NULL));
+        return o;
+}
+
+static void dissect_print_text(const Extension *e) {
+        const DissectedImage *m = e->dissected;
+        static const char * const header[] = { "DESIGNATOR", "PARTNO", "TYPE-UUID", "PARTITION-UUID", "FSTYPE", "ARCH", "SIZE", "FLAGS", "LABEL" };
+        char *rows_store[_PARTITION_DESIGNATOR_MAX][9] = {};
+        char **rows[_PARTITION_DESIGNATOR_MAX];
+        char buf[FORMAT_BYTES_MAX];
+        size_t n = 0;
+
+        printf("      Name: %s\n      Path: %s\n      Type: %s\n      Size: %s\n", e->image->name, e->image->path,
+               dissect_kind_to_string(m->kind), format_bytes(buf, sizeof(buf), m->size));
+        if (e->release) {
+                printf("Ext. Rel.: %s\n", strna(e->release_path));
+                for (char **p = e->release->pairs; p && p[0] && p[1]; p += 2)
+                        printf("           %s=%s\n", p[0], p[1]);
+                printf("Compatible: %s%s%s\n", e->compatible ? "yes" : "no (", e->compatible ? "" : e->reason,
+                       e->compatible ? "" : ")");
+        } else if (geteuid() != 0)
+                printf("Ext. Rel.: (reading it requires root)\n");
+        putchar('\n');
+        for (PartitionDesignator d = 0; d < _PARTITION_DESIGNATOR_MAX; d++) {
+                const DissectedPartition *p = &m->partitions[d];
+                char u1[SD_ID128_UUID_STRING_MAX], u2[SD_ID128_UUID_STRING_MAX];
+                if (!p->found)
+                        continue;
+                char **row = rows_store[n];
+                row[0] = strdup(partition_designator_to_string(d));
+                (void) asprintf_safe(&row[1], "%d", p->partno);
+                row[2] = strdup(sd_id128_is_null(p->type_uuid) ? "-" : sd_id128_to_uuid_string(p->type_uuid, u1));
+                row[3] = strdup(sd_id128_is_null(p->uuid) ? "-" : sd_id128_to_uuid_string(p->uuid, u2));
+                row[4] = strdup(p->fstype ?: "-");
+                row[5] = strdup(p->architecture ?: "-");
+                row[6] = strdup(format_bytes(buf, sizeof(buf), p->size));
+                row[7] = strjoin(p->read_only ? "ro " : "", p->no_auto ? "no-auto " : "", p->growfs ? "growfs" : "");
+                row[8] = strdup(p->label ?: "-");
+                rows[n++] = row;
+        }
+        print_table(header, rows, n, 9);
+        for (size_t i = 0; i < n; i++)
+                for (size_t c = 0; c < 9; c++)
+                        free(rows_store[i][c]);
+}
+
+static int verb_dissect(int argc, char **argv) {
+        _cleanup_(host_info_done) HostInfo host = {};
+        _cleanup_(extension_freep) Extension *e = NULL;
+        Image *img = NULL;
+        int r;
+
+        r = image_from_path(argv[1], &img);
+        if (r < 0)
+                return r;
+        /* Without a host release (odd --root) we can still show the image, just not judge it. */
+        if (host_info_load(arg_root, &host) < 0) {
+                image_free(img);
+                return -ENOENT;
+        }
+        ExtensionOptions o = { .host = &host, .force = arg_force, .mount = geteuid() == 0 };
+        r = extension_open(img, &o, &e);
+        if (r < 0)
+                return r;
+        if (arg_json != JSON_OFF) {
+                json_object *j = dissect_json(e);
+                json_print(j);
+                json_object_put(j);
+        } else
+                dissect_print_text(e);
+        return 0;
+}
+
+/* ---- merge, unmerge, refresh, status ---- */
+
+static int verb_mutate(int argc, char **argv) {
+        _cleanup_(context_done) MergeContext c = {};
+        char **images = argc > 1 ? argv + 1 : NULL;
+        int r;
+
+        if (geteuid() != 0)
+                return sx_error(-EPERM, "%s requires root privileges.", argv[0]);
+        if (streq(argv[0], "unmerge") && argc > 1)
+                return sx_error(-EINVAL, "unmerge takes no arguments.");
+        r = make_context(&c, images);
+        if (r < 0)
+                return r;
+        if (streq(argv[0], "merge"))
+                return merge_extensions(&c);
+        if (streq(argv[0], "unmerge"))
+                return unmerge_extensions(&c);
+        return refresh_extensions(&c);
+}
+
+static char *format_timestamp(uint64_t usec) {
+        char buf[64];
+        time_t t = (time_t) (usec / 1000000ULL);
+        struct tm tm;
+
+        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, sizeof(buf), "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+                return strdup("-");
+        return strdup(buf);
+}
+
+static json_object *status_json(const HierarchyStatus *s) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array(), *layers = json_object_new_array();
+
+        json_object_object_add(o, "hierarchy", json_object_new_string(s->hierarchy));
+        json_object_object_add(o, "merged", json_object_new_boolean(s->merged));
+        STRV_FOREACH(e, s->extensions)
+                json_object_array_add(a, json_object_new_string(*e));
+        json_object_object_add(o, "extensions", a);
+        json_object_object_add(o, "idmap", json_string_or_null(s->idmap ?: (s->merged ? "identity" : NULL)));
+        json_object_object_add(o, "since", s->since_usec ? json_object_new_uint64(s->since_usec) : NULL);
+        json_object_object_add(o, "device", json_string_or_null(s->device));
+        json_object_object_add(o, "mergedBy", s->merged ? json_object_new_string(s->ours ? "sysext-idmap" : "systemd-sysext") : NULL);
+        for (size_t i = 0; i < s->n_layers; i++) {
+                json_object *l = json_object_new_object();
+                json_object_object_add(l, "name", json_string_or_null(s->layers[i].name));
+                json_object_object_add(l, "path", json_string_or_null(s->layers[i].path));
+                json_object_object_add(l, "type", json_string_or_null(s->layers[i].type));
+                json_object_object_add(l, "version", json_string_or_null(s->layers[i].version));
+                json_object_object_add(l, "idmap", json_string_or_null(s->layers[i].idmap));
+                json_object_array_add(layers, l);
+        }
+        json_object_object_add(o, "layers", layers);
+        return o;
+}
+
+static int verb_status(int argc, char **argv) {
+        _cleanup_(context_done) MergeContext c = {};
+        HierarchyStatus *s = NULL;
+        size_t n = 0;
+        int r;
+
+        r = make_context(&c, NULL);
+        if (r < 0)
+                return r;
+        r = status_hierarchies(&c, &s, &n);
+        if (r < 0)
+                return r;
+        if (arg_json != JSON_OFF) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < n; i++)
+                        json_object_array_add(a, status_json(&s[i]));
+                json_print(a);
+                json_object_put(a);
+        } else {
+                static const char * const header[] = { "HIERARCHY", "EXTENSIONS", "IDMAP", "SINCE" };
+                char ***rows = calloc(n + 1, sizeof(char **));
+                for (size_t i = 0; rows && i < n; i++) {
+                        rows[i] = calloc(4, sizeof(char *));
+                        if (!rows[i])
+                                continue;
+                        rows[i][0] = strdup(s[i].hierarchy);
+                        rows[i][1] = s[i].merged ? strv_join(s[i].extensions, ", ") : strdup("none");
+                        rows[i][2] = strdup(s[i].merged ? (s[i].idmap ?: "identity") : "-");
+                        rows[i][3] = s[i].merged ? format_timestamp(s[i].since_usec) : strdup("-");
+                }
+                if (rows)
+                        print_table(header, rows, n, 4);
+                for (size_t i = 0; rows && i < n; i++) {
+                        for (size_t k = 0; rows[i] && k < 4; k++)
+                                free(rows[i][k]);
+                        free(rows[i]);
+                }
+                free(rows);
+        }
+        hierarchy_status_free_many(s, n);
+        return 0;
+}
+
+/* ---- CLI ---- */
+
+static void help(void) {
+        printf("sysext-idmap [OPTIONS...] COMMAND ...\n\n"
+               "Merge system extension images into /usr/ and /opt/, each image an idmapped layer.\n\n"
+               "Commands:\n"
+               "  status                 Show current merge status (default)\n"
+               "  list                   List discovered extension images\n"
+               "  dissect IMAGE          Show partitions and extension-release of an image\n"
+               "  merge [IMAGE...]       Merge extensions into /usr/ and /opt/\n"
+               "  unmerge                Unmerge extensions from /usr/ and /opt/\n"
+               "  refresh [IMAGE...]     Atomically replace the merge with the current extensions\n\n"
+               "Options:\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show package version\n"
+               "     --root=PATH         Operate relative to root path\n"
+               "     --json=pretty|short|off\n"
+               "                         Generate JSON output\n"
+               "     --force             Ignore version incompatibilities\n"
+               "     --no-reload         Do not reload the service manager\n"
+               "     --idmap=SPEC        Map ownership of every layer: identity, b|u|g:FROM:TO:COUNT,\n"
+               "                         userns:PATH, pid:PID, foreign, user:NAME\n"
+               "     --debug             Show debug messages\n\n"
+               "See the sysext-idmap(1) man page for details.\n");
+}
+
+enum {
+        ARG_VERSION = 0x100,
+        ARG_ROOT,
+        ARG_JSON,
+        ARG_FORCE,
+        ARG_NO_RELOAD,
+        ARG_IDMAP,
+        ARG_DEBUG,
+};
+
+static int parse_argv(int argc, char **argv) {
+        static const struct option options[] = {
+                { "help",      no_argument,       NULL, 'h'           },
+                { "version",   no_argument,       NULL, ARG_VERSION   },
+                { "root",      required_argument, NULL, ARG_ROOT      },
+                { "json",      required_argument, NULL, ARG_JSON      },
+                { "force",     no_argument,       NULL, ARG_FORCE     },
+                { "no-reload", no_argument,       NULL, ARG_NO_RELOAD },
+                { "idmap",     required_argument, NULL, ARG_IDMAP     },
+                { "debug",     no_argument,       NULL, ARG_DEBUG     },
+                {}
+        };
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("sysext-idmap %s\n", PROJECT_VERSION);
+                        return 0;
+                case ARG_ROOT:
+                        if (!path_is_absolute(optarg) && !startswith(optarg, "."))
+                                return sx_error(-EINVAL, "--root=: '%s' is not a path", optarg);
+                        arg_root = optarg;
+                        break;
+                case ARG_JSON:
+                        if (streq(optarg, "pretty"))
+                                arg_json = JSON_PRETTY;
+                        else if (streq(optarg, "short"))
+                                arg_json = JSON_SHORT;
+                        else if (streq(optarg, "off"))
+                                arg_json = JSON_OFF;
+                        else
+                                return sx_error(-EINVAL, "--json=: unknown mode '%s' (pretty, short, off)", optarg);
+                        break;
+                case ARG_FORCE:
+                        arg_force = true;
+                        break;
+                case ARG_NO_RELOAD:
+                        arg_no_reload = true;
+                        break;
+                case ARG_IDMAP:
+                        arg_idmap = optarg;
+                        break;
+                case ARG_DEBUG:
+                        sx_debug_enabled = true;
+                        break;
+                case '?':
+                        if (optopt)
+                                return sx_error(-EINVAL, "Unknown option '-%c'. Try --help.", optopt);
+                        return sx_error(-EINVAL, "Unknown option '%s'. Try --help.", argv[optind - 1]);
+                default:
+                        return sx_error(-EINVAL, "Option '%s' needs an argument.", argv[optind - 1]);
+                }
+        return 1;
+}
+
+typedef struct Verb {
+        const char *name;
+        int min_args, max_args;         /* including the verb itself; -1 = unlimited */
+        int (*run)(int argc, char **argv);
+} Verb;
+
+static const Verb verbs[] = {
+        { "status",  1,  1, verb_status  },
+        { "list",    1,  1, verb_list    },
+        { "dissect", 2,  2, verb_dissect },
+        { "merge",   1, -1, verb_mutate  },
+        { "unmerge", 1,  1, verb_mutate  },
+        { "refresh", 1, -1, verb_mutate  },
+};
+
+static int dispatch_verb(int argc, char **argv) {
+        char *default_argv[] = { (char *) "status", NULL };
+
+        if (argc == 0) {
+                argc = 1;
+                argv = default_argv;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                if (!streq(verbs[i].name, argv[0]))
+                        continue;
+                if (argc < verbs[i].min_args)
+                        return sx_error(-EINVAL, "%s: missing argument. Try --help.", argv[0]);
+                if (verbs[i].max_args >= 0 && argc > verbs[i].max_args)
+                        return sx_error(-E2BIG, "%s: too many arguments. Try --help.", argv[0]);
+                return verbs[i].run(argc, argv);
+        }
+        return sx_error(-EINVAL, "Unknown command '%s'. Try --help.", argv[0]);
+}
+
+int main(int argc, char **argv) {
+        const char *d = getenv("SYSEXT_IDMAP_DEBUG");
+        int r;
+
+        if (d && (streq(d, "1") || streq(d, "yes") || streq(d, "true")))
+                sx_debug_enabled = true;
+        r = parse_argv(argc, argv);
+        if (r <= 0) {
+                if (r < 0)
+                        log_error_last(r);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+        sx_clear_error();
+        r = dispatch_verb(argc - optind, argv + optind);
+        if (r < 0) {
+                log_error_last(r);
+                return EXIT_FAILURE;
+        }
+        return EXIT_SUCCESS;
+}

@@ -1,1 +1,877 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <inttypes.h>
+#include <limits.h>
+#include <json-c/json.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+
+#include "extension.h"
+#include "merge.h"
+#include "mountapi.h"
+#include "overlay.h"
+#include "version.h"
+
+#define MAX_HIERARCHIES 32
+
+int hierarchies_from_env(char ***ret) {
+        const char *e = getenv("SYSTEMD_SYSEXT_HIERARCHIES");
+        _cleanup_strv_free_ char **l = NULL;
+        int r;
+
+        r = strv_split(isempty(e) ? "/usr:/opt" : e, ":", &l);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(h, l) {
+                if (!path_is_absolute(*h) || strstr(*h, "/../") || endswith(*h, "/..") || streq(*h, "/") ||
+                    string_has_cc(*h))
+                        return sx_error(-EINVAL, "SYSTEMD_SYSEXT_HIERARCHIES: '%s' is not a valid hierarchy", *h);
+        }
+        if (strv_length(l) == 0 || strv_length(l) > MAX_HIERARCHIES)
+                return sx_error(-EINVAL, "SYSTEMD_SYSEXT_HIERARCHIES: between 1 and %d hierarchies expected", MAX_HIERARCHIES);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* ---- small helpers ---- */
+
+static void notice(const MergeContext *c, const char *fmt, ...) _printf_(2, 3);
+static void notice(const MergeContext *c, const char *fmt, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+
+        if (!c->notice)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (m)
+                c->notice(m);
+}
+
+static bool root_is_host(const MergeContext *c) {
+        return isempty(c->root) || streq(c->root, "/");
+}
+
+static int lock_take(int *ret_fd) {
+        _cleanup_free_ char *p = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        r = mkdir_p(sx_runtime_dir(), 0755);
+        if (r < 0)
+                return sx_error(r, "%s: cannot create runtime directory: %s", sx_runtime_dir(), strerror(-r));
+        p = strjoin(sx_runtime_dir(), "/lock");
+        if (!p)
+                return -ENOMEM;
+        fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return sx_error(negative_errno(), "%s: cannot open lock file: %s", p, strerror(errno));
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return sx_error(negative_errno(), "%s: cannot take lock: %s", p, strerror(errno));
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int open_root(const MergeContext *c, int *ret_fd) {
+        const char *root = root_is_host(c) ? "/" : c->root;
+        int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0)
+                return sx_error(negative_errno(), "%s: cannot open root directory: %s", root, strerror(errno));
+        *ret_fd = fd;
+        return 0;
+}
+
+static int fd_path(int fd, char **ret) {
+        char proc[64], buf[PATH_MAX];
+        ssize_t k;
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        k = readlink(proc, buf, sizeof(buf) - 1);
+        if (k < 0)
+                return negative_errno();
+        buf[k] = 0;
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Lazily detach the mount on top of fd (a mount root): the magic link resolves to that very mount. */
+static int umount_fd(int fd) {
+        char proc[64];
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        return umount2(proc, MNT_DETACH) < 0 ? negative_errno() : 0;
+}
+
+/* ---- per hierarchy plan ---- */
+
+typedef struct Plan {
+        const char *hierarchy;
+        char *path;             /* resolved absolute path, for messages and the base helper */
+        int h_fd;               /* what is on top of the hierarchy now */
+        bool merged;            /* is h_fd a sysext overlay? */
+        Layer *layers;          /* meta, extensions newest first, base */
+        size_t n_layers;
+        char **names;           /* extensions in this overlay, merge order */
+        int meta_fd, base_fd, ovl_fd;
+        json_object *meta;      /* our metadata for the old merge (status, reload) */
+} Plan;
+
+static void plan_done(Plan *p) {
+        for (size_t i = 0; i < p->n_layers; i++) {
+                free(p->layers[i].subdir);
+                /* meta and base dir fds are their mount fds, closed below */
+                if (p->layers[i].dir_fd != p->meta_fd && p->layers[i].dir_fd != p->base_fd)
+                        safe_close(p->layers[i].dir_fd);
+        }
+        free(p->layers);
+        free(p->path);
+        strv_free(p->names);
+        safe_close(p->h_fd);
+        safe_close(p->meta_fd);
+        safe_close(p->base_fd);
+        safe_close(p->ovl_fd);
+        if (p->meta)
+                json_object_put(p->meta);
+        *p = (Plan) { .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF };
+}
+
+static void plans_free(Plan *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                plan_done(&p[i]);
+        free(p);
+}
+
+static json_object *read_meta_json(int h_fd) {
+        _cleanup_free_ char *buf = NULL;
+
+        if (read_full_file_at(h_fd, SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE, 1024 * 1024, &buf, NULL) < 0)
+                return NULL;
+        return json_tokener_parse(buf);
+}
+
+/* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
+static int plans_open(const MergeContext *c, int root_fd, Plan **ret, size_t *ret_n) {
+        Plan *plans;
+        size_t n = 0;
+        int r;
+
+        plans = calloc(strv_length(c->hierarchies) + 1, sizeof(Plan));
+        if (!plans)
+                return -ENOMEM;
+        STRV_FOREACH(h, c->hierarchies) {
+                Plan *p = &plans[n];
+                int fd;
+
+                *p = (Plan) { .hierarchy = *h, .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF };
+                fd = openat_beneath(root_fd, *h + 1, O_PATH | O_DIRECTORY, true);
+                if (fd == -ENOENT)
+                        continue;
+                if (fd < 0) {
+                        r = sx_error(fd, "%s: cannot open hierarchy: %s", *h, strerror(-fd));
+                        goto fail;
+                }
+                p->h_fd = fd;
+                n++;
+                r = fd_path(fd, &p->path);
+                if (r < 0)
+                        goto fail;
+                r = is_sysext_mount(fd);
+                if (r < 0) {
+                        r = sx_error(r, "%s: cannot read merge markers: %s", p->path, strerror(-r));
+                        goto fail;
+                }
+                p->merged = r > 0;
+                if (p->merged)
+                        p->meta = read_meta_json(fd);
+        }
+        *ret = plans;
+        *ret_n = n;
+        return 0;
+fail:
+        plans_free(plans, n);
+        return r;
+}
+
+static int ext_push(Extension ***exts, size_t *n, Extension *e) {
+        Extension **v = reallocarray(*exts, *n + 2, sizeof(Extension *));
+
+        if (!v) {
+                extension_free(e);
+                return -ENOMEM;
+        }
+        v[(*n)++] = e;
+        v[*n] = NULL;
+        *exts = v;
+        return 0;
+}
+
+static int collect_explicit(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n) {
+        int r;
+
+        STRV_FOREACH(p, c->images) {
+                Image *img = NULL;
+                Extension *e = NULL;
+
+                r = image_from_path(*p, &img);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < *n; i++)
+                        if (streq((*exts)[i]->image->name, img->name)) {
+                                r = sx_error(-ENOTUNIQ, "%s: an image named '%s' was given twice", img->path, img->name);
+                                image_free(img);
+                                return r;
+                        }
+                r = extension_open(img, o, &e);
+                if (r < 0)
+                        return r;
+                r = ext_push(exts, n, e);
+                if (r < 0)
+                        return r;
+                if (!e->compatible)
+                        return sx_error(-EMEDIUMTYPE, "%s: not compatible with this host: %s", e->image->path, e->reason);
+        }
+        return 0;
+}
+
+static int image_cmp(const void *a, const void *b) {
+        const Extension *x = *(Extension * const *) a, *y = *(Extension * const *) b;
+
+        return version_compare(x->image->name, y->image->name);
+}
+
+static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n) {
+        Image **images = NULL;
+        size_t n_images = 0, i;
+        int r;
+
+        r = image_discover(c->root, &images, &n_images);
+        if (r < 0)
+                return r;
+        for (i = 0; i < n_images; i++) {
+                Extension *e = NULL;
+                Image *img = TAKE_PTR(images[i]);
+
+                if (img->masked) {
+                        image_free(img);
+                        continue;
+                }
+                r = extension_open(img, o, &e);
+                if (r < 0)
+                        break;
+                if (!e->compatible) {
+                        notice(c, "Extension '%s' is not compatible with this host (%s), ignoring.", e->image->name, e->reason);
+                        extension_free(e);
+                        continue;
+                }
+                r = ext_push(exts, n, e);
+                if (r < 0)
+                        break;
+        }
+        image_array_free(images, n_images);
+        return r < 0 ? r : 0;
+}
+
+/* Dissect, mount (detached) and check every extension. Any failure fails the whole operation. */
+static int collect_extensions(const MergeContext *c, const HostInfo *host, Extension ***ret, size_t *ret_n) {
+        ExtensionOptions o = { .host = host, .force = c->force, .mount = true };
+        Extension **exts = NULL;
+        size_t n = 0;
+        int r;
+
+        r = c->images ? collect_explicit(c, &o, &exts, &n) : collect_discovered(c, &o, &exts, &n);
+        if (r < 0) {
+                extension_array_free(exts, n);
+                return r;
+        }
+        qsort(exts, n, sizeof(Extension *), image_cmp);
+        *ret = exts;
+        *ret_n = n;
+        return 0;
+}
+
+static int idmap_extensions(const MergeContext *c, Extension **exts, size_t n) {
+        int userns = idmap_userns_fd(c->idmap);
+        int r;
+
+        if (userns < 0 && userns != -EBADF)
+                return userns;
+        for (size_t i = 0; i < n; i++) {
+                const DissectedImage *d = exts[i]->dissected;
+                int fds[2] = { exts[i]->mounts.root_fd, exts[i]->mounts.usr_fd };
+                const char *fstype[2] = { d->partitions[PARTITION_ROOT].fstype, d->partitions[PARTITION_USR].fstype };
+
+                for (size_t k = 0; k < 2; k++) {
+                        if (fds[k] < 0)
+                                continue;
+                        r = mount_make_idmapped(fds[k], userns, exts[i]->image->path, fstype[k]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int plan_add_layer(Plan *p, int mnt_fd, char *subdir, int dir_fd) {
+        Layer *l = reallocarray(p->layers, p->n_layers + 1, sizeof(Layer));
+
+        if (!l) {
+                free(subdir);
+                return -ENOMEM;
+        }
+        p->layers = l;
+        p->layers[p->n_layers++] = (Layer) { .mnt_fd = mnt_fd, .subdir = subdir, .dir_fd = dir_fd };
+        return 0;
+}
+
+static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extension **exts, size_t n, bool *used) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+        json_object_object_add(o, "version", json_object_new_int(1));
+        json_object_object_add(o, "hierarchy", json_object_new_string(p->hierarchy));
+        json_object_object_add(o, "root", json_object_new_string(root_is_host(c) ? "/" : c->root));
+        json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
+        json_object_object_add(o, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
+        for (size_t i = 0; i < n; i++) {
+                json_object *e;
+                if (!used[i])
+                        continue;
+                e = json_object_new_object();
+                json_object_object_add(e, "name", json_object_new_string(exts[i]->image->name));
+                json_object_object_add(e, "path", json_object_new_string(exts[i]->image->path));
+                json_object_object_add(e, "type", json_object_new_string(dissect_kind_to_string(exts[i]->dissected->kind)));
+                if (exts[i]->image->version)
+                        json_object_object_add(e, "version", json_object_new_string(exts[i]->image->version));
+                json_object_object_add(e, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
+                json_object_object_add(e, "reloadManager", json_object_new_boolean(exts[i]->reload_manager));
+                json_object_array_add(a, e);
+        }
+        json_object_object_add(o, "extensions", a);
+        return o;
+}
+
+static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n, bool *used) {
+        _cleanup_free_ char *names = NULL, *names_nl = NULL;
+        json_object *o;
+        int r;
+
+        if (mkdirat(p->meta_fd, SYSEXT_META_DIR, 0755) < 0)
+                return sx_error(negative_errno(), "%s: cannot write merge markers: %s", p->path, strerror(errno));
+        names = strv_join(p->names, "\n");
+        names_nl = names ? strjoin(names, "\n") : NULL;
+        if (!names_nl)
+                return -ENOMEM;
+        o = meta_json_new(c, p, exts, n, used);
+        if (!o)
+                return -ENOMEM;
+        r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/extensions", names_nl, 0644);
+        if (r >= 0)
+                r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE,
+                                    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY), 0644);
+        json_object_put(o);
+        if (r < 0)
+                return sx_error(r, "%s: cannot write merge markers: %s", p->path, strerror(-r));
+        return 0;
+}
+
+/* Fill the layers of one hierarchy. Returns 0 and no layers if no extension provides it. */
+static int plan_prepare(const MergeContext *c, Plan *p, Extension **exts, size_t n) {
+        _cleanup_free_ bool *used = calloc(n + 1, sizeof(bool));
+        struct stat st;
+        int r;
+
+        if (!used)
+                return -ENOMEM;
+        /* newest (last in merge order) first, right below the metadata layer */
+        for (size_t i = n; i-- > 0;) {
+                char *sub = NULL;
+                int mnt, dir;
+
+                r = extension_hierarchy(exts[i], p->hierarchy, &mnt, &sub, &dir);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                r = plan_add_layer(p, mnt, sub, dir);
+                if (r < 0) {
+                        safe_close(dir);
+                        return r;
+                }
+                used[i] = true;
+        }
+        if (p->n_layers == 0)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (used[i] && strv_extend(&p->names, exts[i]->image->name) < 0)
+                        return -ENOMEM;
+
+        if (p->merged)
+                r = hierarchy_open_base(p->path, &p->base_fd);
+        else {
+                p->base_fd = sys_open_tree(p->h_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+                r = p->base_fd < 0 ? sx_error(negative_errno(), "%s: cannot clone the hierarchy: %s", p->path, strerror(errno)) : 0;
+        }
+        if (r < 0)
+                return r;
+        if (fstat(p->base_fd, &st) < 0)
+                return negative_errno();
+        r = meta_layer_make(&st, &p->meta_fd);
+        if (r < 0)
+                return r;
+        r = meta_write(c, p, exts, n, used);
+        if (r < 0)
+                return r;
+
+        /* metadata on top, base at the bottom */
+        Layer *l = reallocarray(p->layers, p->n_layers + 2, sizeof(Layer));
+        if (!l)
+                return -ENOMEM;
+        p->layers = l;
+        memmove(p->layers + 1, p->layers, p->n_layers * sizeof(Layer));
+        p->layers[0] = (Layer) { .mnt_fd = p->meta_fd, .subdir = strdup(""), .dir_fd = p->meta_fd };
+        p->layers[p->n_layers + 1] = (Layer) { .mnt_fd = p->base_fd, .subdir = strdup(""), .dir_fd = p->base_fd };
+        p->n_layers += 2;
+        return 0;
+}
+
+static int plans_build_overlays(Plan *plans, size_t n, bool *ret_fallback) {
+        OverlaySpec specs[MAX_HIERARCHIES];
+        int fds[MAX_HIERARCHIES];
+        size_t k = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                if (plans[i].n_layers > 0)
+                        specs[k++] = (OverlaySpec) { .hierarchy = plans[i].path, .layers = plans[i].layers, .n_layers = plans[i].n_layers };
+        *ret_fallback = false;
+        if (k == 0)
+                return 0;
+        r = overlays_make(specs, k, fds, ret_fallback);
+        if (r < 0)
+                return r;
+        k = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct stat st;
+                char dev[32];
+
+                if (plans[i].n_layers == 0)
+                        continue;
+                plans[i].ovl_fd = fds[k++];
+                /* Only now is the overlay's device known; nothing has looked at the markers yet. */
+                if (fstat(plans[i].ovl_fd, &st) < 0)
+                        return negative_errno();
+                snprintf(dev, sizeof(dev), "%u:%u\n", major(st.st_dev), minor(st.st_dev));
+                r = write_string_at(plans[i].meta_fd, SYSEXT_META_DIR "/dev", dev, 0644);
+                if (r < 0)
+                        return sx_error(r, "%s: cannot write merge markers: %s", plans[i].path, strerror(-r));
+        }
+        return 0;
+}
+
+/* ---- service manager reload ---- */
+
+static bool meta_wants_reload(json_object *meta) {
+        json_object *a, *e, *v;
+
+        if (!meta || !json_object_object_get_ex(meta, "extensions", &a))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(a); i++)
+                if ((e = json_object_array_get_idx(a, i)) && json_object_object_get_ex(e, "reloadManager", &v) &&
+                    json_object_get_boolean(v))
+                        return true;
+        return false;
+}
+
+/* No system bus (no systemd as PID 1, a container, early boot): nothing to reload, say nothing. */
+static bool bus_absent(int r) {
+        return r == -ENOENT || r == -ECONNREFUSED || r == -ENOMEDIUM || r == -EHOSTDOWN || r == -ENOTCONN;
+}
+
+static void reload_manager(const MergeContext *c) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "Reload", &error, NULL, NULL);
+        if (r < 0 && !bus_absent(r))
+                notice(c, "Failed to reload the service manager: %s", error.message ?: strerror(-r));
+        else if (r >= 0)
+                notice(c, "Reloaded the service manager.");
+        sd_bus_error_free(&error);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void maybe_reload(const MergeContext *c, bool wanted) {
+        /* Only the host's own manager can be asked; with --root the tree belongs to something else. */
+        if (wanted && !c->no_reload && root_is_host(c))
+                reload_manager(c);
+}
+
+/* ---- verbs ---- */
+
+static int attach_all(const MergeContext *c, Plan *plans, size_t n) {
+        size_t i;
+        int r = 0;
+
+        for (i = 0; i < n; i++) {
+                if (plans[i].ovl_fd < 0)
+                        continue;
+                r = mount_attach(plans[i].ovl_fd, plans[i].h_fd, false);
+                if (r < 0) {
+                        r = sx_error(r, "%s: failed to attach the overlay: %s", plans[i].path, strerror(-r));
+                        break;
+                }
+        }
+        if (r >= 0)
+                return 0;
+        /* Undo what was attached, so a failure leaves the mount table as it was. */
+        while (i-- > 0) {
+                _cleanup_close_ int top = -EBADF;
+                if (plans[i].ovl_fd < 0)
+                        continue;
+                top = open(plans[i].path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (top >= 0 && is_sysext_mount(top) > 0)
+                        (void) umount_fd(top);
+        }
+        return r;
+}
+
+static void notice_using(const MergeContext *c, Extension **exts, size_t n) {
+        _cleanup_free_ char *list = NULL;
+
+        for (size_t i = 0; i < n; i++) {
+                char *j = strjoin(strempty(list), i ? ", '" : "'", exts[i]->image->name, "'");
+                if (!j)
+                        return;
+                free(list);
+                list = j;
+        }
+        notice(c, "Using extensions %s.", list);
+}
+
+typedef struct Prepared {
+        HostInfo host;
+        Extension **exts;
+        size_t n_exts;
+        Plan *plans;
+        size_t n_plans;
+        int root_fd;
+        bool fallback;
+} Prepared;
+
+static void prepared_done(Prepared *p) {
+        plans_free(p->plans, p->n_plans);
+        extension_array_free(p->exts, p->n_exts);
+        host_info_done(&p->host);
+        safe_close(p->root_fd);
+}
+
+/* Everything up to (not including) the attach step. */
+static int prepare(const MergeContext *c, bool refuse_merged, Prepared *ret) {
+        int r;
+
+        ret->root_fd = -EBADF;
+        r = open_root(c, &ret->root_fd);
+        if (r < 0)
+                return r;
+        r = plans_open(c, ret->root_fd, &ret->plans, &ret->n_plans);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; refuse_merged && i < ret->n_plans; i++)
+                if (ret->plans[i].merged)
+                        return sx_error(-EBUSY, "Hierarchy '%s' is already merged.", ret->plans[i].hierarchy);
+        r = host_info_load(c->root, &ret->host);
+        if (r < 0)
+                return r;
+        r = collect_extensions(c, &ret->host, &ret->exts, &ret->n_exts);
+        if (r < 0)
+                return r;
+        if (ret->n_exts == 0)
+                return 0;
+        r = idmap_extensions(c, ret->exts, ret->n_exts);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ret->n_plans; i++) {
+                r = plan_prepare(c, &ret->plans[i], ret->exts, ret->n_exts);
+                if (r < 0)
+                        return r;
+        }
+        return plans_build_overlays(ret->plans, ret->n_plans, &ret->fallback);
+}
+
+static bool exts_want_reload(Extension **exts, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (exts[i]->reload_manager)
+                        return true;
+        return false;
+}
+
+int merge_extensions(const MergeContext *c) {
+        _cleanup_close_ int lock = -EBADF;
+        Prepared p = {};
+        int r;
+
+        r = lock_take(&lock);
+        if (r < 0)
+                return r;
+        r = prepare(c, true, &p);
+        if (r < 0)
+                goto finish;
+        if (p.n_exts == 0) {
+                notice(c, "No suitable extensions found.");
+                goto finish;
+        }
+        notice_using(c, p.exts, p.n_exts);
+        r = attach_all(c, p.plans, p.n_plans);
+        if (r < 0)
+                goto finish;
+        for (size_t i = 0; i < p.n_plans; i++)
+                if (p.plans[i].ovl_fd >= 0)
+                        notice(c, "Merged extensions into '%s'.", p.plans[i].path);
+        maybe_reload(c, exts_want_reload(p.exts, p.n_exts));
+finish:
+        prepared_done(&p);
+        return r;
+}
+
+static int unmerge_plans(const MergeContext *c, Plan *plans, size_t n, bool *reload) {
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!plans[i].merged)
+                        continue;
+                *reload = *reload || meta_wants_reload(plans[i].meta);
+                r = umount_fd(plans[i].h_fd);
+                if (r < 0)
+                        return sx_error(r, "%s: failed to unmount: %s", plans[i].path, strerror(-r));
+                notice(c, "Unmerged '%s'.", plans[i].path);
+        }
+        return 0;
+}
+
+int unmerge_extensions(const MergeContext *c) {
+        _cleanup_close_ int lock = -EBADF, root_fd = -EBADF;
+        Plan *plans = NULL;
+        size_t n = 0;
+        bool reload = false;
+        int r;
+
+        r = lock_take(&lock);
+        if (r < 0)
+                return r;
+        r = open_root(c, &root_fd);
+        if (r < 0)
+                return r;
+        r = plans_open(c, root_fd, &plans, &n);
+        if (r < 0)
+                return r;
+        r = unmerge_plans(c, plans, n, &reload);
+        plans_free(plans, n);
+        if (r >= 0)
+                maybe_reload(c, reload);
+        return r;
+}
+
+static bool no_beneath(void) {
+        const char *e = getenv("SYSEXT_IDMAP_NO_BENEATH");
+
+        return e && (streq(e, "1") || streq(e, "yes") || streq(e, "true"));
+}
+
+/* Swap one hierarchy: the new overlay goes beneath the old one, then the old one is detached, so
+ * a reader never sees the hierarchy without extensions. */
+static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
+        int r;
+
+        if (p->ovl_fd < 0) {
+                if (!p->merged)
+                        return 0;
+                r = umount_fd(p->h_fd);
+                if (r < 0)
+                        return sx_error(r, "%s: failed to unmount: %s", p->path, strerror(-r));
+                notice(c, "Unmerged '%s'.", p->path);
+                return 0;
+        }
+        if (!p->merged) {
+                r = mount_attach(p->ovl_fd, p->h_fd, false);
+                if (r < 0)
+                        return sx_error(r, "%s: failed to attach the overlay: %s", p->path, strerror(-r));
+                notice(c, "Merged extensions into '%s'.", p->path);
+                return 0;
+        }
+        if (*beneath_ok) {
+                r = mount_attach(p->ovl_fd, p->h_fd, true);
+                if (r >= 0) {
+                        r = umount_fd(p->h_fd);
+                        if (r < 0)
+                                return sx_error(r, "%s: new overlay attached, but the old one could not be detached: %s",
+                                                p->path, strerror(-r));
+                        notice(c, "Refreshed '%s' atomically.", p->path);
+                        return 0;
+                }
+                if (r != -EINVAL && r != -ENOSYS)
+                        return sx_error(r, "%s: failed to attach the overlay beneath the old one: %s", p->path, strerror(-r));
+                *beneath_ok = false;
+                notice(c, "Note: the kernel cannot mount beneath (MOVE_MOUNT_BENEATH, Linux 6.5+); refreshing by unmerge and merge.");
+        }
+        r = umount_fd(p->h_fd);
+        if (r < 0)
+                return sx_error(r, "%s: failed to unmount: %s", p->path, strerror(-r));
+        {
+                _cleanup_close_ int under = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (under < 0)
+                        return sx_error(negative_errno(), "%s: %s", p->path, strerror(errno));
+                r = mount_attach(p->ovl_fd, under, false);
+        }
+        if (r < 0)
+                return sx_error(r, "%s: failed to attach the overlay: %s", p->path, strerror(-r));
+        notice(c, "Refreshed '%s' (unmerge and merge).", p->path);
+        return 0;
+}
+
+int refresh_extensions(const MergeContext *c) {
+        _cleanup_close_ int lock = -EBADF;
+        bool beneath_ok = !no_beneath(), reload = false;
+        Prepared p = {};
+        int r;
+
+        r = lock_take(&lock);
+        if (r < 0)
+                return r;
+        r = prepare(c, false, &p);
+        if (r < 0)
+                goto finish;
+        if (p.n_exts > 0)
+                notice_using(c, p.exts, p.n_exts);
+        else
+                notice(c, "No suitable extensions found.");
+        if (!beneath_ok)
+                notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
+        for (size_t i = 0; i < p.n_plans; i++) {
+                reload = reload || meta_wants_reload(p.plans[i].meta);
+                r = refresh_one(c, &p.plans[i], &beneath_ok);
+                if (r < 0)
+                        goto finish;
+        }
+        maybe_reload(c, reload || exts_want_reload(p.exts, p.n_exts));
+finish:
+        prepared_done(&p);
+        return r;
+}
+
+/* ---- status ---- */
+
+static char *json_get_string_dup(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return strdup(json_object_get_string(v));
+}
+
+static int status_fill_layers(HierarchyStatus *s, json_object *meta) {
+        json_object *a, *v;
+
+        s->idmap = json_get_string_dup(meta, "idmap");
+        if (json_object_object_get_ex(meta, "since", &v))
+                s->since_usec = (uint64_t) json_object_get_uint64(v);
+        if (!json_object_object_get_ex(meta, "extensions", &a) || !json_object_is_type(a, json_type_array))
+                return 0;
+        s->n_layers = json_object_array_length(a);
+        s->layers = calloc(s->n_layers + 1, sizeof(LayerStatus));
+        if (!s->layers)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_layers; i++) {
+                json_object *e = json_object_array_get_idx(a, i);
+                s->layers[i] = (LayerStatus) {
+                        .name = json_get_string_dup(e, "name"),
+                        .path = json_get_string_dup(e, "path"),
+                        .type = json_get_string_dup(e, "type"),
+                        .version = json_get_string_dup(e, "version"),
+                        .idmap = json_get_string_dup(e, "idmap"),
+                };
+        }
+        return 0;
+}
+
+static int status_one(Plan *p, HierarchyStatus *s) {
+        _cleanup_free_ char *names = NULL;
+        struct stat st;
+        int r;
+
+        s->hierarchy = strdup(p->path);
+        if (!s->hierarchy)
+                return -ENOMEM;
+        s->merged = p->merged;
+        if (!p->merged)
+                return 0;
+        if (fstat(p->h_fd, &st) >= 0 && asprintf_safe(&s->device, "%u:%u", major(st.st_dev), minor(st.st_dev)) < 0)
+                return -ENOMEM;
+        r = read_full_file_at(p->h_fd, SYSEXT_META_DIR "/extensions", 1024 * 1024, &names, NULL);
+        if (r >= 0 && strv_split(names, "\n", &s->extensions) < 0)
+                return -ENOMEM;
+        if (p->meta) {
+                s->ours = true;
+                return status_fill_layers(s, p->meta);
+        }
+        /* merged by systemd-sysext: the marker directory was created at merge time */
+        if (fstatat(p->h_fd, SYSEXT_META_DIR, &st, 0) >= 0)
+                s->since_usec = (uint64_t) st.st_mtim.tv_sec * 1000000ULL + (uint64_t) st.st_mtim.tv_nsec / 1000ULL;
+        return 0;
+}
+
+void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
+        for (size_t i = 0; s && i < n; i++) {
+                free(s[i].hierarchy);
+                strv_free(s[i].extensions);
+                free(s[i].idmap);
+                free(s[i].device);
+                for (size_t k = 0; k < s[i].n_layers; k++) {
+                        LayerStatus *l = &s[i].layers[k];
+                        free(l->name), free(l->path), free(l->type), free(l->version), free(l->idmap);
+                }
+                free(s[i].layers);
+        }
+        free(s);
+}
+
+int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n) {
+        _cleanup_close_ int root_fd = -EBADF;
+        HierarchyStatus *s;
+        Plan *plans = NULL;
+        size_t n = 0;
+        int r;
+
+        r = open_root(c, &root_fd);
+        if (r < 0)
+                return r;
+        r = plans_open(c, root_fd, &plans, &n);
+        if (r < 0)
+                return r;
+        s = calloc(n + 1, sizeof(HierarchyStatus));
+        if (!s) {
+                plans_free(plans, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = status_one(&plans[i], &s[i]);
+                if (r < 0) {
+                        hierarchy_status_free_many(s, n);
+                        plans_free(plans, n);
+                        return r;
+                }
+        }
+        plans_free(plans, n);
+        *ret = s;
+        *ret_n = n;
+        return 0;
+}

@@ -446,3 +446,9 @@ char *fs_context_messages(int fs_fd) {
         }
         return TAKE_PTR(all);
 }
+
+const char *sx_runtime_dir(void) {
+        const char *e = getenv("SYSEXT_IDMAP_RUNTIME_DIR");
+
+        return isempty(e) ? "/run/sysext-idmap" : e;
+}

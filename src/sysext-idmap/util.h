@@ -128,6 +128,8 @@ int write_string_at(int dirfd, const char *path, const char *content, mode_t mod
 int mkdir_p(const char *path, mode_t mode);
 
 /* ---- misc ---- */
+/* $SYSEXT_IDMAP_RUNTIME_DIR or /run/sysext-idmap: lock file and staging directory. */
+const char *sx_runtime_dir(void);
 int safe_atou64(const char *s, uint64_t *ret);
 int safe_atou32(const char *s, uint32_t *ret);
 uint64_t now_usec(int clock);   /* CLOCK_REALTIME / CLOCK_MONOTONIC in µs */

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The --idmap grammar and user namespaces that carry a mapping for idmapped mounts.
+ *
+ * An idmapped mount with user namespace U shows a file whose on-disk id is X as the id that U maps
+ * its namespace-internal id X to. So a mapping entry "FROM TO COUNT" is written as the uid_map line
+ * "FROM TO COUNT" of a fresh user namespace: on-disk FROM appears as TO. Ids not covered appear as
+ * the overflow id (65534). */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util.h"
+
+#define IDMAP_EXTENTS_MAX 340          /* the kernel's limit for uid_map/gid_map lines */
+#define FOREIGN_UID_BASE UINT32_C(0x7FFE0000)
+#define FOREIGN_UID_RANGE UINT32_C(0x10000)
+
+typedef enum IdmapKind {
+        IDMAP_IDENTITY,         /* no idmapping at all */
+        IDMAP_MAP,              /* explicit extents (b:/u:/g:, foreign, user:NAME) */
+        IDMAP_USERNS,           /* an existing user namespace: userns:PATH or pid:PID */
+} IdmapKind;
+
+typedef struct IdmapExtent {
+        uint32_t from, to, count;
+} IdmapExtent;
+
+typedef struct Idmap {
+        IdmapKind kind;
+        char *spec;                     /* canonical form, as recorded in merge metadata */
+        IdmapExtent uid[IDMAP_EXTENTS_MAX], gid[IDMAP_EXTENTS_MAX];
+        size_t n_uid, n_gid;
+        char *userns_path;              /* IDMAP_USERNS: the namespace file */
+        pid_t pid;                      /* IDMAP_USERNS via pid:PID, else 0 */
+        int userns_fd;                  /* cached namespace fd, -EBADF until idmap_userns_fd() */
+        bool untrusted;                 /* user:NAME: root ids stay unmapped by construction */
+} Idmap;
+
+Idmap *idmap_free(Idmap *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Idmap *, idmap_free);
+
+/* Parse SPEC (NULL or "" = identity). Names user:NAME are resolved with getpwnam(). Errors:
+ * -EINVAL with a message quoting the offending entry. */
+int idmap_parse(const char *spec, Idmap **ret);
+/* Build from uid_map-style extents (used for --private-users and tests). */
+int idmap_from_extents(const IdmapExtent *uid, size_t n_uid, const IdmapExtent *gid, size_t n_gid, Idmap **ret);
+
+static inline bool idmap_is_identity(const Idmap *m) {
+        return !m || m->kind == IDMAP_IDENTITY;
+}
+
+/* A user namespace fd carrying the mapping, cached in m (do not close it). -EBADF for identity. For
+ * IDMAP_MAP a new namespace is created by a short-lived child; for IDMAP_USERNS the given one is
+ * opened and checked to be a user namespace other than the initial one. */
+int idmap_userns_fd(Idmap *m);
+
+/* Map an on-disk id through the extents (for display and tests); UINT32_MAX if unmapped. */
+uint32_t idmap_map_uid(const Idmap *m, uint32_t on_disk);
+uint32_t idmap_map_gid(const Idmap *m, uint32_t on_disk);
+
+/* Create a user namespace with these maps; returns its fd. Lives as long as the fd. */
+int userns_create(const IdmapExtent *uid, size_t n_uid, const IdmapExtent *gid, size_t n_gid, int *ret_fd);
+/* Read the uid/gid maps of a user namespace fd (joins it in a short-lived child). */
+int userns_read_maps(int userns_fd, Idmap **ret);

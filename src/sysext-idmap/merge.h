@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* merge / unmerge / refresh / status: the state machine over hierarchies, with a lock so that
+ * concurrent invocations are serialised. Nothing becomes visible before the very last step; a
+ * failure before it leaves mounts, loop devices and files as they were. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "idmap.h"
+#include "util.h"
+
+#define SYSEXT_META_DIR ".systemd-sysext"
+#define SYSEXT_IDMAP_META_FILE "sysext-idmap.json"
+
+typedef void (*NoticeFunc)(const char *message);
+
+typedef struct MergeContext {
+        const char *root;               /* NULL or "/" = the host */
+        char **hierarchies;             /* absolute paths relative to root: "/usr", "/opt" */
+        Idmap *idmap;                   /* NULL = identity */
+        char **images;                  /* explicit images; NULL = discover */
+        bool force;
+        bool no_reload;
+        NoticeFunc notice;              /* informational lines ("Merged extensions into '/usr'.") */
+} MergeContext;
+
+/* Default hierarchies: $SYSTEMD_SYSEXT_HIERARCHIES (colon separated, absolute) or /usr:/opt. */
+int hierarchies_from_env(char ***ret);
+
+int merge_extensions(const MergeContext *c);
+int unmerge_extensions(const MergeContext *c);
+int refresh_extensions(const MergeContext *c);
+
+typedef struct LayerStatus {
+        char *name, *path, *type, *version, *idmap;
+} LayerStatus;
+
+typedef struct HierarchyStatus {
+        char *hierarchy;
+        bool merged;
+        bool ours;                      /* merged by sysext-idmap (our metadata present) */
+        char **extensions;
+        char *idmap;
+        char *device;                   /* "major:minor" of the overlay */
+        uint64_t since_usec;            /* 0 if unknown */
+        bool path_fallback;
+        LayerStatus *layers;
+        size_t n_layers;
+} HierarchyStatus;
+
+void hierarchy_status_free_many(HierarchyStatus *s, size_t n);
+int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n);

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Detached layers and the read-only overlay built on them.
+ *
+ * Preferred path (Linux ≥ 6.8): every layer is handed to overlayfs as a file descriptor
+ * (fsconfig(FSCONFIG_SET_FD, "lowerdir+")), so no layer is ever attached anywhere.
+ * Fallback (older kernels, or SYSEXT_IDMAP_FORCE_PATH_LAYERS=1): a child process in a private
+ * mount namespace attaches the layers in a staging tmpfs, creates the overlays by path and sends
+ * the detached overlay mounts back; its namespace (and the staging mounts) die with it, so the
+ * caller's mount table never shows them. */
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+/* One lower layer: the directory `subdir` (relative, "" for the root) of a detached mount. */
+typedef struct Layer {
+        int mnt_fd;             /* detached mount (image mount, metadata tmpfs, base clone) */
+        char *subdir;           /* e.g. "usr", "opt", "" */
+        int dir_fd;             /* O_PATH fd of subdir inside mnt_fd, for the fd path */
+} Layer;
+
+/* All layers of one hierarchy, top first: metadata, extensions newest first, base last. */
+typedef struct OverlaySpec {
+        const char *hierarchy;  /* for messages */
+        Layer *layers;
+        size_t n_layers;
+} OverlaySpec;
+
+/* Apply MOUNT_ATTR_RDONLY and, if userns_fd ≥ 0, MOUNT_ATTR_IDMAP to a detached mount. what names
+ * the image in errors; fstype is used to suggest erofs where the kernel cannot idmap. */
+int mount_make_idmapped(int mnt_fd, int userns_fd, const char *what, const char *fstype);
+
+/* A detached, writable tmpfs whose root has the mode and ownership of `like` (so the merged
+ * hierarchy's root looks as before). */
+int meta_layer_make(const struct stat *like, int *ret_fd);
+
+/* Build the overlays for n specs. ret_fds[i] receives a detached, read-only overlay mount.
+ * *ret_path_fallback says whether the staging fallback was used. Nothing is left behind on failure. */
+int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_path_fallback);
+
+/* Attach a detached mount onto target (an O_PATH fd of the mount point), on top of it or, with
+ * beneath, directly beneath the mount on top (MOVE_MOUNT_BENEATH). */
+int mount_attach(int mnt_fd, int target_fd, bool beneath);
+
+/* Is dir_fd the root of a sysext overlay (ours or systemd-sysext's)? True if
+ * .systemd-sysext/dev inside it holds the device number of dir_fd itself. */
+int is_sysext_mount(int dir_fd);
+
+/* A detached clone of the hierarchy with every sysext overlay on top of it peeled off, computed in
+ * a private mount namespace of a child (the caller's mounts are untouched). path is absolute. */
+int hierarchy_open_base(const char *path, int *ret_fd);
+
+/* Run fn in a forked child inside a private copy of the caller's mount namespace; fn fills up to
+ * max_fds fds which are passed back over a socket. Returns the number of fds received. */
+typedef int (*PrivateNsFunc)(void *userdata, int *ret_fds, size_t max_fds);
+int run_in_private_mntns(PrivateNsFunc fn, void *userdata, int *ret_fds, size_t max_fds);

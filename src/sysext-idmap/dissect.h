@@ -37,8 +37,13 @@ typedef enum DissectKind {
 
 const char *dissect_kind_to_string(DissectKind k);
 
+/* The architecture this build prefers, as systemd names it ("x86-64", "arm64", …); partitions of
+ * its secondary architecture ("x86" on x86-64) are used only if no native one exists. */
+const char *dissect_native_architecture(void);
+
 typedef struct DissectedPartition {
-        bool found;
+        bool found;             /* selected for use. A partition with the no-auto flag is recorded
+                                 * (no_auto=true, details filled) but never found=true. */
         int partno;             /* 1-based GPT entry number, 0 for a bare filesystem */
         sd_id128_t type_uuid;
         sd_id128_t uuid;        /* partition UUID (GPT), or SD_ID128_NULL */

@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Image naming, image_from_path() and image_discover() on temporary trees (no root needed). */
+
+#include <inttypes.h>
+
+#include "image.h"
+
+static int failed;
+static char tmpdir[] = "/var/tmp/test-image.XXXXXX";
+static char *root;
+
+#define CHECK(cond, ...)                                                \
+        do {                                                            \
+                bool _ok = (cond);                                      \
+                printf("%s: ", _ok ? "ok" : "FAIL");                    \
+                printf(__VA_ARGS__);                                    \
+                printf("\n");                                           \
+                if (!_ok)                                               \
+                        failed = 1;                                     \
+        } while (0)
+
+static void check_parse(const char *fn, bool is_dir, const char *name, const char *version) {
+        _cleanup_free_ char *n = NULL, *v = NULL;
+        int r = image_name_parse(fn, is_dir, &n, &v);
+
+        if (!name)
+                CHECK(r == -EINVAL && !n && !v, "parse \"%s\"%s: refused (r=%d)", fn, is_dir ? " (dir)" : "", r);
+        else
+                CHECK(r == 0 && n && streq(n, name) && ((!v && !version) || (v && version && streq(v, version))),
+                      "parse \"%s\"%s: name=%s version=%s", fn, is_dir ? " (dir)" : "", strna(n), strna(v));
+}
+
+static void test_names(void) {
+        char longname[300];
+
+        check_parse("foo.raw", false, "foo", NULL);
+        check_parse("foo.sysext.raw", false, "foo", NULL);
+        check_parse("foo_1.2.raw", false, "foo", "1.2");
+        check_parse("foo_1.2.sysext.raw", false, "foo", "1.2");
+        check_parse("foo_1_2.raw", false, "foo", "1_2");
+        check_parse("foo_.raw", false, "foo", NULL);
+        check_parse("foo", true, "foo", NULL);
+        check_parse("foo_7", true, "foo", "7");
+        check_parse("foo.raw", true, "foo.raw", NULL);
+        check_parse("foo", false, NULL, NULL);
+        check_parse("foo.img", false, NULL, NULL);
+        check_parse(".raw", false, NULL, NULL);
+        check_parse("_1.raw", false, NULL, NULL);
+        check_parse(".hidden.raw", false, NULL, NULL);
+        check_parse(".hidden", true, NULL, NULL);
+        check_parse("a\tb.raw", false, NULL, NULL);
+        check_parse("a\x7f.raw", false, NULL, NULL);
+        check_parse("\xff\xfe.raw", false, NULL, NULL);
+        check_parse("ok_\x01.raw", false, NULL, NULL);
+        check_parse("a/b.raw", false, NULL, NULL);
+        check_parse("..", true, NULL, NULL);
+        check_parse("", true, NULL, NULL);
+        check_parse("grüße.raw", false, "grüße", NULL);
+        memset(longname, 'a', 252);
+        strcpy(longname + 252, ".raw");                 /* 256 characters */
+        check_parse(longname, false, NULL, NULL);
+        longname[251] = 0;
+        strcat(longname, ".raw");                       /* 255 characters: the limit */
+        check_parse(longname, true, longname, NULL);
+        CHECK(image_name_is_valid("foo") && !image_name_is_valid(NULL) && !image_name_is_valid("a b\n"),
+              "image_name_is_valid");
+        CHECK(streq(image_type_to_string(IMAGE_DIRECTORY), "directory") && streq(image_type_to_string(IMAGE_RAW), "raw") &&
+              streq(image_type_to_string(IMAGE_BLOCK), "block") && !image_type_to_string(_IMAGE_TYPE_INVALID),
+              "image_type_to_string");
+}
+
+static char *at(const char *rel) {
+        return strjoin(root, "/", rel);
+}
+
+static void mkfile(const char *rel, const char *content) {
+        _cleanup_free_ char *p = at(rel), *d = strdup(p);
+
+        *strrchr(d, '/') = 0;
+        (void) mkdir_p(d, 0755);
+        if (write_string_at(AT_FDCWD, p, content, 0644) < 0)
+                printf("warning: cannot write %s\n", p);
+}
+
+static void mkdirat_root(const char *rel, bool populate) {
+        _cleanup_free_ char *p = at(rel), *f = strjoin(p, "/usr/lib/x");
+
+        (void) mkdir_p(p, 0755);
+        if (populate)
+                mkfile(strchr(f + strlen(root) + 1, '/') ? f + strlen(root) + 1 : f, "x");
+}
+
+static void mklink(const char *target, const char *rel) {
+        _cleanup_free_ char *p = at(rel);
+
+        if (symlink(target, p) < 0)
+                printf("warning: symlink %s: %s\n", p, strerror(errno));
+}
+
+static const Image *find(Image **l, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(l[i]->name, name))
+                        return l[i];
+        return NULL;
+}
+
+static bool path_is(const Image *i, const char *rel) {
+        _cleanup_free_ char *real_root = realpath(root, NULL), *p = strjoin(strempty(real_root), "/", rel);
+
+        return i && real_root && streq(i->path, p);
+}
+
+static void test_discover(void) {
+        Image **l = NULL;
+        size_t n = 0;
+        const Image *i;
+        int r;
+
+        /* /var/lib/extensions: the main place */
+        mkfile("var/lib/extensions/foo.raw", "foo-in-var");
+        mkdirat_root("var/lib/extensions/bar", true);
+        mkfile("var/lib/extensions/baz_1.2.raw", "12");
+        mkfile("var/lib/extensions/baz_1.10.raw", "110");
+        mkfile("var/lib/extensions/baz_1.9.sysext.raw", "19");
+        mkfile("var/lib/extensions/baz_1.10~rc1.raw", "110rc1");
+        mkfile("var/lib/extensions/qux.img", "ignored suffix");
+        mkfile("var/lib/extensions/.hidden.raw", "hidden");
+        mkdirat_root("var/lib/extensions/.hiddendir", true);
+        mkfile("var/lib/extensions/bad\x01name.raw", "control char");
+        mkfile("var/lib/extensions/bad\xffname.raw", "invalid utf-8");
+        mkfile("var/lib/extensions/emptyone.raw", "masked by /etc");
+        mkfile("var/lib/extensions/plain.sysext.raw", "plain");
+        mkdirat_root("var/lib/extensions/dir_2", true);
+        mkdirat_root("var/lib/extensions/dir_10", true);
+        mkdirat_root("var/lib/extensions/dirmask", false);      /* empty directory masks */
+        {
+                _cleanup_free_ char *fifo = at("var/lib/extensions/fifo.raw");
+                (void) mkfifo(fifo, 0644);
+        }
+        /* /run/extensions: wins over /var/lib */
+        mkfile("run/extensions/bar.raw", "bar-in-run");
+        mkfile("run/extensions/foo_9.raw", "masked by etc anyway");
+        /* /etc/extensions: masks and symlinks */
+        mkdirat_root("etc/extensions", false);
+        mklink("/dev/null", "etc/extensions/foo");
+        mkdirat_root("etc/extensions/emptyone", false);
+        mkfile("store/link_3.raw", "linked");
+        mklink("/store/link_3.raw", "etc/extensions/link_3.raw");
+        mklink("../../store/link_3.raw", "etc/extensions/rel.raw");
+        /* A symlink that would leave the root if resolved on the host. */
+        {
+                _cleanup_free_ char *outside = strjoin(tmpdir, "/outside.raw"), *t = strjoin("/../../../../../../..", outside);
+                (void) write_string_at(AT_FDCWD, outside, "outside", 0644);
+                mklink(t, "etc/extensions/escape.raw");
+                mklink("/../outside2.raw", "etc/extensions/escape2.raw");
+                mkfile("outside2.raw", "inside the root after all");
+                mklink("/no/such/file.raw", "etc/extensions/dangling.raw");
+        }
+
+        r = image_discover(root, &l, &n);
+        CHECK(r == 0, "image_discover (r=%d, %zu images)", r, n);
+        for (size_t k = 0; k < n; k++)
+                printf("    %-10s %-8s %-9s masked=%d size=%" PRIu64 " %s\n", l[k]->name, strna(l[k]->version),
+                       image_type_to_string(l[k]->type), l[k]->masked, l[k]->size, l[k]->path);
+
+        for (size_t k = 1; k < n; k++)
+                CHECK(strcmp(l[k - 1]->name, l[k]->name) < 0, "sorted: %s < %s", l[k - 1]->name, l[k]->name);
+
+        i = find(l, n, "foo");
+        CHECK(i && i->masked && strstr(i->path, "/etc/extensions/foo"), "foo: masked by /etc/extensions/foo -> /dev/null");
+        i = find(l, n, "emptyone");
+        CHECK(i && i->masked, "emptyone: masked by an empty directory in /etc");
+        i = find(l, n, "dirmask");
+        CHECK(i && i->masked, "dirmask: an empty directory masks its own name");
+        i = find(l, n, "bar");
+        CHECK(i && !i->masked && i->type == IMAGE_RAW && path_is(i, "run/extensions/bar.raw") && i->size == 10,
+              "bar: /run wins over /var/lib");
+        i = find(l, n, "baz");
+        CHECK(i && streq(strempty(i->version), "1.10") && path_is(i, "var/lib/extensions/baz_1.10.raw") && i->size == 3 &&
+              i->mtime_usec > 0,
+              "baz: highest version 1.10 wins over 1.9, 1.2, 1.10~rc1");
+        i = find(l, n, "dir");
+        CHECK(i && i->type == IMAGE_DIRECTORY && streq(strempty(i->version), "10"), "dir: directory, version 10 beats 2");
+        i = find(l, n, "plain");
+        CHECK(i && !i->version && i->type == IMAGE_RAW, "plain: .sysext.raw suffix");
+        i = find(l, n, "link");
+        CHECK(i && streq(strempty(i->version), "3") && path_is(i, "store/link_3.raw"),
+              "link: absolute symlink resolved inside the root (%s)", i ? i->path : "-");
+        i = find(l, n, "rel");
+        CHECK(i && path_is(i, "store/link_3.raw"), "rel: relative symlink resolved");
+        i = find(l, n, "escape2");
+        CHECK(i && path_is(i, "outside2.raw"), "escape2: /../outside2.raw stays inside the root");
+        CHECK(!find(l, n, "escape"), "escape: symlink to a host file outside the root is not followed out");
+        CHECK(!find(l, n, "dangling"), "dangling symlink ignored");
+        CHECK(!find(l, n, "qux") && !find(l, n, "fifo") && !find(l, n, ".hidden") && !find(l, n, ".hiddendir"),
+              "other suffixes, FIFOs and hidden entries ignored");
+        for (size_t k = 0; k < n; k++)
+                CHECK(image_name_is_valid(l[k]->name) && strneq(l[k]->name, "bad", 3) == 0 && l[k]->path[0] == '/',
+                      "valid name and absolute path: %s", l[k]->name);
+        CHECK(n == 10, "10 names discovered (got %zu)", n);
+        image_array_free(l, n);
+
+        /* Missing search directories are fine; a missing root is not. */
+        {
+                _cleanup_free_ char *empty = strjoin(tmpdir, "/emptyroot"), *missing = strjoin(tmpdir, "/missing");
+                (void) mkdir(empty, 0755);
+                l = NULL;
+                r = image_discover(empty, &l, &n);
+                CHECK(r == 0 && n == 0, "empty root: no images (r=%d)", r);
+                image_array_free(l, n);
+                l = (Image **) 0x1;
+                r = image_discover(missing, &l, &n);
+                CHECK(r == -ENOENT && l == (Image **) 0x1, "missing root: -ENOENT, out params untouched");
+        }
+}
+
+static void test_from_path(void) {
+        _cleanup_(image_freep) Image *i = NULL;
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        p = at("var/lib/extensions/baz_1.10.raw");
+        r = image_from_path(p, &i);
+        CHECK(r == 0 && streq(i->name, "baz") && streq(strempty(i->version), "1.10") && i->type == IMAGE_RAW && i->size == 3,
+              "from_path: raw file with version");
+        i = image_free(i);
+        free(p);
+        p = at("var/lib/extensions/bar/");
+        r = image_from_path(p, &i);
+        CHECK(r == 0 && streq(i->name, "bar") && i->type == IMAGE_DIRECTORY && i->path[strlen(i->path) - 1] != '/',
+              "from_path: directory with trailing slash");
+        i = image_free(i);
+        free(p);
+        p = at("etc/extensions/rel.raw");
+        r = image_from_path(p, &i);
+        CHECK(r == 0 && streq(i->name, "rel") && strstr(i->path, "store/link_3.raw"),
+              "from_path: name from the symlink, path resolved (%s)", r == 0 ? i->path : "-");
+        i = image_free(i);
+        free(p);
+        p = at("var/lib/extensions/bad\x01name.raw");
+        sx_clear_error();
+        r = image_from_path(p, &i);
+        CHECK(r == -EINVAL && !i && strstr(strempty(sx_last_error()), ": invalid image name"),
+              "from_path: control character refused: \"%s\"", strna(sx_last_error()));
+        free(p);
+        p = at("var/lib/extensions/qux.img");
+        r = image_from_path(p, &i);
+        CHECK(r < 0 && !i, "from_path: regular file without .raw refused: \"%s\"", strna(sx_last_error()));
+        free(p);
+        p = at("var/lib/extensions/fifo.raw");
+        r = image_from_path(p, &i);
+        CHECK(r == -EMEDIUMTYPE && !i, "from_path: FIFO refused: \"%s\"", strna(sx_last_error()));
+        free(p);
+        p = at("nonexistent.raw");
+        r = image_from_path(p, &i);
+        CHECK(r == -ENOENT && !i, "from_path: missing file: \"%s\"", strna(sx_last_error()));
+        r = image_from_path("/dev/null", &i);
+        CHECK(r == -EMEDIUMTYPE && !i, "from_path: character device refused");
+}
+
+int main(void) {
+        test_names();
+        if (!mkdtemp(tmpdir)) {
+                printf("skip: cannot create %s: %s\n", tmpdir, strerror(errno));
+                return failed ? 1 : 77;
+        }
+        root = strjoin(tmpdir, "/root");
+        (void) mkdir(root, 0755);
+        test_discover();
+        test_from_path();
+        {
+                _cleanup_free_ char *cmd = strjoin("rm -rf -- '", tmpdir, "'");
+                if (system(cmd) != 0)
+                        printf("warning: could not remove %s\n", tmpdir);
+        }
+        free(root);
+        printf("%s\n", failed ? "FAILED" : "all passed");
+        return failed;
+}

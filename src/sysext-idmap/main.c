@@ -352,6 +352,7 @@ static json_object *status_json(const HierarchyStatus *s) {
         json_object *o = json_object_new_object(), *a = json_object_new_array(), *layers = json_object_new_array();
 
         json_object_object_add(o, "hierarchy", json_object_new_string(s->hierarchy));
+        json_object_object_add(o, "path", json_object_new_string(s->path));
         json_object_object_add(o, "merged", json_object_new_boolean(s->merged));
         STRV_FOREACH(e, s->extensions)
                 json_object_array_add(a, json_object_new_string(*e));

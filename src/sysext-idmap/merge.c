@@ -373,7 +373,7 @@ static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n
         r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/extensions", names_nl, 0644);
         if (r >= 0)
                 r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE,
-                                    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY), 0644);
+                                    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644);
         json_object_put(o);
         if (r < 0)
                 return sx_error(r, "%s: cannot write merge markers: %s", p->path, strerror(-r));
@@ -808,8 +808,9 @@ static int status_one(Plan *p, HierarchyStatus *s) {
         struct stat st;
         int r;
 
-        s->hierarchy = strdup(p->path);
-        if (!s->hierarchy)
+        s->hierarchy = strdup(p->hierarchy);
+        s->path = strdup(p->path);
+        if (!s->hierarchy || !s->path)
                 return -ENOMEM;
         s->merged = p->merged;
         if (!p->merged)
@@ -832,6 +833,7 @@ static int status_one(Plan *p, HierarchyStatus *s) {
 void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
         for (size_t i = 0; s && i < n; i++) {
                 free(s[i].hierarchy);
+                free(s[i].path);
                 strv_free(s[i].extensions);
                 free(s[i].idmap);
                 free(s[i].device);

@@ -38,7 +38,8 @@ typedef struct LayerStatus {
 } LayerStatus;
 
 typedef struct HierarchyStatus {
-        char *hierarchy;
+        char *hierarchy;                /* "/usr" */
+        char *path;                     /* resolved, including the root */
         bool merged;
         bool ours;                      /* merged by sysext-idmap (our metadata present) */
         char **extensions;

@@ -45,28 +45,6 @@ static bool have_tmpdir, can_mount;
                 skips++;                                                       \
         } while (0)
 
-/* The real version_compare() lives in version.c (written in parallel). Until it lands, this weak
- * stand-in keeps the test linkable: numeric runs compare as numbers, everything else bytewise. */
-__attribute__((weak)) int version_compare(const char *a, const char *b) {
-        if (!a || !b)
-                return !a && !b ? 0 : a ? 1 : -1;
-        while (*a || *b) {
-                if (isdigit((unsigned char) *a) && isdigit((unsigned char) *b)) {
-                        char *ea, *eb;
-                        unsigned long long x = strtoull(a, &ea, 10), y = strtoull(b, &eb, 10);
-                        if (x != y)
-                                return x < y ? -1 : 1;
-                        a = ea;
-                        b = eb;
-                        continue;
-                }
-                if (*a != *b)
-                        return (unsigned char) *a < (unsigned char) *b ? -1 : 1;
-                a++;
-                b++;
-        }
-        return 0;
-}
 
 /* ---- helpers ---- */
 

@@ -1,0 +1,87 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The command line contract: --help, --version, and one-line errors for bad input.
+# Needs no root and mounts nothing: every command runs against a scratch --root.
+set -euo pipefail
+source "$TEST_LIB"
+require_binary
+require_cmd python3
+setup_scratch
+make_root "$SCRATCH/root"
+R=$SCRATCH/root
+
+log "--help lists every verb and option"
+assert_ok "$SYSEXT_IDMAP" --help
+help=$LAST_STDOUT
+for w in status list dissect merge unmerge refresh \
+         --help --version --root= --json= --force --no-reload --idmap= --debug; do
+        assert_contains "$help" "$w" "--help"
+done
+assert_eq "$LAST_STDERR" "" "--help stderr"
+
+log "-h is --help"
+assert_ok "$SYSEXT_IDMAP" -h
+assert_eq "$LAST_STDOUT" "$help" "-h output"
+
+log "--version prints the package version"
+assert_ok "$SYSEXT_IDMAP" --version
+assert_contains "$LAST_STDOUT" "$(sed -n "s/^ *version : '\(.*\)',/\1/p" "$SOURCE_ROOT/meson.build")" "--version"
+
+log "unknown option: non-zero exit, one line on stderr"
+assert_fail "$SYSEXT_IDMAP" --no-such-option list
+assert_one_stderr_line "no-such-option"
+assert_fail "$SYSEXT_IDMAP" -Z list
+assert_one_stderr_line
+
+log "unknown verb"
+assert_fail "$SYSEXT_IDMAP" --root="$R" frobnicate
+assert_one_stderr_line "frobnicate"
+
+log "dissect without IMAGE"
+assert_fail "$SYSEXT_IDMAP" dissect
+assert_one_stderr_line
+
+log "options that need a value"
+assert_fail "$SYSEXT_IDMAP" --root
+assert_one_stderr_line
+
+log "bad --json value"
+assert_fail "$SYSEXT_IDMAP" --root="$R" --json=yaml list
+assert_one_stderr_line "yaml"
+
+log "good --json values are accepted"
+for j in pretty short off; do
+        assert_ok "$SYSEXT_IDMAP" --root="$R" --json="$j" list
+done
+assert_ok "$SYSEXT_IDMAP" --root="$R" --json=short list
+assert_json_valid "$LAST_STDOUT" "list --json=short on an empty root"
+assert_eq "$(json_get "$LAST_STDOUT" 'j')" "[]" "list of an empty root"
+
+log "bad --idmap specs give one clear line"
+for spec in 'b:1:2' 'x:1:2:3' 'u:0:0:0' 'b:a:0:1' 'b:0:0:-1' 'b:4294967295:0:2' \
+            'userns:' 'pid:' 'pid:abc' 'user:' '' 'identity,foreign'; do
+        assert_fail "$SYSEXT_IDMAP" --root="$R" --idmap="$spec" list
+        assert_one_stderr_line "idmap"
+done
+
+log "good --idmap specs are accepted"
+for spec in identity 'b:1000:0:1' 'u:1000:0:1,g:1000:0:1' foreign 'user:root' 'pid:1' \
+            'userns:/proc/self/ns/user' 'b:0:100000:65536'; do
+        assert_ok "$SYSEXT_IDMAP" --root="$R" --idmap="$spec" list
+done
+
+log "SYSEXT_IDMAP_DEBUG / --debug do not break list"
+assert_ok "$SYSEXT_IDMAP" --root="$R" --debug list
+assert_ok env SYSEXT_IDMAP_DEBUG=1 "$SYSEXT_IDMAP" --root="$R" list
+
+log "status with --root on a root without merges"
+assert_ok "$SYSEXT_IDMAP" --root="$R" --json=short status
+assert_json_valid "$LAST_STDOUT" "status --json=short"
+assert_eq "$(json_get "$LAST_STDOUT" '[h["merged"] for h in j]')" "[false, false]" "merged flags"
+assert_eq "$(json_get "$LAST_STDOUT" 'sorted(h["hierarchy"] for h in j)')" '["/opt", "/usr"]' "hierarchies"
+
+log "--root pointing nowhere"
+assert_fail "$SYSEXT_IDMAP" --root="$SCRATCH/missing" list
+assert_one_stderr_line "missing"
+
+finish

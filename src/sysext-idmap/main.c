@@ -17,7 +17,7 @@ static const char *arg_root = NULL;
 static JsonMode arg_json = JSON_OFF;
 static bool arg_force = false;
 static bool arg_no_reload = false;
-static const char *arg_idmap = NULL;
+static Idmap *arg_idmap = NULL;
 
 static void log_error_last(int r) {
         const char *m = sx_last_error();
@@ -56,17 +56,13 @@ static void print_table(const char * const *header, char ***rows, size_t n_rows,
 }
 
 static int make_context(MergeContext *c, char **images) {
-        _cleanup_(idmap_freep) Idmap *m = NULL;
         int r;
 
         r = hierarchies_from_env(&c->hierarchies);
         if (r < 0)
                 return r;
-        r = idmap_parse(arg_idmap, &m);
-        if (r < 0)
-                return r;
         c->root = arg_root;
-        c->idmap = TAKE_PTR(m);
+        c->idmap = arg_idmap;
         c->images = images;
         c->force = arg_force;
         c->no_reload = arg_no_reload;
@@ -76,7 +72,6 @@ static int make_context(MergeContext *c, char **images) {
 
 static void context_done(MergeContext *c) {
         strv_free(c->hierarchies);
-        idmap_free(c->idmap);
 }
 
 /* ---- list ---- */
@@ -497,9 +492,15 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_NO_RELOAD:
                         arg_no_reload = true;
                         break;
-                case ARG_IDMAP:
-                        arg_idmap = optarg;
+                case ARG_IDMAP: {
+                        Idmap *m = NULL;
+                        int r = idmap_parse(optarg, &m);
+                        if (r < 0)
+                                return r;
+                        idmap_free(arg_idmap);
+                        arg_idmap = m;
                         break;
+                }
                 case ARG_DEBUG:
                         sx_debug_enabled = true;
                         break;
@@ -561,6 +562,7 @@ int main(int argc, char **argv) {
         }
         sx_clear_error();
         r = dispatch_verb(argc - optind, argv + optind);
+        arg_idmap = idmap_free(arg_idmap);
         if (r < 0) {
                 log_error_last(r);
                 return EXIT_FAILURE;

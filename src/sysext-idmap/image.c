@@ -3,6 +3,7 @@
 /* Discovery of extension images in the search path, resolved strictly inside --root. */
 
 #include <dirent.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>

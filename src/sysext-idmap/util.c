@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <ctype.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -257,6 +258,119 @@ char *path_join_root(const char *root, const char *path) {
         return TAKE_PTR(j);
 }
 
+/* Userspace fallback for kernels (or valgrind) without openat2(): walk the path one component at a
+ * time with O_PATH|O_NOFOLLOW, expanding symlinks ourselves. in_root: absolute symlinks and ".." at the
+ * top stay at dirfd (RESOLVE_IN_ROOT); otherwise they fail with -EXDEV (RESOLVE_BENEATH). Mount points
+ * are crossed and magic links are not detected, so this is weaker than openat2(); it only runs when the
+ * kernel lacks openat2. */
+static int reopen_fd(int fd, int flags) {
+        char proc[64];
+        int r;
+
+        /* Reopen what we resolved through /proc; the name is never looked up again. */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        r = open(proc, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+        return r < 0 ? negative_errno() : r;
+}
+
+static int open_root_dup(int dirfd) {
+        int fd = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        return fd < 0 ? negative_errno() : fd;
+}
+
+static int openat_beneath_fallback(int dirfd, const char *path, int flags, bool in_root) {
+        _cleanup_free_ char *todo = strdup(path);
+        _cleanup_close_ int cur = -EBADF;
+        struct stat root_st, st;
+        unsigned links = 0;
+        char *p = todo;
+
+        if (!todo)
+                return -ENOMEM;
+        if (fstat(dirfd, &root_st) < 0)
+                return negative_errno();
+        if (todo[0] == '/' && !in_root)
+                return -EXDEV;
+        cur = open_root_dup(dirfd);
+        if (cur < 0)
+                return cur;
+
+        for (;;) {
+                _cleanup_close_ int next = -EBADF;
+                char *comp;
+                bool last;
+
+                p += strspn(p, "/");
+                if (!*p)        /* the path ends in the directory we are at */
+                        return (flags & O_PATH) ? TAKE_FD(cur) : reopen_fd(cur, flags);
+                comp = p;
+                p += strcspn(p, "/");
+                last = p[strspn(p, "/")] == 0;
+                if (*p)
+                        *p++ = 0;
+
+                if (streq(comp, "."))
+                        continue;
+                if (streq(comp, "..")) {
+                        if (fstat(cur, &st) < 0)
+                                return negative_errno();
+                        if (st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino) {
+                                if (!in_root)
+                                        return -EXDEV;
+                                continue;       /* ".." at the top stays at the top */
+                        }
+                        next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                } else
+                        next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0 && errno == ENOENT && last && (flags & O_CREAT)) {
+                        int fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+                        return fd < 0 ? negative_errno() : fd;
+                }
+                if (next < 0 || fstat(next, &st) < 0)
+                        return negative_errno();
+
+                if (S_ISLNK(st.st_mode) && !(last && (flags & O_NOFOLLOW))) {
+                        char target[PATH_MAX];
+                        ssize_t n = readlinkat(next, "", target, sizeof(target) - 1);
+                        char *j;
+
+                        if (n < 0)
+                                return negative_errno();
+                        if (++links > 40)
+                                return -ELOOP;
+                        target[n] = 0;
+                        if (target[0] == '/') {
+                                if (!in_root)
+                                        return -EXDEV;
+                                safe_close(cur);
+                                cur = open_root_dup(dirfd);
+                                if (cur < 0)
+                                        return cur;
+                        }
+                        /* Continue with the link target followed by what is left of the path. */
+                        j = strjoin(target, "/", p);
+                        if (!j)
+                                return -ENOMEM;
+                        free(todo);
+                        todo = p = j;
+                        continue;
+                }
+                if (last) {
+                        if ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode))
+                                return -ENOTDIR;
+                        return (flags & O_PATH) ? TAKE_FD(next) : reopen_fd(next, flags);
+                }
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+                safe_close(cur);
+                cur = TAKE_FD(next);
+        }
+}
+
+/* Set by tests to exercise the fallback; also set once the kernel said ENOSYS. */
+bool openat_beneath_use_fallback = false;
+
 int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
         struct open_how how = {
                 .flags = (uint64_t) (flags | O_CLOEXEC),
@@ -266,7 +380,13 @@ int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
 
         if (how.flags & O_CREAT)
                 how.mode = 0644;
+        if (openat_beneath_use_fallback)
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
         fd = sys_openat2(dirfd, path, &how, sizeof(how));
+        if (fd < 0 && errno == ENOSYS) {
+                openat_beneath_use_fallback = true;
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
+        }
         if (fd < 0)
                 return negative_errno();
         return fd;

@@ -120,6 +120,9 @@ bool path_is_safe_component(const char *name); /* not empty, not "." or "..", no
 /* Open a path strictly beneath dirfd: no symlink may point outside, no magic links, no
  * mount-point crossing unless allowed. Returns an fd or negative errno. */
 int openat_beneath(int dirfd, const char *path, int flags, bool in_root);
+/* Without openat2() (ENOSYS: old kernel, valgrind) openat_beneath() walks the path in userspace. Tests
+ * set this to exercise that fallback. */
+extern bool openat_beneath_use_fallback;
 /* Read a whole regular file (opened O_NONBLOCK|O_NOCTTY so a FIFO cannot hang us) of at most
  * max_size bytes. ret_size may be NULL. Refuses non-regular files with -EBADFD. */
 int read_full_file_at(int dirfd, const char *path, size_t max_size, char **ret, size_t *ret_size);

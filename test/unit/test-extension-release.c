@@ -198,9 +198,10 @@ static void test_check(void) {
 /* ---- loading from a tree ---- */
 
 static char tmpdir[] = "/var/tmp/test-extension-release.XXXXXX";
+static char *base;     /* per run: openat2() and the userspace fallback */
 
 static int write_file(const char *rel, const char *content) {
-        _cleanup_free_ char *p = strjoin(tmpdir, "/", rel), *dir = NULL;
+        _cleanup_free_ char *p = strjoin(base, "/", rel), *dir = NULL;
 
         dir = strdup(p);
         *strrchr(dir, '/') = 0;
@@ -210,13 +211,13 @@ static int write_file(const char *rel, const char *content) {
 }
 
 static int set_strict(const char *rel, const char *value) {
-        _cleanup_free_ char *p = strjoin(tmpdir, "/", rel);
+        _cleanup_free_ char *p = strjoin(base, "/", rel);
 
         return setxattr(p, "user.extension-release.strict", value, strlen(value), 0) < 0 ? -errno : 0;
 }
 
 static int load(const char *sub, bool usr_only, const char *name, ReleaseFile **ret, char **ret_path) {
-        _cleanup_free_ char *p = strjoin(tmpdir, "/", sub);
+        _cleanup_free_ char *p = strjoin(base, "/", sub);
         _cleanup_close_ int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
         sx_clear_error();
@@ -235,6 +236,8 @@ static void test_load(void) {
               streq(path, "/usr/lib/extension-release.d/extension-release.foo"),
               "load: exact name (r=%d, path %s)", r, strna(path));
         f = release_file_free(f);
+        free(path);
+        path = NULL;
         r = load("img1/usr", true, "foo", &f, NULL);
         CHECK(r == 0 && f, "load: usr-only tree (r=%d)", r);
         f = release_file_free(f);
@@ -248,8 +251,8 @@ static void test_load(void) {
         write_file("img2/usr/lib/real", "ID=debian\n");
         write_file("img2/usr/lib/extension-release.d/.keep", "");
         {
-                _cleanup_free_ char *l = strjoin(tmpdir, "/img2/usr/lib/extension-release.d/extension-release.foo");
-                _cleanup_free_ char *l2 = strjoin(tmpdir, "/img2/usr/lib/extension-release.d/extension-release.esc");
+                _cleanup_free_ char *l = strjoin(base, "/img2/usr/lib/extension-release.d/extension-release.foo");
+                _cleanup_free_ char *l2 = strjoin(base, "/img2/usr/lib/extension-release.d/extension-release.esc");
                 (void) symlink("/usr/lib/real", l);
                 (void) symlink("/../../../../../../etc/passwd", l2);
         }
@@ -282,7 +285,7 @@ static void test_load(void) {
         CHECK(r == -EBADMSG && strstr(strempty(sx_last_error()), "line 1: line longer"),
               "load: 1 MiB line refused: \"%s\"", strna(sx_last_error()));
         {
-                _cleanup_free_ char *fifo = strjoin(tmpdir, "/img3/usr/lib/extension-release.d/extension-release.fifo");
+                _cleanup_free_ char *fifo = strjoin(base, "/img3/usr/lib/extension-release.d/extension-release.fifo");
                 (void) mkfifo(fifo, 0644);
         }
         r = load("img3", false, "fifo", &f, NULL);
@@ -304,7 +307,7 @@ static void test_load(void) {
         write_file("img5/usr/lib/extension-release.d/extension-release.orig", "ID=debian\nVERSION_ID=12\n");
         r = set_strict("img5/usr/lib/extension-release.d/extension-release.orig", "0");
         if (r == -EOPNOTSUPP || r == -ENOTSUP || r == -EPERM) {
-                printf("skip: xattr fallback: %s does not support user xattrs (%s)\n", tmpdir, strerror(-r));
+                printf("skip: xattr fallback: %s does not support user xattrs (%s)\n", base, strerror(-r));
                 return;
         }
         CHECK(r == 0, "setxattr user.extension-release.strict (r=%d)", r);
@@ -340,7 +343,7 @@ static void test_load(void) {
 
 static void test_host(void) {
         _cleanup_(release_file_freep) ReleaseFile *f = NULL;
-        _cleanup_free_ char *root = strjoin(tmpdir, "/host");
+        _cleanup_free_ char *root = strjoin(base, "/host");
         _cleanup_free_ char *etc = strjoin(root, "/etc/os-release");
         int r;
 
@@ -354,7 +357,7 @@ static void test_host(void) {
         f = release_file_free(f);
         unlink(etc);
         {
-                _cleanup_free_ char *t = strjoin("/../../../../../../../../", tmpdir, "/os-release");
+                _cleanup_free_ char *t = strjoin("/../../../../../../../../", base, "/os-release");
                 (void) symlink(t, etc);
         }
         r = host_release_load(root, &f);
@@ -369,7 +372,7 @@ static void test_host(void) {
         write_file("host/etc/initrd-release", "ID=debian\n");
         CHECK(streq(host_scope(root), "initrd"), "host_scope with etc/initrd-release = %s", host_scope(root));
         {
-                _cleanup_free_ char *none = strjoin(tmpdir, "/nohost");
+                _cleanup_free_ char *none = strjoin(base, "/nohost");
                 mkdir(none, 0755);
                 r = host_release_load(none, &f);
                 CHECK(r == -ENOENT && !f, "host: no os-release -> -ENOENT: \"%s\"", strna(sx_last_error()));
@@ -385,8 +388,15 @@ int main(void) {
                 printf("skip: cannot create %s: %s\n", tmpdir, strerror(errno));
                 return failed ? 1 : 77;
         }
-        test_load();
-        test_host();
+        for (int run = 0; run < 2; run++) {
+                openat_beneath_use_fallback = run == 1;
+                printf("--- path resolution: %s\n", run == 0 ? "openat2()" : "userspace fallback");
+                base = strjoin(tmpdir, run == 0 ? "/openat2" : "/fallback");
+                (void) mkdir(base, 0755);
+                test_load();
+                test_host();
+                free(base);
+        }
         {
                 _cleanup_free_ char *cmd = strjoin("rm -rf -- '", tmpdir, "'");
                 if (system(cmd) != 0)

@@ -110,12 +110,7 @@ static bool path_is(const Image *i, const char *rel) {
         return i && real_root && streq(i->path, p);
 }
 
-static void test_discover(void) {
-        Image **l = NULL;
-        size_t n = 0;
-        const Image *i;
-        int r;
-
+static void build_tree(void) {
         /* /var/lib/extensions: the main place */
         mkfile("var/lib/extensions/foo.raw", "foo-in-var");
         mkdirat_root("var/lib/extensions/bar", true);
@@ -156,6 +151,14 @@ static void test_discover(void) {
                 mkfile("outside2.raw", "inside the root after all");
                 mklink("/no/such/file.raw", "etc/extensions/dangling.raw");
         }
+
+}
+
+static void test_discover(void) {
+        Image **l = NULL;
+        size_t n = 0;
+        const Image *i;
+        int r;
 
         r = image_discover(root, &l, &n);
         CHECK(r == 0, "image_discover (r=%d, %zu images)", r, n);
@@ -266,7 +269,12 @@ int main(void) {
         }
         root = strjoin(tmpdir, "/root");
         (void) mkdir(root, 0755);
-        test_discover();
+        build_tree();
+        for (int run = 0; run < 2; run++) {
+                openat_beneath_use_fallback = run == 1;
+                printf("--- path resolution: %s\n", run == 0 ? "openat2()" : "userspace fallback");
+                test_discover();
+        }
         test_from_path();
         {
                 _cleanup_free_ char *cmd = strjoin("rm -rf -- '", tmpdir, "'");

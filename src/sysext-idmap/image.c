@@ -320,9 +320,20 @@ static int image_from_entry(const char *root, int root_fd, int dfd, const char *
         t = fd >= 0 ? image_type_from_mode(st.st_mode) : _IMAGE_TYPE_INVALID;
         if (t == IMAGE_DIRECTORY && dir_is_empty_at(fd))
                 masked = true;
+        /* Something that claims to be an image but cannot be one is an error, not silently skipped:
+         * the administrator put it there for a reason. Other names are simply not ours. */
+        bool claims_image = endswith(fn, ".raw") || t == IMAGE_DIRECTORY;
         if (!masked && t < 0) {
+                if (endswith(fn, ".raw") && fn[0] != '.') {
+                        _cleanup_free_ char *p = path_join_root(root, rel);
+                        return sx_error(-EBADFD, "%s: not a regular file, directory or block device", strna(p));
+                }
                 sx_debug("%s: not a directory, regular file or block device, ignoring", rel);
                 return 0;
+        }
+        if (claims_image && fn[0] != '.' && (string_has_cc(fn) || !utf8_is_valid(fn))) {
+                _cleanup_free_ char *p = path_join_root(root, rel);
+                return sx_error(-EINVAL, "%s: invalid image name (control characters or invalid UTF-8)", strna(p));
         }
 
         r = masked ? image_name_parse_any(fn, &name, &version) : image_name_for_type(fn, t, &name, &version);

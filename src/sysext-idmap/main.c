@@ -19,14 +19,18 @@ static bool arg_force = false;
 static bool arg_no_reload = false;
 static Idmap *arg_idmap = NULL;
 
+/* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
         const char *m = sx_last_error();
+        _cleanup_free_ char *e = cescape(m ?: strerror(r < 0 ? -r : r));
 
-        fprintf(stderr, "%s\n", m ?: strerror(r < 0 ? -r : r));
+        fprintf(stderr, "%s\n", e ?: "out of memory");
 }
 
 static void print_notice(const char *m) {
-        fprintf(stderr, "%s\n", m);
+        _cleanup_free_ char *e = cescape(m);
+
+        fprintf(stderr, "%s\n", e ?: m);
 }
 
 static void json_print(json_object *o) {

@@ -228,6 +228,22 @@ bool utf8_is_valid(const char *s) {
         return true;
 }
 
+char *cescape(const char *s) {
+        bool valid = utf8_is_valid(s);
+        char *r = malloc(strlen(s) * 4 + 1), *w = r;
+
+        if (!r)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p < ' ' || *p == 127 || (!valid && *p >= 0x80))
+                        w += sprintf(w, "\\x%02x", *p);
+                else
+                        *w++ = (char) *p;
+        }
+        *w = 0;
+        return r;
+}
+
 bool path_is_absolute(const char *p) {
         return p && p[0] == '/';
 }

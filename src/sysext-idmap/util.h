@@ -109,6 +109,8 @@ const char *startswith_ptr(const char *s, const char *prefix); /* pointer behind
 bool endswith(const char *s, const char *suffix);
 bool string_has_cc(const char *s);      /* control characters (incl. DEL) */
 bool utf8_is_valid(const char *s);
+/* A copy safe to print on one line: control characters, backslash and non-UTF-8 bytes as \xNN. */
+char *cescape(const char *s);
 
 /* ---- paths ---- */
 /* "/" + root + path, with duplicate slashes folded; root NULL or "/" means the host root. */

@@ -121,15 +121,14 @@ static void build_tree(void) {
         mkfile("var/lib/extensions/qux.img", "ignored suffix");
         mkfile("var/lib/extensions/.hidden.raw", "hidden");
         mkdirat_root("var/lib/extensions/.hiddendir", true);
-        mkfile("var/lib/extensions/bad\x01name.raw", "control char");
-        mkfile("var/lib/extensions/bad\xffname.raw", "invalid utf-8");
+        mkfile("store2/bad\x01name.raw", "control char");
         mkfile("var/lib/extensions/emptyone.raw", "masked by /etc");
         mkfile("var/lib/extensions/plain.sysext.raw", "plain");
         mkdirat_root("var/lib/extensions/dir_2", true);
         mkdirat_root("var/lib/extensions/dir_10", true);
         mkdirat_root("var/lib/extensions/dirmask", false);      /* empty directory masks */
         {
-                _cleanup_free_ char *fifo = at("var/lib/extensions/fifo.raw");
+                _cleanup_free_ char *fifo = at("store2/fifo.raw");
                 (void) mkfifo(fifo, 0644);
         }
         /* /run/extensions: wins over /var/lib */
@@ -195,13 +194,38 @@ static void test_discover(void) {
         CHECK(i && path_is(i, "outside2.raw"), "escape2: /../outside2.raw stays inside the root");
         CHECK(!find(l, n, "escape"), "escape: symlink to a host file outside the root is not followed out");
         CHECK(!find(l, n, "dangling"), "dangling symlink ignored");
-        CHECK(!find(l, n, "qux") && !find(l, n, "fifo") && !find(l, n, ".hidden") && !find(l, n, ".hiddendir"),
-              "other suffixes, FIFOs and hidden entries ignored");
+        CHECK(!find(l, n, "qux") && !find(l, n, ".hidden") && !find(l, n, ".hiddendir"),
+              "other suffixes and hidden entries ignored");
         for (size_t k = 0; k < n; k++)
                 CHECK(image_name_is_valid(l[k]->name) && strneq(l[k]->name, "bad", 3) == 0 && l[k]->path[0] == '/',
                       "valid name and absolute path: %s", l[k]->name);
         CHECK(n == 10, "10 names discovered (got %zu)", n);
         image_array_free(l, n);
+
+        /* Entries that claim to be images but cannot be are errors naming the entry, not silently
+         * skipped: a name with control characters, invalid UTF-8, a FIFO called *.raw. */
+        {
+                static const char * const bad[] = { "bad\x01name.raw", "bad\xffname.raw", "fifo.raw", "ctl\ndir" };
+                for (size_t b = 0; b < ELEMENTSOF(bad); b++) {
+                        _cleanup_free_ char *broot = NULL, *dir = NULL, *e = NULL;
+                        if (asprintf_safe(&broot, "%s/badroot%zu", tmpdir, b) < 0)
+                                continue;
+                        dir = strjoin(broot, "/var/lib/extensions");
+                        e = strjoin(dir, "/", bad[b]);
+                        (void) mkdir_p(dir, 0755);
+                        if (b == 2)
+                                (void) mkfifo(e, 0644);
+                        else if (b == 3)
+                                (void) mkdir(e, 0755), free(dir), dir = strjoin(e, "/x"), (void) mkdir(dir, 0755);
+                        else
+                                (void) close(open(e, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+                        l = (Image **) 0x1;
+                        sx_clear_error();
+                        r = image_discover(broot, &l, &n);
+                        CHECK(r < 0 && l == (Image **) 0x1 && strstr(strempty(sx_last_error()), "var/lib/extensions/"),
+                              "bad entry %zu fails discovery, naming it: \"%s\"", b, strna(sx_last_error()));
+                }
+        }
 
         /* Missing search directories are fine; a missing root is not. */
         {
@@ -240,7 +264,7 @@ static void test_from_path(void) {
               "from_path: name from the symlink, path resolved (%s)", r == 0 ? i->path : "-");
         i = image_free(i);
         free(p);
-        p = at("var/lib/extensions/bad\x01name.raw");
+        p = at("store2/bad\x01name.raw");
         sx_clear_error();
         r = image_from_path(p, &i);
         CHECK(r == -EINVAL && !i && strstr(strempty(sx_last_error()), ": invalid image name"),
@@ -250,7 +274,7 @@ static void test_from_path(void) {
         r = image_from_path(p, &i);
         CHECK(r < 0 && !i, "from_path: regular file without .raw refused: \"%s\"", strna(sx_last_error()));
         free(p);
-        p = at("var/lib/extensions/fifo.raw");
+        p = at("store2/fifo.raw");
         r = image_from_path(p, &i);
         CHECK(r == -EMEDIUMTYPE && !i, "from_path: FIFO refused: \"%s\"", strna(sx_last_error()));
         free(p);

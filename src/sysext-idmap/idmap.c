@@ -138,6 +138,8 @@ int idmap_parse(const char *spec, Idmap **ret) {
         }
         if (string_has_cc(spec))
                 return sx_error(-EINVAL, "--idmap: specification contains control characters");
+        if (spec[0] == ',' || endswith(spec, ",") || strstr(spec, ",,"))
+                return sx_error(-EINVAL, "--idmap: '%s' has an empty entry", spec);
         if (strv_split(spec, ",", &entries) < 0)
                 return -ENOMEM;
 

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <sched.h>
+#include <sys/mount.h>
+
+#include "idmap.h"
+#include "mountapi.h"
+#include "overlay.h"
+#include "test-helpers.h"
+
+static void test_parse_ok(void) {
+        static const struct {
+                const char *spec;
+                IdmapKind kind;
+                uint32_t disk_uid, want_uid;
+        } ok[] = {
+                { NULL,                       IDMAP_IDENTITY, 1000, 1000 },
+                { "",                         IDMAP_IDENTITY, 5, 5 },
+                { "identity",                 IDMAP_IDENTITY, 0, 0 },
+                { "b:1000:0:1",               IDMAP_MAP, 1000, 0 },
+                { "b:1000:0:1",               IDMAP_MAP, 0, UINT32_MAX },
+                { "u:0:100000:65536,g:0:100000:65536", IDMAP_MAP, 7, 100007 },
+                { "b:0:10:10,b:20:30:5",      IDMAP_MAP, 22, 32 },
+                { "foreign",                  IDMAP_MAP, FOREIGN_UID_BASE + 5, 5 },
+                { "foreign",                  IDMAP_MAP, 0, UINT32_MAX },
+                { "b:0x10:0:1",               IDMAP_MAP, 16, 0 },
+                { "userns:/proc/1/ns/user",   IDMAP_USERNS, 0, 0 },
+                { "pid:1",                    IDMAP_USERNS, 0, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                _cleanup_(idmap_freep) Idmap *m = NULL;
+                int r = idmap_parse(ok[i].spec, &m);
+
+                CHECK(r == 0 && m && m->kind == ok[i].kind, "parse '%s' → kind %d", strna(ok[i].spec), m ? (int) m->kind : -1);
+                if (r == 0 && ok[i].kind != IDMAP_USERNS)
+                        CHECK(idmap_map_uid(m, ok[i].disk_uid) == ok[i].want_uid && idmap_map_gid(m, ok[i].disk_uid) == ok[i].want_uid,
+                              "'%s': on-disk %u appears as %u", strna(ok[i].spec), ok[i].disk_uid, ok[i].want_uid);
+        }
+}
+
+static void test_parse_bad(void) {
+        static const char * const bad[] = {
+                "b:1:2", "x:1:2:3", "u:0:0:0", "b:a:0:1", "b:0:0:-1", "b:4294967295:0:2", "b:0:4294967295:1",
+                "b::0:1", "b:0:0:1:", "userns:", "userns:relative", "pid:", "pid:abc", "pid:0", "user:",
+                "user:no-such-user-here", "user:root", "identity,b:0:0:1", "userns:/x,b:0:0:1", "b:0:10:10,b:5:100:10",
+                "b:0:10:10,b:100:15:1", "u:0:0:1", "g:0:0:1", "b:0:0:1,,", ",b:0:0:1", "b:0:0:1,,b:5:5:1", "b:0:0:1\n", "foreign,foreign",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                Idmap *m = (Idmap *) 0x1;
+                int r;
+
+                sx_clear_error();
+                r = idmap_parse(bad[i], &m);
+                _cleanup_free_ char *e = cescape(bad[i]);
+                CHECK(r < 0 && m == (Idmap *) 0x1 && startswith(strempty(sx_last_error()), "--idmap"),
+                      "refuse '%s': %s", strna(e), strna(sx_last_error()));
+        }
+}
+
+static void test_user(void) {
+        _cleanup_(idmap_freep) Idmap *m = NULL;
+
+        CHECK(idmap_parse("user:daemon", &m) == 0 && m->untrusted && idmap_map_uid(m, 65534) == 1 &&
+              idmap_map_uid(m, 0) == UINT32_MAX && idmap_map_gid(m, 65534) == 1,
+              "user:daemon: on-disk nobody appears as daemon, root stays unmapped");
+}
+
+static void test_from_extents(void) {
+        _cleanup_(idmap_freep) Idmap *m = NULL;
+        IdmapExtent u[] = { { 0, 100000, 65536 } }, g[] = { { 0, 200000, 10 } };
+
+        CHECK(idmap_from_extents(u, 1, g, 1, &m) == 0 && streq(m->spec, "u:0:100000:65536,g:0:200000:10"),
+              "idmap_from_extents canonical spec: %s", m ? m->spec : "-");
+}
+
+/* Root only: a real namespace, and a detached tmpfs idmapped through it. */
+static void test_kernel(void) {
+        _cleanup_(idmap_freep) Idmap *m = NULL, *back = NULL;
+        _cleanup_close_ int fs = -EBADF, mnt = -EBADF, clone = -EBADF;
+        struct stat st;
+        int userns;
+
+        if (geteuid() != 0) {
+                printf("skip: kernel checks need root\n");
+                return;
+        }
+        CHECK(idmap_parse("b:1000:0:1,b:0:5000:1", &m) == 0, "parse b:1000:0:1,b:0:5000:1");
+        userns = idmap_userns_fd(m);
+        CHECK(userns >= 0 && idmap_userns_fd(m) == userns, "userns created once and cached");
+        CHECK(userns_read_maps(userns, &back) == 0 && back && back->n_uid == 2 && idmap_map_uid(back, 1000) == 0 &&
+              idmap_map_gid(back, 0) == 5000, "maps read back from the namespace: %s", back ? back->spec : "-");
+
+        fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0 || sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+            (mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, 0)) < 0) {
+                CHECK(false, "detached tmpfs: %s", strerror(errno));
+                return;
+        }
+        CHECK(write_string_at(mnt, "f", "x", 0644) == 0 && fchownat(mnt, "f", 1000, 1000, 0) == 0 &&
+              write_string_at(mnt, "g", "y", 0644) == 0 && fchownat(mnt, "g", 42, 42, 0) == 0, "files owned by 1000 and 42");
+        clone = sys_open_tree(mnt, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        CHECK(clone >= 0, "clone of the detached tmpfs");
+        CHECK(mount_make_idmapped(clone, userns, "tmpfs-test", "tmpfs") == 0, "idmap the clone: %s", strna(sx_last_error()));
+        CHECK(fstatat(clone, "f", &st, 0) == 0 && st.st_uid == 0 && st.st_gid == 0, "on-disk 1000 appears as 0 (%u)", st.st_uid);
+        CHECK(fstatat(clone, "g", &st, 0) == 0 && st.st_uid == 65534, "unmapped 42 appears as overflow 65534 (%u)", st.st_uid);
+        CHECK(fstatat(mnt, "f", &st, 0) == 0 && st.st_uid == 1000, "the original mount is unchanged (%u)", st.st_uid);
+        CHECK(openat(clone, "new", O_CREAT | O_WRONLY | O_CLOEXEC, 0644) < 0 && errno == EROFS, "the layer is read-only");
+        CHECK(mount_make_idmapped(clone, userns, "again", "tmpfs") < 0, "a mount cannot be idmapped twice");
+}
+
+int main(void) {
+        if (geteuid() == 0 && (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)) {
+                printf("cannot enter a private mount namespace: %s\n", strerror(errno));
+                return 1;
+        }
+        test_parse_ok();
+        test_parse_bad();
+        test_user();
+        test_from_extents();
+        test_kernel();
+        return test_result();
+}

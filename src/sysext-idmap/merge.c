@@ -338,6 +338,12 @@ static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extensio
         json_object_object_add(o, "root", json_object_new_string(root_is_host(c) ? "/" : c->root));
         json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
         json_object_object_add(o, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
+        if (c->idmap && c->idmap->kind == IDMAP_USERNS && c->idmap->userns_fd >= 0) {
+                /* userns:/pid: name a namespace that may go away; record what it mapped. */
+                _cleanup_(idmap_freep) Idmap *resolved = NULL;
+                if (userns_read_maps(c->idmap->userns_fd, &resolved) >= 0)
+                        json_object_object_add(o, "idmapResolved", json_object_new_string(resolved->spec));
+        }
         for (size_t i = 0; i < n; i++) {
                 json_object *e;
                 if (!used[i])

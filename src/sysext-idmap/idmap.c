@@ -179,6 +179,19 @@ int idmap_parse(const char *spec, Idmap **ret) {
         return 0;
 }
 
+int idmap_from_userns_fd(int fd, const char *spec, Idmap **ret) {
+        Idmap *m = idmap_new(IDMAP_USERNS);
+
+        if (!m || !(m->spec = strdup(spec))) {
+                idmap_free(m);
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        m->userns_fd = fd;
+        *ret = m;
+        return 0;
+}
+
 static int format_extents(const IdmapExtent *v, size_t n, char type, char **spec) {
         for (size_t i = 0; i < n; i++) {
                 char *j;

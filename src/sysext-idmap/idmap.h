@@ -46,6 +46,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Idmap *, idmap_free);
  * -EINVAL with a message quoting the offending entry. */
 int idmap_parse(const char *spec, Idmap **ret);
 /* Build from uid_map-style extents (used for --private-users and tests). */
+/* Wrap an open user namespace fd (takes ownership); spec is what status shows, e.g. "pid:123". */
+int idmap_from_userns_fd(int fd, const char *spec, Idmap **ret);
 int idmap_from_extents(const IdmapExtent *uid, size_t n_uid, const IdmapExtent *gid, size_t n_gid, Idmap **ret);
 
 static inline bool idmap_is_identity(const Idmap *m) {

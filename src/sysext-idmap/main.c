@@ -18,6 +18,7 @@ static JsonMode arg_json = JSON_OFF;
 static bool arg_force = false;
 static bool arg_no_reload = false;
 static Idmap *arg_idmap = NULL;
+static pid_t arg_namespace_of = 0;
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -70,6 +71,7 @@ static int make_context(MergeContext *c, char **images) {
         c->images = images;
         c->force = arg_force;
         c->no_reload = arg_no_reload;
+        c->namespace_of = arg_namespace_of;
         c->notice = print_notice;
         return 0;
 }
@@ -438,6 +440,8 @@ static void help(void) {
                "     --no-reload         Do not reload the service manager\n"
                "     --idmap=SPEC        Map ownership of every layer: identity, b|u|g:FROM:TO:COUNT,\n"
                "                         userns:PATH, pid:PID, foreign, user:NAME\n"
+               "     --namespace-of=PID  merge/unmerge/refresh/status in that process's mount\n"
+               "                         namespace, idmapped into its user namespace\n"
                "     --debug             Show debug messages\n\n"
                "See the sysext-idmap(1) man page for details.\n");
 }
@@ -450,6 +454,7 @@ enum {
         ARG_NO_RELOAD,
         ARG_IDMAP,
         ARG_DEBUG,
+        ARG_NAMESPACE_OF,
 };
 
 static int parse_argv(int argc, char **argv) {
@@ -462,6 +467,7 @@ static int parse_argv(int argc, char **argv) {
                 { "no-reload", no_argument,       NULL, ARG_NO_RELOAD },
                 { "idmap",     required_argument, NULL, ARG_IDMAP     },
                 { "debug",     no_argument,       NULL, ARG_DEBUG     },
+                { "namespace-of", required_argument, NULL, ARG_NAMESPACE_OF },
                 {}
         };
         int c;
@@ -508,6 +514,13 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_DEBUG:
                         sx_debug_enabled = true;
                         break;
+                case ARG_NAMESPACE_OF: {
+                        uint32_t pid;
+                        if (safe_atou32(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+                                return sx_error(-EINVAL, "--namespace-of=: '%s' is not a valid PID", optarg);
+                        arg_namespace_of = (pid_t) pid;
+                        break;
+                }
                 case '?':
                         if (optopt)
                                 return sx_error(-EINVAL, "Unknown option '-%c'. Try --help.", optopt);

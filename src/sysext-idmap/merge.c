@@ -5,6 +5,7 @@
 #include <json-c/json.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
@@ -157,7 +158,16 @@ static json_object *read_meta_json(int h_fd) {
 }
 
 /* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
-static int plans_open(const MergeContext *c, int root_fd, Plan **ret, size_t *ret_n) {
+/* How a hierarchy is opened: directly beneath the root, or (status --namespace-of) by a child in
+ * the target mount namespace. Returns an O_PATH fd, -ENOENT if it does not exist. */
+typedef int (*HierarchyOpener)(const char *hierarchy, void *userdata);
+
+static int open_hierarchy_beneath(const char *hierarchy, void *userdata) {
+        return openat_beneath(*(int *) userdata, hierarchy + 1, O_PATH | O_DIRECTORY, true);
+}
+
+/* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
+static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *userdata, Plan **ret, size_t *ret_n) {
         Plan *plans;
         size_t n = 0;
         int r;
@@ -170,7 +180,7 @@ static int plans_open(const MergeContext *c, int root_fd, Plan **ret, size_t *re
                 int fd;
 
                 *p = (Plan) { .hierarchy = *h, .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF };
-                fd = openat_beneath(root_fd, *h + 1, O_PATH | O_DIRECTORY, true);
+                fd = opener(*h, userdata);
                 if (fd == -ENOENT)
                         continue;
                 if (fd < 0) {
@@ -197,6 +207,10 @@ static int plans_open(const MergeContext *c, int root_fd, Plan **ret, size_t *re
 fail:
         plans_free(plans, n);
         return r;
+}
+
+static int plans_open(const MergeContext *c, int root_fd, Plan **ret, size_t *ret_n) {
+        return plans_open_with(c, open_hierarchy_beneath, &root_fd, ret, ret_n);
 }
 
 static int ext_push(Extension ***exts, size_t *n, Extension *e) {
@@ -296,8 +310,8 @@ static int collect_extensions(const MergeContext *c, const HostInfo *host, Exten
         return 0;
 }
 
-static int idmap_extensions(const MergeContext *c, Extension **exts, size_t n) {
-        int userns = idmap_userns_fd(c->idmap);
+static int idmap_extensions(Idmap *idmap, Extension **exts, size_t n) {
+        int userns = idmap_userns_fd(idmap);
         int r;
 
         if (userns < 0 && userns != -EBADF)
@@ -564,89 +578,11 @@ static void notice_using(const MergeContext *c, Extension **exts, size_t n) {
         notice(c, "Using extensions %s.", list);
 }
 
-typedef struct Prepared {
-        HostInfo host;
-        Extension **exts;
-        size_t n_exts;
-        Plan *plans;
-        size_t n_plans;
-        int root_fd;
-        bool fallback;
-} Prepared;
-
-static void prepared_done(Prepared *p) {
-        plans_free(p->plans, p->n_plans);
-        extension_array_free(p->exts, p->n_exts);
-        host_info_done(&p->host);
-        safe_close(p->root_fd);
-}
-
-/* Everything up to (not including) the attach step. */
-static int prepare(const MergeContext *c, bool refuse_merged, Prepared *ret) {
-        int r;
-
-        ret->root_fd = -EBADF;
-        r = open_root(c, &ret->root_fd);
-        if (r < 0)
-                return r;
-        r = plans_open(c, ret->root_fd, &ret->plans, &ret->n_plans);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; refuse_merged && i < ret->n_plans; i++)
-                if (ret->plans[i].merged)
-                        return sx_error(-EBUSY, "Hierarchy '%s' is already merged.", ret->plans[i].hierarchy);
-        r = host_info_load(c->root, &ret->host);
-        if (r < 0)
-                return r;
-        r = collect_extensions(c, &ret->host, &ret->exts, &ret->n_exts);
-        if (r < 0)
-                return r;
-        if (ret->n_exts == 0)
-                return 0;
-        r = idmap_extensions(c, ret->exts, ret->n_exts);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < ret->n_plans; i++) {
-                r = plan_prepare(c, &ret->plans[i], ret->exts, ret->n_exts);
-                if (r < 0)
-                        return r;
-        }
-        return plans_build_overlays(ret->plans, ret->n_plans, &ret->fallback);
-}
-
 static bool exts_want_reload(Extension **exts, size_t n) {
         for (size_t i = 0; i < n; i++)
                 if (exts[i]->reload_manager)
                         return true;
         return false;
-}
-
-int merge_extensions(const MergeContext *c) {
-        _cleanup_close_ int lock = -EBADF;
-        Prepared p = {};
-        int r;
-
-        r = lock_take(&lock);
-        if (r < 0)
-                return r;
-        r = prepare(c, true, &p);
-        if (r < 0)
-                goto finish;
-        if (p.n_exts == 0) {
-                notice(c, "No suitable extensions found.");
-                goto finish;
-        }
-        notice_using(c, p.exts, p.n_exts);
-        r = attach_all(c, p.plans, p.n_plans);
-        if (r < 0)
-                goto finish;
-        for (size_t i = 0; i < p.n_plans; i++)
-                if (p.plans[i].ovl_fd >= 0)
-                        notice(c, "Merged extensions into '%s'.", p.plans[i].path);
-        maybe_reload(c, exts_want_reload(p.exts, p.n_exts));
-finish:
-        prepared_done(&p);
-        return r;
 }
 
 static int unmerge_plans(const MergeContext *c, Plan *plans, size_t n, bool *reload) {
@@ -662,29 +598,6 @@ static int unmerge_plans(const MergeContext *c, Plan *plans, size_t n, bool *rel
                 notice(c, "Unmerged '%s'.", plans[i].path);
         }
         return 0;
-}
-
-int unmerge_extensions(const MergeContext *c) {
-        _cleanup_close_ int lock = -EBADF, root_fd = -EBADF;
-        Plan *plans = NULL;
-        size_t n = 0;
-        bool reload = false;
-        int r;
-
-        r = lock_take(&lock);
-        if (r < 0)
-                return r;
-        r = open_root(c, &root_fd);
-        if (r < 0)
-                return r;
-        r = plans_open(c, root_fd, &plans, &n);
-        if (r < 0)
-                return r;
-        r = unmerge_plans(c, plans, n, &reload);
-        plans_free(plans, n);
-        if (r >= 0)
-                maybe_reload(c, reload);
-        return r;
 }
 
 static bool no_beneath(void) {
@@ -744,34 +657,271 @@ static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
         return 0;
 }
 
-int refresh_extensions(const MergeContext *c) {
-        _cleanup_close_ int lock = -EBADF;
+/* What runs where. The host side (the caller's namespaces) takes the lock, discovers, dissects,
+ * mounts the images detached and idmaps them. The hierarchy side opens the hierarchies, clones
+ * their base, builds the overlays and attaches or detaches them; with --namespace-of it runs in a
+ * forked child that joined the target's mount namespace, so the caller's mount table is never
+ * touched, and so does `run` for the command's fresh namespace. */
+
+struct MergeSession {
+        const MergeContext *c;
+        HostInfo host;
+        Extension **exts;
+        size_t n_exts;
+        Idmap *idmap;           /* effective mapping (the context's, or the target namespace's) */
+        Idmap *owned_idmap;
+        int target_mntns;       /* -EBADF: our own mount namespace */
+        const char *root;       /* root for the hierarchies: c->root, or "/" inside a target */
+        bool reload;
+};
+
+void merge_session_free(MergeSession *s) {
+        if (!s)
+                return;
+        extension_array_free(s->exts, s->n_exts);
+        host_info_done(&s->host);
+        idmap_free(s->owned_idmap);
+        safe_close(s->target_mntns);
+        free(s);
+}
+
+static int open_target(const MergeContext *c, MergeSession *s, char **ret_root) {
+        _cleanup_close_ int pidfd = -EBADF, userns = -EBADF;
+        _cleanup_free_ char *p = NULL;
+        struct stat a, b;
+
+        /* Pin the process, open its namespaces, then check it is still the same process. */
+        pidfd = sys_pidfd_open(c->namespace_of, 0);
+        if (pidfd < 0)
+                return sx_error(negative_errno(), "--namespace-of=%d: %s", (int) c->namespace_of, strerror(errno));
+        if (asprintf_safe(&p, "/proc/%d/ns/mnt", (int) c->namespace_of) < 0)
+                return -ENOMEM;
+        s->target_mntns = open(p, O_RDONLY | O_CLOEXEC);
+        if (s->target_mntns < 0)
+                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its mount namespace: %s",
+                                (int) c->namespace_of, strerror(errno));
+        free(p);
+        if (asprintf_safe(&p, "/proc/%d/ns/user", (int) c->namespace_of) < 0)
+                return -ENOMEM;
+        userns = open(p, O_RDONLY | O_CLOEXEC);
+        if (userns < 0)
+                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its user namespace: %s",
+                                (int) c->namespace_of, strerror(errno));
+        if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+                return sx_error(-ESRCH, "--namespace-of=%d: the process went away", (int) c->namespace_of);
+        if (fstat(s->target_mntns, &a) < 0 || stat("/proc/self/ns/mnt", &b) < 0)
+                return negative_errno();
+        if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+                return sx_error(-EINVAL, "--namespace-of=%d: the process shares our mount namespace; use merge without it",
+                                (int) c->namespace_of);
+        /* Unless told otherwise, the layers are idmapped into the target's user namespace, so the
+         * image's root-owned files belong to the target's root. */
+        if (idmap_is_identity(c->idmap) && !(fstat(userns, &a) < 0 || stat("/proc/self/ns/user", &b) < 0) &&
+            !(a.st_ino == b.st_ino && a.st_dev == b.st_dev)) {
+                _cleanup_free_ char *spec = NULL;
+                if (asprintf_safe(&spec, "pid:%d", (int) c->namespace_of) < 0)
+                        return -ENOMEM;
+                int r = idmap_from_userns_fd(TAKE_FD(userns), spec, &s->owned_idmap);
+                if (r < 0)
+                        return r;
+                s->idmap = s->owned_idmap;
+        }
+        /* The target's own os-release decides compatibility. */
+        free(p);
+        if (asprintf_safe(&p, "/proc/%d/root", (int) c->namespace_of) < 0)
+                return -ENOMEM;
+        *ret_root = TAKE_PTR(p);
+        return 0;
+}
+
+int merge_session_open(const MergeContext *c, MergeSession **ret) {
+        _cleanup_(merge_session_freep) MergeSession *s = NULL;
+        _cleanup_free_ char *release_root = NULL;
+        int r;
+
+        s = calloc(1, sizeof(MergeSession));
+        if (!s)
+                return -ENOMEM;
+        s->c = c;
+        s->idmap = c->idmap;
+        s->target_mntns = -EBADF;
+        s->root = c->root;
+        if (c->namespace_of > 0) {
+                r = open_target(c, s, &release_root);
+                if (r < 0)
+                        return r;
+        }
+        if (release_root && !root_is_host(c)) {
+                char *j = path_join_root(release_root, c->root);
+                if (!j)
+                        return -ENOMEM;
+                free(release_root);
+                release_root = j;
+        }
+        r = host_info_load(release_root ?: c->root, &s->host);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Discover or take the named images, dissect, mount detached, check and idmap them. */
+static int session_load_extensions(MergeSession *s) {
+        int r;
+
+        r = collect_extensions(s->c, &s->host, &s->exts, &s->n_exts);
+        if (r < 0)
+                return r;
+        if (s->n_exts == 0)
+                return 0;
+        s->reload = exts_want_reload(s->exts, s->n_exts);
+        return idmap_extensions(s->idmap, s->exts, s->n_exts);
+}
+
+typedef enum Verb { VERB_MERGE, VERB_REFRESH, VERB_UNMERGE } Verb;
+
+typedef struct Phase {
+        MergeSession *s;
+        Verb verb;
+        bool old_reload;        /* an unmerged/replaced merge asked for a reload */
+} Phase;
+
+static int phase_open_plans(Phase *ph, int *ret_root_fd, Plan **ret_plans, size_t *ret_n) {
+        MergeContext sub = *ph->s->c;
+        int r;
+
+        sub.root = ph->s->root;
+        r = open_root(&sub, ret_root_fd);
+        if (r < 0)
+                return r;
+        return plans_open(&sub, *ret_root_fd, ret_plans, ret_n);
+}
+
+static int phase_build(Phase *ph, Plan *plans, size_t n) {
+        MergeContext sub = *ph->s->c;
+        bool fallback;
+        int r;
+
+        sub.root = ph->s->root;
+        sub.idmap = ph->s->idmap;
+        for (size_t i = 0; i < n; i++) {
+                r = plan_prepare(&sub, &plans[i], ph->s->exts, ph->s->n_exts);
+                if (r < 0)
+                        return r;
+        }
+        return plans_build_overlays(plans, n, &fallback);
+}
+
+/* The hierarchy side of a verb, in whatever mount namespace we are in now. */
+static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
+        Phase *ph = userdata;
+        const MergeContext *c = ph->s->c;
+        _cleanup_close_ int root_fd = -EBADF;
         bool beneath_ok = !no_beneath(), reload = false;
-        Prepared p = {};
+        Plan *plans = NULL;
+        size_t n = 0;
+        int r;
+
+        r = phase_open_plans(ph, &root_fd, &plans, &n);
+        if (r < 0)
+                return r;
+        if (ph->verb == VERB_UNMERGE) {
+                r = unmerge_plans(c, plans, n, &reload);
+                goto finish;
+        }
+        for (size_t i = 0; ph->verb == VERB_MERGE && i < n; i++)
+                if (plans[i].merged) {
+                        r = sx_error(-EBUSY, "Hierarchy '%s' is already merged.", plans[i].hierarchy);
+                        goto finish;
+                }
+        if (ph->s->n_exts > 0) {
+                r = phase_build(ph, plans, n);
+                if (r < 0)
+                        goto finish;
+        }
+        if (ph->verb == VERB_MERGE) {
+                r = attach_all(c, plans, n);
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        if (plans[i].ovl_fd >= 0)
+                                notice(c, "Merged extensions into '%s'.", plans[i].path);
+                goto finish;
+        }
+        if (!beneath_ok)
+                notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
+        for (size_t i = 0; i < n; i++) {
+                reload = reload || meta_wants_reload(plans[i].meta);
+                r = refresh_one(c, &plans[i], &beneath_ok);
+                if (r < 0)
+                        goto finish;
+        }
+finish:
+        ph->old_reload = reload;
+        plans_free(plans, n);
+        return r < 0 ? r : 0;
+}
+
+int merge_session_apply_here(MergeSession *s) {
+        Phase ph = { .s = s, .verb = VERB_MERGE };
+
+        return phase_run(&ph, NULL, 0);
+}
+
+int merge_session_load(MergeSession *s) {
+        return session_load_extensions(s);
+}
+
+size_t merge_session_n_extensions(const MergeSession *s) {
+        return s->n_exts;
+}
+
+static int run_verb(const MergeContext *c, Verb verb) {
+        _cleanup_(merge_session_freep) MergeSession *s = NULL;
+        _cleanup_close_ int lock = -EBADF;
+        Phase ph = { .verb = verb };
         int r;
 
         r = lock_take(&lock);
         if (r < 0)
                 return r;
-        r = prepare(c, false, &p);
+        r = merge_session_open(c, &s);
         if (r < 0)
-                goto finish;
-        if (p.n_exts > 0)
-                notice_using(c, p.exts, p.n_exts);
-        else
-                notice(c, "No suitable extensions found.");
-        if (!beneath_ok)
-                notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
-        for (size_t i = 0; i < p.n_plans; i++) {
-                reload = reload || meta_wants_reload(p.plans[i].meta);
-                r = refresh_one(c, &p.plans[i], &beneath_ok);
+                return r;
+        ph.s = s;
+        if (verb != VERB_UNMERGE) {
+                r = session_load_extensions(s);
                 if (r < 0)
-                        goto finish;
+                        return r;
+                if (s->n_exts == 0 && verb == VERB_MERGE) {
+                        notice(c, "No suitable extensions found.");
+                        return 0;
+                }
+                if (s->n_exts > 0)
+                        notice_using(c, s->exts, s->n_exts);
+                else
+                        notice(c, "No suitable extensions found.");
         }
-        maybe_reload(c, reload || exts_want_reload(p.exts, p.n_exts));
-finish:
-        prepared_done(&p);
-        return r;
+        if (s->target_mntns >= 0)
+                r = run_in_mntns(s->target_mntns, 0, phase_run, &ph, NULL, 0);
+        else
+                r = phase_run(&ph, NULL, 0);
+        if (r < 0)
+                return r;
+        /* Only the host's own manager is asked; a target namespace or --root belongs to someone else. */
+        if (s->target_mntns < 0)
+                maybe_reload(c, ph.old_reload || s->reload);
+        return 0;
+}
+
+int merge_extensions(const MergeContext *c) {
+        return run_verb(c, VERB_MERGE);
+}
+
+int unmerge_extensions(const MergeContext *c) {
+        return run_verb(c, VERB_UNMERGE);
+}
+
+int refresh_extensions(const MergeContext *c) {
+        return run_verb(c, VERB_REFRESH);
 }
 
 /* ---- status ---- */
@@ -852,17 +1002,63 @@ void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
         free(s);
 }
 
+typedef struct TargetOpen {
+        const char *hierarchy;
+        const char *root;
+} TargetOpen;
+
+static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds) {
+        TargetOpen *t = userdata;
+        _cleanup_close_ int root_fd = open(isempty(t->root) ? "/" : t->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int fd;
+
+        if (root_fd < 0)
+                return sx_error(negative_errno(), "%s: %s", strna(t->root), strerror(errno));
+        fd = openat_beneath(root_fd, t->hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        if (fd == -ENOENT)
+                return 0;
+        if (fd < 0)
+                return sx_error(fd, "%s: cannot open hierarchy: %s", t->hierarchy, strerror(-fd));
+        ret_fds[0] = fd;
+        return 1;
+}
+
+typedef struct TargetOpener {
+        int mntns;
+        const char *root;
+} TargetOpener;
+
+static int open_hierarchy_in_target(const char *hierarchy, void *userdata) {
+        TargetOpener *o = userdata;
+        TargetOpen t = { .hierarchy = hierarchy, .root = o->root };
+        int fd = -EBADF, r;
+
+        r = run_in_mntns(o->mntns, 0, open_hierarchy_in_child, &t, &fd, 1);
+        if (r < 0)
+                return r;
+        return r == 0 ? -ENOENT : fd;
+}
+
 int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n) {
+        _cleanup_(merge_session_freep) MergeSession *session = NULL;
         _cleanup_close_ int root_fd = -EBADF;
         HierarchyStatus *s;
         Plan *plans = NULL;
         size_t n = 0;
         int r;
 
-        r = open_root(c, &root_fd);
-        if (r < 0)
-                return r;
-        r = plans_open(c, root_fd, &plans, &n);
+        if (c->namespace_of > 0) {
+                r = merge_session_open(c, &session);
+                if (r < 0)
+                        return r;
+                TargetOpener o = { .mntns = session->target_mntns, .root = c->root };
+                r = plans_open_with(c, open_hierarchy_in_target, &o, &plans, &n);
+        } else {
+                r = open_root(c, &root_fd);
+                if (r < 0)
+                        return r;
+                r = plans_open(c, root_fd, &plans, &n);
+        }
         if (r < 0)
                 return r;
         s = calloc(n + 1, sizeof(HierarchyStatus));

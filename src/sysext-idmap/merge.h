@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "idmap.h"
 #include "util.h"
@@ -23,6 +24,7 @@ typedef struct MergeContext {
         char **images;                  /* explicit images; NULL = discover */
         bool force;
         bool no_reload;
+        pid_t namespace_of;             /* > 0: merge into this process's mount namespace */
         NoticeFunc notice;              /* informational lines ("Merged extensions into '/usr'.") */
 } MergeContext;
 
@@ -30,6 +32,17 @@ typedef struct MergeContext {
 int hierarchies_from_env(char ***ret);
 
 int merge_extensions(const MergeContext *c);
+
+/* The pieces of a merge, for callers that attach somewhere else (`run`): open a session (host
+ * side), load the extensions (dissect, mount detached, idmap), then, in the mount namespace where
+ * the overlays belong, apply. */
+typedef struct MergeSession MergeSession;
+int merge_session_open(const MergeContext *c, MergeSession **ret);
+int merge_session_load(MergeSession *s);
+size_t merge_session_n_extensions(const MergeSession *s);
+int merge_session_apply_here(MergeSession *s);
+void merge_session_free(MergeSession *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(MergeSession *, merge_session_free);
 int unmerge_extensions(const MergeContext *c);
 int refresh_extensions(const MergeContext *c);
 

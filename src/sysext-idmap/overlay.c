@@ -2,6 +2,8 @@
 
 #include <inttypes.h>
 #include <sched.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
@@ -323,7 +325,7 @@ static int base_in_child(void *userdata, int *ret_fds, size_t max_fds) {
 int hierarchy_open_base(const char *path, int *ret_fd) {
         int fd, r;
 
-        r = run_in_private_mntns(base_in_child, (void *) path, &fd, 1);
+        r = run_in_mntns(-EBADF, RUN_AS_MNTNS_OWNER, base_in_child, (void *) path, &fd, 1);
         if (r < 0)
                 return r;
         if (r != 1)
@@ -339,18 +341,55 @@ typedef struct ChildReply {
         char message[2048];
 } ChildReply;
 
-static void child_run(int sock, PrivateNsFunc fn, void *userdata, size_t max_fds) {
+/* Join the owner of our mount namespace if it is not our user namespace. */
+static int join_mntns_owner(void) {
+        _cleanup_close_ int mnt = -EBADF, owner = -EBADF;
+        struct stat a, b;
+
+        mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+        if (mnt < 0)
+                return negative_errno();
+        owner = ioctl(mnt, NS_GET_USERNS);
+        if (owner < 0)
+                return negative_errno();
+        if (fstat(owner, &a) < 0 || stat("/proc/self/ns/user", &b) < 0)
+                return negative_errno();
+        if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                return 0;
+        return setns(owner, CLONE_NEWUSER) < 0 ? negative_errno() : 1;
+}
+
+/* Enter the namespace the function is to run in: the target, or a private copy of ours. */
+static int child_enter(int mntns_fd, RunFlags flags) {
+        int r;
+
+        if (mntns_fd >= 0) {
+                if (setns(mntns_fd, CLONE_NEWNS) < 0 || chdir("/") < 0)
+                        return sx_error(negative_errno(), "cannot join the target mount namespace: %s", strerror(errno));
+                return 0;
+        }
+        if (flags & RUN_AS_MNTNS_OWNER) {
+                r = join_mntns_owner();
+                if (r < 0)
+                        return sx_error(r, "cannot join the user namespace owning our mount namespace: %s", strerror(-r));
+        }
+        if (unshare(CLONE_NEWNS) < 0)
+                return sx_error(negative_errno(), "cannot create a private mount namespace: %s", strerror(errno));
+        /* Nothing done in the copy may propagate back. */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return sx_error(negative_errno(), "cannot make the private mount namespace private: %s", strerror(errno));
+        return 0;
+}
+
+static void child_run(int sock, int mntns_fd, RunFlags flags, PrivateNsFunc fn, void *userdata, size_t max_fds) {
         int fds[MAX_PASSED_FDS];
         ChildReply reply = {};
         char cbuf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)] = {};
         struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-        if (unshare(CLONE_NEWNS) < 0)
-                reply.r = sx_error(negative_errno(), "cannot create a private mount namespace: %s", strerror(errno));
-        else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                reply.r = sx_error(negative_errno(), "cannot make the private mount namespace private: %s", strerror(errno));
-        else
+        reply.r = child_enter(mntns_fd, flags);
+        if (reply.r >= 0)
                 reply.r = fn(userdata, fds, max_fds);
         if (reply.r < 0 && sx_last_error())
                 strncpy(reply.message, sx_last_error(), sizeof(reply.message) - 1);
@@ -366,7 +405,7 @@ static void child_run(int sock, PrivateNsFunc fn, void *userdata, size_t max_fds
         _exit(sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? 1 : 0);
 }
 
-int run_in_private_mntns(PrivateNsFunc fn, void *userdata, int *ret_fds, size_t max_fds) {
+int run_in_mntns(int mntns_fd, RunFlags flags, PrivateNsFunc fn, void *userdata, int *ret_fds, size_t max_fds) {
         char cbuf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)] = {};
         ChildReply reply = {};
         struct iovec iov = { .iov_base = &reply, .iov_len = sizeof(reply) };
@@ -387,7 +426,7 @@ int run_in_private_mntns(PrivateNsFunc fn, void *userdata, int *ret_fds, size_t 
         }
         if (pid == 0) {
                 safe_close(sk[0]);
-                child_run(sk[1], fn, userdata, max_fds);
+                child_run(sk[1], mntns_fd, flags, fn, userdata, max_fds);
         }
         safe_close(sk[1]);
         do

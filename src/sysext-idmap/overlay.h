@@ -53,7 +53,14 @@ int is_sysext_mount(int dir_fd);
  * a private mount namespace of a child (the caller's mounts are untouched). path is absolute. */
 int hierarchy_open_base(const char *path, int *ret_fd);
 
-/* Run fn in a forked child inside a private copy of the caller's mount namespace; fn fills up to
- * max_fds fds which are passed back over a socket. Returns the number of fds received. */
+/* Run fn in a forked child inside a private copy of the caller's mount namespace (mntns_fd < 0) or
+ * inside the given mount namespace; fn fills up to max_fds fds which are passed back over a socket.
+ * Returns what fn returned (the number of fds) or a negative errno with fn's message. */
 typedef int (*PrivateNsFunc)(void *userdata, int *ret_fds, size_t max_fds);
-int run_in_private_mntns(PrivateNsFunc fn, void *userdata, int *ret_fds, size_t max_fds);
+typedef enum RunFlags {
+        /* For a private copy: first join the user namespace that owns the current mount namespace,
+         * so the copy's mounts are not locked and may be unmounted (a container's namespace). */
+        RUN_AS_MNTNS_OWNER = 1 << 0,
+} RunFlags;
+int run_in_mntns(int mntns_fd, RunFlags flags, PrivateNsFunc fn, void *userdata, int *ret_fds, size_t max_fds);
+#define run_in_private_mntns(fn, userdata, ret_fds, max_fds) run_in_mntns(-EBADF, 0, fn, userdata, ret_fds, max_fds)

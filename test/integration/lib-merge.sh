@@ -116,6 +116,8 @@ kill_userns() {
 # Chain our cleanup before lib.sh's: kill helpers we started, unmount, then lib's _cleanup.
 _merge_cleanup() {
         local rc=$?
+        # No errexit in here: "(exit $rc)" below would end the trap before lib.sh's cleanup ran.
+        set +e
         kill_userns
         if [[ -n ${BG_PIDS:-} ]]; then
                 kill $BG_PIDS 2>/dev/null || true

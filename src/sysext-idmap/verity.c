@@ -457,7 +457,7 @@ static int check_partition_uuids(const DissectedImage *m, PartitionDesignator d,
         sd_id128_t want_data, want_hash;
 
         if (!hash->found)
-                return sx_error(-EBADMSG, "%s: a %s root hash is known (%s) but the image has no %s-verity partition",
+                return sx_error(-EBADMSG, "%s: a root hash for %s is known (%s) but the image has no %s-verity partition",
                                 m->path, what, v->root_hash_source, what);
         memcpy(&want_data, v->root_hash, sizeof(sd_id128_t));
         memcpy(&want_hash, v->root_hash + v->root_hash_size - sizeof(sd_id128_t), sizeof(sd_id128_t));
@@ -505,7 +505,7 @@ static int load_gpt(VeritySettings *s, const DissectedImage *m, const char *imag
                 if (!v->root_hash)
                         continue;
                 if (!m->partitions[d].found)
-                        return sx_error(-ENXIO, "%s: a %s root hash is known (%s) but the image has no %s partition",
+                        return sx_error(-ENXIO, "%s: a root hash for %s is known (%s) but the image has no %s partition",
                                         m->path, partition_designator_to_string(d), v->root_hash_source,
                                         partition_designator_to_string(d));
                 r = check_partition_uuids(m, d, v);

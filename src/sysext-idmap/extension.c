@@ -33,11 +33,14 @@ Extension *extension_free(Extension *e) {
         if (!e)
                 return NULL;
         image_mounts_done(&e->mounts);
+        verity_context_done(&e->verity_ctx);
+        verity_settings_free(e->verity);
         dissected_image_free(e->dissected);
         image_free(e->image);
         release_file_free(e->release);
         free(e->release_path);
         free(e->reason);
+        free(e->policy_refusal);
         free(e);
         return NULL;
 }
@@ -84,6 +87,114 @@ static int extension_read_release(Extension *e, const ExtensionOptions *o) {
         return 0;
 }
 
+PartitionPolicyFlags protection_to_policy_flag(VerityProtection p) {
+        switch (p) {
+        case VERITY_PROTECTION_SIGNED:
+                return PARTITION_POLICY_SIGNED;
+        case VERITY_PROTECTION_VERITY:
+                return PARTITION_POLICY_VERITY;
+        case VERITY_PROTECTION_UNPROTECTED:
+                return PARTITION_POLICY_UNPROTECTED;
+        default:
+                return PARTITION_POLICY_ABSENT;
+        }
+}
+
+static VerityProtection policy_flag_to_protection(PartitionPolicyFlags f) {
+        if (f == PARTITION_POLICY_SIGNED)
+                return VERITY_PROTECTION_SIGNED;
+        if (f == PARTITION_POLICY_VERITY)
+                return VERITY_PROTECTION_VERITY;
+        if (f == PARTITION_POLICY_UNPROTECTED)
+                return VERITY_PROTECTION_UNPROTECTED;
+        return VERITY_PROTECTION_ABSENT;
+}
+
+const char *extension_trust_summary(const Extension *e) {
+        VerityProtection best = VERITY_PROTECTION_ABSENT;
+
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
+                VerityProtection p = policy_flag_to_protection(e->use[d]);
+                if (p > best)
+                        best = p;
+        }
+        return verity_protection_to_string(best);
+}
+
+const VerityResult *extension_verity_result(const Extension *e) {
+        PartitionDesignator d = e->dissected && e->dissected->partitions[PARTITION_USR].found ? PARTITION_USR : PARTITION_ROOT;
+
+        return &e->verity_ctx.result[d];
+}
+
+/* What the policy lets us use of a partition that offers more is set up with less: drop the root
+ * hash so the partition is mounted plainly, or forget the partition altogether. */
+static void extension_apply_use(Extension *e, PartitionDesignator d) {
+        VerityData *v = e->verity ? &e->verity->data[d] : NULL;
+
+        if (e->use[d] == PARTITION_POLICY_UNUSED)
+                e->dissected->partitions[d].found = false;
+        else if (e->use[d] == PARTITION_POLICY_UNPROTECTED && v && v->root_hash) {
+                free(v->root_hash);
+                v->root_hash = NULL;
+                v->root_hash_size = 0;
+        }
+}
+
+/* Root hashes and signatures, then the image policy over what the image offers. */
+static int extension_check_trust(Extension *e, const ExtensionOptions *o) {
+        const DissectedImage *m = e->dissected;
+        int r;
+
+        r = verity_settings_load(m, e->image->path, &e->verity);
+        if (r < 0)
+                return fail_naming(r, e->image);
+        r = verity_settings_verify_signatures(e->verity, o->verity_root);
+        if (r < 0)
+                return fail_naming(r, e->image);
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
+                const DissectedPartition *p = &m->partitions[d];
+                const char *dn = partition_designator_to_string(d);
+                _cleanup_free_ char *reason = NULL;
+                VerityProtection prot = verity_protection(m, e->verity, d);
+                PartitionPolicyFlags pf;
+
+                if (o->verity_mode == VERITY_MODE_OFF && prot > VERITY_PROTECTION_UNPROTECTED)
+                        prot = VERITY_PROTECTION_UNPROTECTED;   /* not checked, so not protected */
+                e->protection[d] = prot;
+                pf = protection_to_policy_flag(prot);
+                if (prot != VERITY_PROTECTION_ABSENT && image_policy_may_use(o->policy, dn) == 0)
+                        pf = PARTITION_POLICY_UNUSED;
+                r = image_policy_check_full(o->policy, dn, pf, p->read_only, p->growfs, p->fstype, &e->use[d], &reason);
+                if (r < 0)
+                        return fail_naming(r, e->image);
+                if (r == 0 && o->report_policy) {
+                        e->policy_refusal = strjoin(dn, ": ", strna(reason));
+                        return e->policy_refusal ? 0 : -ENOMEM;
+                }
+                if (r == 0)
+                        return sx_error(-EPERM, "%s: refused by the image policy: %s", e->image->path, strna(reason));
+                extension_apply_use(e, d);
+        }
+        if (!m->partitions[PARTITION_ROOT].found && !m->partitions[PARTITION_USR].found)
+                return sx_error(-EPERM, "%s: the image policy leaves no partition to use", e->image->path);
+        return 0;
+}
+
+static int extension_mount(Extension *e, const ExtensionOptions *o) {
+        int r;
+
+        e->verity_ctx = VERITY_CONTEXT_INIT(e->verity, o->verity_mode);
+        r = dissected_image_mount(e->dissected, verity_open_partition, &e->verity_ctx, &e->mounts);
+        if (r < 0)
+                return fail_naming(r, e->image);
+        /* From now on dm devices live exactly as long as the mounts on them. */
+        r = verity_context_relinquish(&e->verity_ctx);
+        if (r < 0)
+                return fail_naming(r, e->image);
+        return 0;
+}
+
 int extension_open(Image *image, const ExtensionOptions *o, Extension **ret) {
         _cleanup_(extension_freep) Extension *e = NULL;
         int r;
@@ -98,10 +209,13 @@ int extension_open(Image *image, const ExtensionOptions *o, Extension **ret) {
         r = dissect_image(e->image, &e->dissected);
         if (r < 0)
                 return fail_naming(r, e->image);
-        if (o->mount) {
-                r = dissected_image_mount(e->dissected, NULL, NULL, &e->mounts);
+        r = extension_check_trust(e, o);
+        if (r < 0)
+                return r;
+        if (o->mount && !e->policy_refusal) {
+                r = extension_mount(e, o);
                 if (r < 0)
-                        return fail_naming(r, e->image);
+                        return r;
                 r = extension_read_release(e, o);
                 if (r < 0)
                         return r;

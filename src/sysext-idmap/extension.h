@@ -9,7 +9,9 @@
 #include "dissect.h"
 #include "extension-release.h"
 #include "image.h"
+#include "policy.h"
 #include "util.h"
+#include "verity.h"
 
 typedef struct HostInfo {
         char *root;             /* NULL or "/" for the host */
@@ -29,6 +31,13 @@ typedef struct Extension {
         bool compatible;
         char *reason;           /* why not compatible */
         bool reload_manager;    /* EXTENSION_RELOAD_MANAGER=1 */
+
+        /* trust */
+        VeritySettings *verity;                 /* root hashes, signatures, signers */
+        VerityContext verity_ctx;               /* how each partition was opened */
+        VerityProtection protection[2];         /* what the image offers, [PARTITION_ROOT], [PARTITION_USR] */
+        PartitionPolicyFlags use[2];            /* what the policy let us use */
+        char *policy_refusal;                   /* report_policy: why the policy refuses the image */
 } Extension;
 
 Extension *extension_free(Extension *e);
@@ -38,12 +47,22 @@ void extension_array_free(Extension **v, size_t n);
 typedef struct ExtensionOptions {
         const HostInfo *host;
         bool force;             /* compatible regardless of extension-release fields */
-        bool mount;             /* false: dissect only (no extension-release for raw images) */
+        bool mount;             /* false: dissect and check trust only (no extension-release for raw images) */
+        const ImagePolicy *policy;      /* NULL = systemd-sysext's default */
+        VerityMode verity_mode;
+        const char *verity_root;        /* where verity.d lives (--root), NULL = / */
+        bool report_policy;             /* a refusal by the policy is recorded, not an error (dissect) */
 } ExtensionOptions;
 
-/* Takes ownership of image (also on failure). A bad image (unreadable, corrupt, no
- * extension-release, ships os-release) is an error with a message naming it; an incompatible one
- * is returned with compatible=false and a reason. */
+/* The protection of a designator as the image policy names it. */
+PartitionPolicyFlags protection_to_policy_flag(VerityProtection p);
+/* "signed", "verity", "unprotected" or "absent", for status and list: the best of root and usr. */
+const char *extension_trust_summary(const Extension *e);
+const VerityResult *extension_verity_result(const Extension *e);
+
+/* Takes ownership of image (also on failure). A bad image (unreadable, corrupt, tampered, refused
+ * by the image policy, no extension-release, ships os-release) is an error with a message naming
+ * it; an incompatible one is returned with compatible=false and a reason. */
 int extension_open(Image *image, const ExtensionOptions *o, Extension **ret);
 
 /* The detached mount and subdirectory that hold `hierarchy` in this extension. -ENOENT if the

@@ -19,6 +19,9 @@ static bool arg_force = false;
 static bool arg_no_reload = false;
 static Idmap *arg_idmap = NULL;
 static pid_t arg_namespace_of = 0;
+static ImagePolicy *arg_image_policy = NULL;
+static VerityMode arg_verity = VERITY_MODE_AUTO;
+static bool arg_validate = false;
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -72,12 +75,57 @@ static int make_context(MergeContext *c, char **images) {
         c->force = arg_force;
         c->no_reload = arg_no_reload;
         c->namespace_of = arg_namespace_of;
+        c->policy = arg_image_policy;
+        c->verity_mode = arg_verity;
         c->notice = print_notice;
         return 0;
 }
 
 static void context_done(MergeContext *c) {
         strv_free(c->hierarchies);
+}
+
+static ExtensionOptions extension_options(const HostInfo *host, bool mount) {
+        return (ExtensionOptions) {
+                .host = host,
+                .force = arg_force,
+                .mount = mount,
+                .policy = arg_image_policy,
+                .verity_mode = arg_verity,
+                .verity_root = arg_root,
+        };
+}
+
+static json_object *verity_json(const Extension *e, PartitionDesignator d) {
+        const VerityData *v = e->verity ? verity_settings_get(e->verity, d) : NULL;
+        const VerityResult *res = &e->verity_ctx.result[d];
+        json_object *o = json_object_new_object();
+        _cleanup_free_ char *hash = v && v->root_hash ? verity_hexmem(v->root_hash, v->root_hash_size) : NULL;
+
+        json_object_object_add(o, "protection", json_object_new_string(verity_protection_to_string(e->protection[d])));
+        json_object_object_add(o, "rootHash", json_string_or_null(hash));
+        json_object_object_add(o, "rootHashSource", json_string_or_null(v ? v->root_hash_source : NULL));
+        json_object_object_add(o, "signatureSource", json_string_or_null(v ? v->signature_source : NULL));
+        json_object_object_add(o, "signed", json_object_new_boolean(v && v->signed_by_trusted));
+        json_object_object_add(o, "signerFingerprint", json_string_or_null(v && v->signed_by_trusted ? v->signer_fingerprint : NULL));
+        json_object_object_add(o, "signerSubject", json_string_or_null(v && v->signed_by_trusted ? v->signer_subject : NULL));
+        json_object_object_add(o, "checkedBy", json_object_new_string(verity_checked_by_to_string(res->checked_by)));
+        return o;
+}
+
+/* "signed (kernel, 3f2a…)", "verity (userspace)", "unprotected" */
+static char *trust_text(const Extension *e) {
+        const VerityResult *v = extension_verity_result(e);
+        const char *t = extension_trust_summary(e);
+        char fp[20] = "";
+
+        if (e->policy_refusal)
+                return strjoin("refused by policy (", e->policy_refusal, ")");
+        if (v->is_signed && v->signer_fingerprint)
+                snprintf(fp, sizeof(fp), ", %.12s…", v->signer_fingerprint);
+        if (v->checked_by == VERITY_CHECKED_NONE)
+                return strdup(t);
+        return strjoin(t, " (", verity_checked_by_to_string(v->checked_by), fp, ")");
 }
 
 /* ---- list ---- */
@@ -101,6 +149,12 @@ static json_object *list_entry_json(const ListEntry *e) {
         json_object_object_add(o, "reason", json_string_or_null(e->image->masked ? "masked" : reason));
         if (e->ext && e->ext->dissected)
                 json_object_object_add(o, "kind", json_object_new_string(dissect_kind_to_string(e->ext->dissected->kind)));
+        if (e->ext) {
+                const VerityResult *v = extension_verity_result(e->ext);
+                json_object_object_add(o, "verity", json_object_new_string(extension_trust_summary(e->ext)));
+                json_object_object_add(o, "checkedBy", json_object_new_string(verity_checked_by_to_string(v->checked_by)));
+                json_object_object_add(o, "signer", json_string_or_null(v->is_signed ? v->signer_fingerprint : NULL));
+        }
         json_object_object_add(o, "mtime", json_object_new_uint64(e->image->mtime_usec));
         return o;
 }
@@ -141,7 +195,7 @@ static int verb_list(int argc, char **argv) {
                 image_array_free(images, n);
                 return -ENOMEM;
         }
-        ExtensionOptions o = { .host = &host, .force = arg_force, .mount = true };
+        ExtensionOptions o = extension_options(&host, true);
         for (size_t i = 0; i < n; i++) {
                 entries[i].image = images[i];
                 if (images[i]->masked)
@@ -168,22 +222,23 @@ static int verb_list(int argc, char **argv) {
         } else if (n == 0)
                 printf("No extensions found.\n");
         else {
-                static const char * const header[] = { "NAME", "TYPE", "PATH", "VERSION", "COMPATIBLE" };
+                static const char * const header[] = { "NAME", "TYPE", "PATH", "VERSION", "TRUST", "COMPATIBLE" };
                 char ***rows = calloc(n, sizeof(char **));
                 for (size_t i = 0; rows && i < n; i++) {
-                        rows[i] = calloc(5, sizeof(char *));
+                        rows[i] = calloc(6, sizeof(char *));
                         if (!rows[i])
                                 continue;
                         rows[i][0] = strdup(entries[i].image->name);
                         rows[i][1] = strdup(image_type_to_string(entries[i].image->type));
                         rows[i][2] = strdup(entries[i].image->path);
                         rows[i][3] = list_version(&entries[i]);
-                        rows[i][4] = list_compat(&entries[i]);
+                        rows[i][4] = entries[i].ext ? trust_text(entries[i].ext) : strdup("-");
+                        rows[i][5] = list_compat(&entries[i]);
                 }
                 if (rows)
-                        print_table(header, rows, n, 5);
+                        print_table(header, rows, n, 6);
                 for (size_t i = 0; rows && i < n; i++) {
-                        for (size_t c = 0; rows[i] && c < 5; c++)
+                        for (size_t c = 0; rows[i] && c < 6; c++)
                                 free(rows[i][c]);
                         free(rows[i]);
                 }
@@ -246,6 +301,16 @@ static json_object *dissect_json(const Extension *e) {
         json_object_object_add(o, "extensionReleasePath", json_string_or_null(e->release_path));
         json_object_object_add(o, "compatible", e->release ? json_object_new_boolean(e->compatible) : NULL);
         json_object_object_add(o, "reason", json_string_or_null(e->release && !e->compatible ? e->reason : NULL));
+        json_object *v = json_object_new_object();
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++)
+                if (m->partitions[d].found || e->protection[d] != VERITY_PROTECTION_ABSENT)
+                        json_object_object_add(v, partition_designator_to_string(d), verity_json(e, d));
+        json_object_object_add(o, "verity", v);
+        _cleanup_free_ char *policy = NULL;
+        if (image_policy_to_string(arg_image_policy, true, &policy) >= 0)
+                json_object_object_add(o, "imagePolicy", json_object_new_string(policy));
+        json_object_object_add(o, "policyAllowed", json_object_new_boolean(!e->policy_refusal));
+        json_object_object_add(o, "policyRefusal", json_string_or_null(e->policy_refusal));
         return o;
 }
 
@@ -265,8 +330,27 @@ static void dissect_print_text(const Extension *e) {
                         printf("           %s=%s\n", p[0], p[1]);
                 printf("Compatible: %s%s%s\n", e->compatible ? "yes" : "no (", e->compatible ? "" : e->reason,
                        e->compatible ? "" : ")");
-        } else if (geteuid() != 0)
-                printf("Ext. Rel.: (reading it requires root)\n");
+        } else if (e->policy_refusal)
+                printf("Ext. Rel.: (not mounted: refused by the image policy)\n");
+        else if (geteuid() != 0 || arg_validate)
+                printf("Ext. Rel.: (not read: %s)\n", arg_validate ? "--validate does not mount" : "requires root");
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
+                const VerityData *v = e->verity ? verity_settings_get(e->verity, d) : NULL;
+                if (!m->partitions[d].found)
+                        continue;
+                _cleanup_free_ char *hash = v && v->root_hash ? verity_hexmem(v->root_hash, v->root_hash_size) : NULL;
+                printf("%9s: %s", partition_designator_to_string(d), verity_protection_to_string(e->protection[d]));
+                if (hash)
+                        printf(", root hash %s from %s", hash, strna(v->root_hash_source));
+                if (v && v->signed_by_trusted)
+                        printf(", signed by %s (%s)", strna(v->signer_subject), strna(v->signer_fingerprint));
+                else if (v && v->signature)
+                        printf(", signature from %s not by a trusted certificate", strna(v->signature_source));
+                if (e->verity_ctx.result[d].checked_by != VERITY_CHECKED_NONE)
+                        printf(", checked by %s", verity_checked_by_to_string(e->verity_ctx.result[d].checked_by));
+                putchar('\n');
+        }
+        printf("   Policy: %s%s\n", e->policy_refusal ? "refused: " : "allowed", strempty(e->policy_refusal));
         putchar('\n');
         for (PartitionDesignator d = 0; d < _PARTITION_DESIGNATOR_MAX; d++) {
                 const DissectedPartition *p = &m->partitions[d];
@@ -305,10 +389,15 @@ static int verb_dissect(int argc, char **argv) {
                 image_free(img);
                 return -ENOENT;
         }
-        ExtensionOptions o = { .host = &host, .force = arg_force, .mount = geteuid() == 0 };
+        ExtensionOptions o = extension_options(&host, geteuid() == 0 && !arg_validate);
+        o.report_policy = !arg_validate;
         r = extension_open(img, &o, &e);
         if (r < 0)
                 return r;
+        if (arg_validate && arg_json == JSON_OFF) {
+                printf("%s: %s, allowed by the image policy\n", e->image->path, extension_trust_summary(e));
+                return 0;
+        }
         if (arg_json != JSON_OFF) {
                 json_object *j = dissect_json(e);
                 json_print(j);
@@ -369,6 +458,10 @@ static json_object *status_json(const HierarchyStatus *s) {
                 json_object_object_add(l, "type", json_string_or_null(s->layers[i].type));
                 json_object_object_add(l, "version", json_string_or_null(s->layers[i].version));
                 json_object_object_add(l, "idmap", json_string_or_null(s->layers[i].idmap));
+                json_object_object_add(l, "verity", json_string_or_null(s->layers[i].verity));
+                json_object_object_add(l, "checkedBy", json_string_or_null(s->layers[i].checked_by));
+                json_object_object_add(l, "rootHash", json_string_or_null(s->layers[i].root_hash));
+                json_object_object_add(l, "signer", json_string_or_null(s->layers[i].signer));
                 json_object_array_add(layers, l);
         }
         json_object_object_add(o, "layers", layers);
@@ -440,6 +533,11 @@ static void help(void) {
                "     --no-reload         Do not reload the service manager\n"
                "     --idmap=SPEC        Map ownership of every layer: identity, b|u|g:FROM:TO:COUNT,\n"
                "                         userns:PATH, pid:PID, foreign, user:NAME\n"
+               "     --image-policy=POLICY\n"
+               "                         Which partitions of an image may be used, and how protected\n"
+               "     --verity=auto|kernel|userspace|off\n"
+               "                         How verity data is checked (auto: kernel, else userspace)\n"
+               "     --validate          dissect: check the image against the policy, do not mount\n"
                "     --namespace-of=PID  merge/unmerge/refresh/status in that process's mount\n"
                "                         namespace, idmapped into its user namespace\n"
                "     --debug             Show debug messages\n\n"
@@ -455,6 +553,9 @@ enum {
         ARG_IDMAP,
         ARG_DEBUG,
         ARG_NAMESPACE_OF,
+        ARG_IMAGE_POLICY,
+        ARG_VERITY,
+        ARG_VALIDATE,
 };
 
 static int parse_argv(int argc, char **argv) {
@@ -468,12 +569,15 @@ static int parse_argv(int argc, char **argv) {
                 { "idmap",     required_argument, NULL, ARG_IDMAP     },
                 { "debug",     no_argument,       NULL, ARG_DEBUG     },
                 { "namespace-of", required_argument, NULL, ARG_NAMESPACE_OF },
+                { "image-policy", required_argument, NULL, ARG_IMAGE_POLICY },
+                { "verity",    required_argument, NULL, ARG_VERITY    },
+                { "validate",  no_argument,       NULL, ARG_VALIDATE  },
                 {}
         };
         int c;
 
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -513,6 +617,23 @@ static int parse_argv(int argc, char **argv) {
                 }
                 case ARG_DEBUG:
                         sx_debug_enabled = true;
+                        break;
+                case ARG_IMAGE_POLICY: {
+                        ImagePolicy *p = NULL;
+                        int r = image_policy_from_string(optarg, &p);
+                        if (r < 0)
+                                return r;
+                        image_policy_free(arg_image_policy);
+                        arg_image_policy = p;
+                        break;
+                }
+                case ARG_VERITY:
+                        arg_verity = verity_mode_from_string(optarg);
+                        if (arg_verity < 0)
+                                return sx_error(-EINVAL, "--verity=: unknown mode '%s' (auto, kernel, userspace, off)", optarg);
+                        break;
+                case ARG_VALIDATE:
+                        arg_validate = true;
                         break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
@@ -580,6 +701,7 @@ int main(int argc, char **argv) {
         sx_clear_error();
         r = dispatch_verb(argc - optind, argv + optind);
         arg_idmap = idmap_free(arg_idmap);
+        arg_image_policy = image_policy_free(arg_image_policy);
         if (r < 0) {
                 log_error_last(r);
                 return EXIT_FAILURE;

@@ -294,7 +294,14 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
 
 /* Dissect, mount (detached) and check every extension. Any failure fails the whole operation. */
 static int collect_extensions(const MergeContext *c, const HostInfo *host, Extension ***ret, size_t *ret_n) {
-        ExtensionOptions o = { .host = host, .force = c->force, .mount = true };
+        ExtensionOptions o = {
+                .host = host,
+                .force = c->force,
+                .mount = true,
+                .policy = c->policy,
+                .verity_mode = c->verity_mode,
+                .verity_root = c->namespace_of > 0 ? NULL : c->root,
+        };
         Extension **exts = NULL;
         size_t n = 0;
         int r;
@@ -370,6 +377,13 @@ static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extensio
                         json_object_object_add(e, "version", json_object_new_string(exts[i]->image->version));
                 json_object_object_add(e, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
                 json_object_object_add(e, "reloadManager", json_object_new_boolean(exts[i]->reload_manager));
+                const VerityResult *v = extension_verity_result(exts[i]);
+                json_object_object_add(e, "verity", json_object_new_string(extension_trust_summary(exts[i])));
+                json_object_object_add(e, "checkedBy", json_object_new_string(verity_checked_by_to_string(v->checked_by)));
+                if (v->root_hash)
+                        json_object_object_add(e, "rootHash", json_object_new_string(v->root_hash));
+                if (v->is_signed && v->signer_fingerprint)
+                        json_object_object_add(e, "signer", json_object_new_string(v->signer_fingerprint));
                 json_object_array_add(a, e);
         }
         json_object_object_add(o, "extensions", a);
@@ -874,6 +888,23 @@ size_t merge_session_n_extensions(const MergeSession *s) {
         return s->n_exts;
 }
 
+static int refuse_merged(const MergeContext *c) {
+        HierarchyStatus *st = NULL;
+        size_t n = 0;
+        int r;
+
+        r = status_hierarchies(c, &st, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (st[i].merged) {
+                        r = sx_error(-EBUSY, "Hierarchy '%s' is already merged.", st[i].hierarchy);
+                        break;
+                }
+        hierarchy_status_free_many(st, n);
+        return r < 0 ? r : 0;
+}
+
 static int run_verb(const MergeContext *c, Verb verb) {
         _cleanup_(merge_session_freep) MergeSession *s = NULL;
         _cleanup_close_ int lock = -EBADF;
@@ -887,6 +918,12 @@ static int run_verb(const MergeContext *c, Verb verb) {
         if (r < 0)
                 return r;
         ph.s = s;
+        if (verb == VERB_MERGE) {
+                /* Refuse early, before any image is opened, as systemd-sysext does. */
+                r = refuse_merged(c);
+                if (r < 0)
+                        return r;
+        }
         if (verb != VERB_UNMERGE) {
                 r = session_load_extensions(s);
                 if (r < 0)
@@ -954,6 +991,10 @@ static int status_fill_layers(HierarchyStatus *s, json_object *meta) {
                         .type = json_get_string_dup(e, "type"),
                         .version = json_get_string_dup(e, "version"),
                         .idmap = json_get_string_dup(e, "idmap"),
+                        .verity = json_get_string_dup(e, "verity"),
+                        .checked_by = json_get_string_dup(e, "checkedBy"),
+                        .root_hash = json_get_string_dup(e, "rootHash"),
+                        .signer = json_get_string_dup(e, "signer"),
                 };
         }
         return 0;
@@ -996,6 +1037,7 @@ void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
                 for (size_t k = 0; k < s[i].n_layers; k++) {
                         LayerStatus *l = &s[i].layers[k];
                         free(l->name), free(l->path), free(l->type), free(l->version), free(l->idmap);
+                        free(l->verity), free(l->checked_by), free(l->root_hash), free(l->signer);
                 }
                 free(s[i].layers);
         }

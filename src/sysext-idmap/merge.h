@@ -10,7 +10,9 @@
 #include <sys/types.h>
 
 #include "idmap.h"
+#include "policy.h"
 #include "util.h"
+#include "verity.h"
 
 #define SYSEXT_META_DIR ".systemd-sysext"
 #define SYSEXT_IDMAP_META_FILE "sysext-idmap.json"
@@ -25,6 +27,8 @@ typedef struct MergeContext {
         bool force;
         bool no_reload;
         pid_t namespace_of;             /* > 0: merge into this process's mount namespace */
+        const ImagePolicy *policy;      /* NULL = systemd-sysext's default */
+        VerityMode verity_mode;
         NoticeFunc notice;              /* informational lines ("Merged extensions into '/usr'.") */
 } MergeContext;
 
@@ -48,6 +52,9 @@ int refresh_extensions(const MergeContext *c);
 
 typedef struct LayerStatus {
         char *name, *path, *type, *version, *idmap;
+        char *verity;           /* signed, verity, unprotected */
+        char *checked_by;       /* kernel, userspace, none */
+        char *root_hash, *signer;
 } LayerStatus;
 
 typedef struct HierarchyStatus {

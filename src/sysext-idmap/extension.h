@@ -38,6 +38,7 @@ typedef struct Extension {
         VerityProtection protection[2];         /* what the image offers, [PARTITION_ROOT], [PARTITION_USR] */
         PartitionPolicyFlags use[2];            /* what the policy let us use */
         char *policy_refusal;                   /* report_policy: why the policy refuses the image */
+        uint64_t mount_attrs[2];                /* extra MOUNT_ATTR_* per [PARTITION_ROOT], [PARTITION_USR] */
 } Extension;
 
 Extension *extension_free(Extension *e);

@@ -245,6 +245,8 @@ static int collect_explicit(const MergeContext *c, const ExtensionOptions *o, Ex
                 r = extension_open(img, o, &e);
                 if (r < 0)
                         return r;
+                if (c->image_attrs)
+                        memcpy(e->mount_attrs, c->image_attrs + 2 * (size_t) (p - c->images), sizeof(e->mount_attrs));
                 r = ext_push(exts, n, e);
                 if (r < 0)
                         return r;
@@ -331,7 +333,7 @@ static int idmap_extensions(Idmap *idmap, Extension **exts, size_t n) {
                 for (size_t k = 0; k < 2; k++) {
                         if (fds[k] < 0)
                                 continue;
-                        r = mount_make_idmapped(fds[k], userns, exts[i]->image->path, fstype[k]);
+                        r = mount_make_idmapped(fds[k], userns, exts[i]->mount_attrs[k], exts[i]->image->path, fstype[k]);
                         if (r < 0)
                                 return r;
                 }
@@ -445,7 +447,7 @@ static int plan_prepare(const MergeContext *c, Plan *p, Extension **exts, size_t
                 if (used[i] && strv_extend(&p->names, exts[i]->image->name) < 0)
                         return -ENOMEM;
 
-        if (p->merged)
+        if (p->merged && !c->stack)
                 r = hierarchy_open_base(p->path, &p->base_fd);
         else {
                 p->base_fd = sys_open_tree(p->h_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
@@ -474,7 +476,7 @@ static int plan_prepare(const MergeContext *c, Plan *p, Extension **exts, size_t
         return 0;
 }
 
-static int plans_build_overlays(Plan *plans, size_t n, bool *ret_fallback) {
+static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, bool *ret_fallback) {
         OverlaySpec specs[MAX_HIERARCHIES];
         int fds[MAX_HIERARCHIES];
         size_t k = 0;
@@ -482,7 +484,12 @@ static int plans_build_overlays(Plan *plans, size_t n, bool *ret_fallback) {
 
         for (size_t i = 0; i < n; i++)
                 if (plans[i].n_layers > 0)
-                        specs[k++] = (OverlaySpec) { .hierarchy = plans[i].path, .layers = plans[i].layers, .n_layers = plans[i].n_layers };
+                        specs[k++] = (OverlaySpec) {
+                                .hierarchy = plans[i].path,
+                                .mount_attrs = attrs,
+                                .layers = plans[i].layers,
+                                .n_layers = plans[i].n_layers,
+                        };
         *ret_fallback = false;
         if (k == 0)
                 return 0;
@@ -823,7 +830,9 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
                 if (r < 0)
                         return r;
         }
-        return plans_build_overlays(plans, n, &fallback);
+        /* A layer a user controls must not bring setuid binaries or device nodes into /usr. */
+        bool untrusted = ph->s->c->untrusted || (ph->s->idmap && ph->s->idmap->untrusted);
+        return plans_build_overlays(plans, n, untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0, &fallback);
 }
 
 /* The hierarchy side of a verb, in whatever mount namespace we are in now. */
@@ -843,7 +852,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
                 r = unmerge_plans(c, plans, n, &reload);
                 goto finish;
         }
-        for (size_t i = 0; ph->verb == VERB_MERGE && i < n; i++)
+        for (size_t i = 0; ph->verb == VERB_MERGE && !c->stack && i < n; i++)
                 if (plans[i].merged) {
                         r = sx_error(-EBUSY, "Hierarchy '%s' is already merged.", plans[i].hierarchy);
                         goto finish;

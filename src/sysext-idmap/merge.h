@@ -29,6 +29,9 @@ typedef struct MergeContext {
         pid_t namespace_of;             /* > 0: merge into this process's mount namespace */
         const ImagePolicy *policy;      /* NULL = systemd-sysext's default */
         VerityMode verity_mode;
+        const uint64_t *image_attrs;    /* per explicit image: 2 × MOUNT_ATTR_* (root, usr), or NULL */
+        bool stack;                     /* layer over whatever is on the hierarchy now (run) */
+        bool untrusted;                 /* overlay nosuid,nodev: a layer is controlled by a user */
         NoticeFunc notice;              /* informational lines ("Merged extensions into '/usr'.") */
 } MergeContext;
 

@@ -15,8 +15,8 @@
 #define OVERLAY_SOURCE "sysext"         /* what systemd-sysext shows as the mount source */
 #define MAX_PASSED_FDS 64
 
-int mount_make_idmapped(int mnt_fd, int userns_fd, const char *what, const char *fstype) {
-        struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+int mount_make_idmapped(int mnt_fd, int userns_fd, uint64_t extra_attrs, const char *what, const char *fstype) {
+        struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | extra_attrs };
         int r;
 
         if (userns_fd >= 0) {
@@ -75,7 +75,7 @@ static int overlay_finish(int fs, const OverlaySpec *s, int *ret_fd) {
 
         if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 return overlay_fail(negative_errno(), fs, s, "create");
-        mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+        mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | (unsigned) s->mount_attrs);
         if (mnt < 0)
                 return overlay_fail(negative_errno(), fs, s, "mount");
         *ret_fd = mnt;

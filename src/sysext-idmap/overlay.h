@@ -11,6 +11,7 @@
  * caller's mount table never shows them. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "util.h"
@@ -25,13 +26,15 @@ typedef struct Layer {
 /* All layers of one hierarchy, top first: metadata, extensions newest first, base last. */
 typedef struct OverlaySpec {
         const char *hierarchy;  /* for messages */
+        uint64_t mount_attrs;   /* extra MOUNT_ATTR_* for the overlay mount (NOSUID|NODEV for untrusted layers) */
         Layer *layers;
         size_t n_layers;
 } OverlaySpec;
 
-/* Apply MOUNT_ATTR_RDONLY and, if userns_fd ≥ 0, MOUNT_ATTR_IDMAP to a detached mount. what names
- * the image in errors; fstype is used to suggest erofs where the kernel cannot idmap. */
-int mount_make_idmapped(int mnt_fd, int userns_fd, const char *what, const char *fstype);
+/* Apply MOUNT_ATTR_RDONLY, extra attributes (MOUNT_ATTR_NOSUID, _NODEV, _NOEXEC) and, if
+ * userns_fd ≥ 0, MOUNT_ATTR_IDMAP to a detached mount. what names the image in errors; fstype is
+ * used to suggest erofs where the kernel cannot idmap. */
+int mount_make_idmapped(int mnt_fd, int userns_fd, uint64_t extra_attrs, const char *what, const char *fstype);
 
 /* A detached, writable tmpfs whose root has the mode and ownership of `like` (so the merged
  * hierarchy's root looks as before). */

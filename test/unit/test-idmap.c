@@ -102,12 +102,12 @@ static void test_kernel(void) {
               write_string_at(mnt, "g", "y", 0644) == 0 && fchownat(mnt, "g", 42, 42, 0) == 0, "files owned by 1000 and 42");
         clone = sys_open_tree(mnt, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         CHECK(clone >= 0, "clone of the detached tmpfs");
-        CHECK(mount_make_idmapped(clone, userns, "tmpfs-test", "tmpfs") == 0, "idmap the clone: %s", strna(sx_last_error()));
+        CHECK(mount_make_idmapped(clone, userns, 0, "tmpfs-test", "tmpfs") == 0, "idmap the clone: %s", strna(sx_last_error()));
         CHECK(fstatat(clone, "f", &st, 0) == 0 && st.st_uid == 0 && st.st_gid == 0, "on-disk 1000 appears as 0 (%u)", st.st_uid);
         CHECK(fstatat(clone, "g", &st, 0) == 0 && st.st_uid == 65534, "unmapped 42 appears as overflow 65534 (%u)", st.st_uid);
         CHECK(fstatat(mnt, "f", &st, 0) == 0 && st.st_uid == 1000, "the original mount is unchanged (%u)", st.st_uid);
         CHECK(openat(clone, "new", O_CREAT | O_WRONLY | O_CLOEXEC, 0644) < 0 && errno == EROFS, "the layer is read-only");
-        CHECK(mount_make_idmapped(clone, userns, "again", "tmpfs") < 0, "a mount cannot be idmapped twice");
+        CHECK(mount_make_idmapped(clone, userns, 0, "again", "tmpfs") < 0, "a mount cannot be idmapped twice");
 }
 
 int main(void) {

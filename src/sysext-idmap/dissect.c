@@ -13,6 +13,7 @@
 
 #include "dissect.h"
 #include "mountapi.h"
+#include "superblock.h"
 #include "version.h"
 
 #define SECTOR_SIZE 512U
@@ -227,6 +228,24 @@ static int probe_fstype(const char *path, int fd, uint64_t offset, uint64_t size
                 return -ENOMEM;
         *ret = t;
         return 0;
+}
+
+/* Refuse a filesystem claiming more bytes than its image or partition holds: erofs would mount and
+ * only fail later, with EIO, on files in the lost part. */
+static int check_fs_size(const char *path, int fd, const DissectedPartition *p) {
+        uint64_t need;
+        int r;
+
+        r = superblock_fs_size(path, p->partno, fd, p->offset, p->size, p->fstype, &need);
+        if (r < 0)
+                return r;
+        if (need <= p->size)
+                return 0;
+        if (p->partno > 0)
+                return sx_error(-EBADMSG, "%s: %s file system is truncated: it needs %" PRIu64 " bytes, GPT partition %i has %" PRIu64,
+                                path, p->fstype, need, p->partno, p->size);
+        return sx_error(-EBADMSG, "%s: %s file system is truncated: it needs %" PRIu64 " bytes, the image has %" PRIu64,
+                        path, p->fstype, need, p->size);
 }
 
 /* ---- GPT ---- */
@@ -447,6 +466,9 @@ static int dissect_gpt(DissectedImage *m, blkid_probe pr) {
                 r = probe_fstype(m->path, m->fd, p->offset, p->size, p->partno, &p->fstype);
                 if (r < 0)
                         return r;
+                r = check_fs_size(m->path, m->fd, p);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -463,7 +485,9 @@ static int dissect_filesystem(DissectedImage *m, const char *type) {
                 return sx_error(-EBADMSG, "%s: image size %" PRIu64 " is not a multiple of %u bytes", m->path, m->size, SECTOR_SIZE);
         *p = (DissectedPartition) { .found = true, .offset = 0, .size = m->size };
         p->fstype = strdup(type);
-        return p->fstype ? 0 : -ENOMEM;
+        if (!p->fstype)
+                return -ENOMEM;
+        return check_fs_size(m->path, m->fd, p);
 }
 
 static int image_fd_size(int fd, uint64_t *ret) {

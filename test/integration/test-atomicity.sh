@@ -123,9 +123,9 @@ check_variant() {
         assert_state_unchanged "$snap" "$what: after unmerge"
 }
 
-# truncated-erofs currently FAILS: erofs keeps its metadata at the front, so the kernel mounts a
-# half-missing image and only reading a file gives EIO. dissect.c does not compare the superblock's
-# size (blocks << blkszbits) with the image size, so the image is merged (a bug, see the report).
+# truncated-erofs: erofs keeps its metadata at the front, so the kernel would mount a half-missing
+# image and only reading a file would give EIO; dissection compares the superblock's size with the
+# image and refuses it first.
 for v in garbage truncated truncated-erofs release-binary release-missing os-release usr-symlink; do
         check_variant "$v" 0
 done

@@ -401,6 +401,127 @@ static void test_bad_inputs(void) {
 #endif
 }
 
+/* ---- truncated and padded filesystems: the size the superblock claims against what is there ---- */
+
+static int patch_bytes(const char *file, uint64_t offset, const void *bytes, size_t n) {
+        _cleanup_close_ int fd = open(T(file), O_RDWR | O_CLOEXEC);
+
+        if (fd < 0)
+                return -errno;
+        return pwrite(fd, bytes, n, (off_t) offset) == (ssize_t) n ? 0 : -EIO;
+}
+
+static void check_fs_ok(const char *file, const char *fstype, const char *what) {
+        _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
+        int r = dissect_path(T(file), &m);
+
+        CHECK(r == 0 && m->kind == DISSECT_FILESYSTEM && streq(strempty(m->partitions[PARTITION_ROOT].fstype), fstype),
+              "%s %s accepted (r=%d)", fstype, what, r);
+}
+
+static void check_truncated(const char *file, const char *fstype, const char *what) {
+        _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
+        char needle[64];
+        int r = dissect_path(T(file), &m);
+
+        (void) snprintf(needle, sizeof(needle), "%s file system is truncated: it needs ", fstype);
+        CHECK(r == -EBADMSG && !m && error_names(T(file)) && strstr(strempty(sx_last_error()), needle) &&
+              loops_in_tmpdir() == 0,
+              "%s %s refused (r=%d): %s", fstype, what, r, strna(sx_last_error()));
+}
+
+/* A GPT with one usr partition of part_bytes at 1 MiB, holding the first part_bytes of file. */
+static int make_gpt_holding(const char *name, const char *file, uint64_t part_bytes) {
+        char script[128];
+
+        (void) snprintf(script, sizeof(script), "start=2048, size=%" PRIu64 ", type=" T_USR_X86_64 "\\n", part_bytes / 512);
+        if (make_gpt(name, (int) (part_bytes >> 20) + 3, script) < 0)
+                return -EIO;
+        return run("dd if=%s of=%s bs=512 seek=2048 count=%" PRIu64 " conv=notrunc,sparse", file, name, part_bytes / 512) == 0 ? 0 : -EIO;
+}
+
+/* mkfs: a shell command writing the image to "$f". */
+static void test_fs_size(const char *tool, const char *mkfs, const char *fstype) {
+        _cleanup_free_ char *good = NULL, *half = NULL, *pad = NULL, *gpt_ok = NULL, *gpt_short = NULL;
+        struct stat st;
+
+        if (!have(tool))
+                { SKIP("truncated %s images: %s not installed", fstype, tool); return; }
+        if (asprintf_safe(&good, "big-%s.raw", fstype) < 0 || asprintf_safe(&half, "big-%s-half.raw", fstype) < 0 ||
+            asprintf_safe(&pad, "big-%s-pad.raw", fstype) < 0 || asprintf_safe(&gpt_ok, "big-%s-gpt.raw", fstype) < 0 ||
+            asprintf_safe(&gpt_short, "big-%s-gpt-short.raw", fstype) < 0)
+                abort();
+        if (run("f=%s && %s", good, mkfs) != 0 || stat(T(good), &st) < 0)
+                { CHECK(false, "building %s with %s", good, tool); return; }
+        uint64_t size = (uint64_t) st.st_size, cut = size / 2 / 4096 * 4096;
+
+        check_fs_ok(good, fstype, "image");
+        /* cut in half: with 512 KiB of random data in it, real content is lost */
+        if (run("cp --sparse=always %s %s && truncate -s %" PRIu64 " %s", good, half, cut, half) == 0)
+                check_truncated(half, fstype, "image cut in half");
+        /* zeros appended: more room than the filesystem needs is fine */
+        if (run("cp --sparse=always %s %s && truncate -s +1M %s", good, pad, pad) == 0)
+                check_fs_ok(pad, fstype, "image with 1 MiB of zeros appended");
+#ifdef __x86_64__
+        if (make_gpt_holding(gpt_ok, good, (size + 4095) / 4096 * 4096) == 0) {
+                _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
+                int r = dissect_path(T(gpt_ok), &m);
+                CHECK(r == 0 && streq(strempty(m->partitions[PARTITION_USR].fstype), fstype),
+                      "%s in a GPT usr partition that holds all of it accepted (r=%d)", fstype, r);
+        } else
+                CHECK(false, "building %s", gpt_ok);
+        if (make_gpt_holding(gpt_short, good, cut) == 0) {
+                _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
+                int r = dissect_path(T(gpt_short), &m);
+                CHECK(r == -EBADMSG && !m && error_names(T(gpt_short)) &&
+                      strstr(strempty(sx_last_error()), "file system is truncated") &&
+                      strstr(strempty(sx_last_error()), "GPT partition 1 has") && loops_in_tmpdir() == 0,
+                      "%s bigger than its GPT usr partition refused (r=%d): %s", fstype, r, strna(sx_last_error()));
+        } else
+                CHECK(false, "building %s", gpt_short);
+#endif
+}
+
+/* Hostile superblock fields: no wrap-around, no shift by a silly amount. */
+static void test_fs_size_hostile(void) {
+        static const uint8_t ones[8] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+        uint8_t b;
+
+        if (access(T("big-squashfs.raw"), F_OK) == 0 && run("cp big-squashfs.raw sq-huge.raw") == 0 &&
+            patch_bytes("sq-huge.raw", 40, ones, 8) == 0)
+                check_truncated("sq-huge.raw", "squashfs", "claiming 2^64-1 bytes");
+        b = 40;
+        if (access(T("big-erofs.raw"), F_OK) == 0 && run("cp big-erofs.raw erofs-bs.raw") == 0 &&
+            patch_bytes("erofs-bs.raw", 1024 + 0x0C, &b, 1) == 0)
+                check_bad("erofs-bs.raw", 0, "erofs with block size 2^40");
+        b = 7;
+        if (access(T("big-ext4.raw"), F_OK) == 0 && run("cp big-ext4.raw ext4-bs.raw") == 0 &&
+            patch_bytes("ext4-bs.raw", 1024 + 0x18, &b, 1) == 0)
+                check_bad("ext4-bs.raw", 0, "ext4 with block size 128 KiB");
+        if (access(T("big-ext4.raw"), F_OK) == 0 && run("cp big-ext4.raw ext4-64.raw") == 0) {
+                uint8_t incompat[4], hi[4] = { 0xff, 0xff, 0xff, 0xff };
+                _cleanup_close_ int fd = open(T("ext4-64.raw"), O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 && pread(fd, incompat, 4, 1024 + 0x60) == 4) {
+                        incompat[0] |= 0x80;
+                        if (patch_bytes("ext4-64.raw", 1024 + 0x60, incompat, 4) == 0 &&
+                            patch_bytes("ext4-64.raw", 1024 + 0x150, hi, 4) == 0)
+                                check_bad("ext4-64.raw", 0, "ext4 claiming 2^32 * 2^32 blocks");
+                }
+        }
+}
+
+static void test_fs_sizes(void) {
+        if (run("rm -rf big && cp -a src big && head -c 512K /dev/urandom >big/usr/lib/payload") != 0)
+                { CHECK(false, "building big tree"); return; }
+        test_fs_size("mkfs.erofs", "mkfs.erofs \"$f\" big", "erofs");
+        test_fs_size("mksquashfs", "mksquashfs big \"$f\" -noappend -quiet", "squashfs");
+        test_fs_size("mkfs.ext4", "mkfs.ext4 -q -F -d big \"$f\" 4M", "ext4");
+        test_fs_size("mkfs.btrfs", "mkfs.btrfs -q -r big \"$f\"", "btrfs");
+        /* no content: mkfs.xfs 6.1 cannot copy a directory in; 300 MiB is its minimum */
+        test_fs_size("mkfs.xfs", "truncate -s 300M \"$f\" && mkfs.xfs -q \"$f\"", "xfs");
+        test_fs_size_hostile();
+}
+
 /* ---- tests that mount (root) ---- */
 
 /* Read usr/lib/hello (or lib/hello for a usr partition) through the detached mount. */
@@ -651,12 +772,15 @@ int main(void) {
                 test_bad_inputs();
         } else
                 SKIP("GPT tests: mksquashfs or sfdisk missing");
+        test_fs_sizes();
 
         if (can_mount) {
                 test_mount_image("src", true, false);
                 test_mount_image("sq.raw", true, false);
                 test_mount_image("erofs.raw", true, false);
                 test_mount_image("ext4.raw", true, false);
+                test_mount_image("big-erofs-pad.raw", true, false);
+                test_mount_image("big-squashfs-pad.raw", true, false);
                 if (have_squashfs_tools) {
                         test_loop_device();
                         test_mount_image("usr.raw", false, true);

@@ -10,6 +10,7 @@
 #include "idmap.h"
 #include "image.h"
 #include "merge.h"
+#include "run.h"
 
 typedef enum JsonMode { JSON_OFF, JSON_SHORT, JSON_PRETTY } JsonMode;
 
@@ -22,6 +23,11 @@ static pid_t arg_namespace_of = 0;
 static ImagePolicy *arg_image_policy = NULL;
 static VerityMode arg_verity = VERITY_MODE_AUTO;
 static bool arg_validate = false;
+static ImageArg *arg_images = NULL;
+static size_t arg_n_images = 0;
+static bool arg_discover = false;
+static PrivateUsersSpec arg_private_users = { .mode = PRIVATE_USERS_NO };
+static const char *arg_user = NULL;
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -428,6 +434,42 @@ static int verb_mutate(int argc, char **argv) {
         return refresh_extensions(&c);
 }
 
+static int verb_run(int argc, char **argv) {
+        _cleanup_strv_free_ char **hierarchies = NULL;
+        int r, status = 0;
+
+        if (geteuid() != 0)
+                return sx_error(-EPERM, "run requires root privileges (it creates mount and user namespaces).");
+        if (arg_root || arg_namespace_of)
+                return sx_error(-EINVAL, "run: --root= and --namespace-of= do not apply; the command gets a namespace of its own.");
+        r = hierarchies_from_env(&hierarchies);
+        if (r < 0)
+                return r;
+        RunOptions o = {
+                .images = arg_images,
+                .n_images = arg_n_images,
+                .discover = arg_discover,
+                .private_users = arg_private_users,
+                .user = arg_user,
+                .idmap = arg_idmap,
+                .policy = arg_image_policy,
+                .verity_mode = arg_verity,
+                .force = arg_force,
+                .hierarchies = hierarchies,
+                .argv = argv + 1,
+                .notice = print_notice,
+        };
+        r = run_command(&o, &status);
+        if (r < 0 && status > 0) {
+                /* The command could not be executed: say why, exit as a shell would (126/127). */
+                log_error_last(r);
+                return status;
+        }
+        if (r < 0)
+                return r;
+        return status;  /* the command's exit status, passed through by main() */
+}
+
 static char *format_timestamp(uint64_t usec) {
         char buf[64];
         time_t t = (time_t) (usec / 1000000ULL);
@@ -522,7 +564,10 @@ static void help(void) {
                "  dissect IMAGE          Show partitions and extension-release of an image\n"
                "  merge [IMAGE...]       Merge extensions into /usr/ and /opt/\n"
                "  unmerge                Unmerge extensions from /usr/ and /opt/\n"
-               "  refresh [IMAGE...]     Atomically replace the merge with the current extensions\n\n"
+               "  refresh [IMAGE...]     Atomically replace the merge with the current extensions\n"
+               "  run [OPTIONS] -- CMD...\n"
+               "                         Run a command in a mount namespace of its own whose /usr/\n"
+               "                         and /opt/ carry the extensions, idmapped into its user namespace\n\n"
                "Options:\n"
                "  -h --help              Show this help\n"
                "     --version           Show package version\n"
@@ -541,6 +586,13 @@ static void help(void) {
                "     --namespace-of=PID  merge/unmerge/refresh/status in that process's mount\n"
                "                         namespace, idmapped into its user namespace\n"
                "     --debug             Show debug messages\n\n"
+               "Options for run:\n"
+               "     --image=[-]PATH[:PARTITION:OPTIONS]\n"
+               "                         An extension image (repeatable), as ExtensionImages=\n"
+               "     --discover          Also use the discovered extensions\n"
+               "     --private-users=no|pick|INSIDE:OUTSIDE:COUNT|userns:PATH\n"
+               "                         User namespace of the command; layers are idmapped into it\n"
+               "     --user=NAME         Run as NAME, layers mapped user:NAME (nosuid,nodev)\n\n"
                "See the sysext-idmap(1) man page for details.\n");
 }
 
@@ -556,6 +608,10 @@ enum {
         ARG_IMAGE_POLICY,
         ARG_VERITY,
         ARG_VALIDATE,
+        ARG_IMAGE,
+        ARG_DISCOVER,
+        ARG_PRIVATE_USERS,
+        ARG_USER,
 };
 
 static int parse_argv(int argc, char **argv) {
@@ -572,6 +628,10 @@ static int parse_argv(int argc, char **argv) {
                 { "image-policy", required_argument, NULL, ARG_IMAGE_POLICY },
                 { "verity",    required_argument, NULL, ARG_VERITY    },
                 { "validate",  no_argument,       NULL, ARG_VALIDATE  },
+                { "image",     required_argument, NULL, ARG_IMAGE     },
+                { "discover",  no_argument,       NULL, ARG_DISCOVER  },
+                { "private-users", required_argument, NULL, ARG_PRIVATE_USERS },
+                { "user",      required_argument, NULL, ARG_USER      },
                 {}
         };
         int c;
@@ -635,6 +695,31 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_VALIDATE:
                         arg_validate = true;
                         break;
+                case ARG_IMAGE: {
+                        ImageArg *a = reallocarray(arg_images, arg_n_images + 1, sizeof(ImageArg));
+                        if (!a)
+                                return -ENOMEM;
+                        arg_images = a;
+                        int r = image_arg_parse(optarg, &arg_images[arg_n_images]);
+                        if (r < 0)
+                                return r;
+                        arg_n_images++;
+                        break;
+                }
+                case ARG_DISCOVER:
+                        arg_discover = true;
+                        break;
+                case ARG_PRIVATE_USERS: {
+                        int r;
+                        private_users_done(&arg_private_users);
+                        r = private_users_parse(optarg, &arg_private_users);
+                        if (r < 0)
+                                return r;
+                        break;
+                }
+                case ARG_USER:
+                        arg_user = optarg;
+                        break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
                         if (safe_atou32(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
@@ -665,6 +750,7 @@ static const Verb verbs[] = {
         { "merge",   1, -1, verb_mutate  },
         { "unmerge", 1,  1, verb_mutate  },
         { "refresh", 1, -1, verb_mutate  },
+        { "run",     2, -1, verb_run     },
 };
 
 static int dispatch_verb(int argc, char **argv) {
@@ -702,9 +788,13 @@ int main(int argc, char **argv) {
         r = dispatch_verb(argc - optind, argv + optind);
         arg_idmap = idmap_free(arg_idmap);
         arg_image_policy = image_policy_free(arg_image_policy);
+        for (size_t i = 0; i < arg_n_images; i++)
+                image_arg_done(&arg_images[i]);
+        free(arg_images);
+        private_users_done(&arg_private_users);
         if (r < 0) {
                 log_error_last(r);
                 return EXIT_FAILURE;
         }
-        return EXIT_SUCCESS;
+        return r > 255 ? 255 : r;       /* run: the command's status; every other verb: 0 */
 }

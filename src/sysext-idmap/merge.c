@@ -539,7 +539,19 @@ static void reload_manager(const MergeContext *c) {
         sd_bus *bus = NULL;
         int r;
 
-        r = sd_bus_open_system(&bus);
+        /* PID 1's private socket works before dbus-daemon is up (we merge before sysinit.target). */
+        r = -ENOENT;
+        if (geteuid() == 0 && access("/run/systemd/private", F_OK) >= 0) {
+                r = sd_bus_new(&bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(bus, "unix:path=/run/systemd/private");
+                if (r >= 0)
+                        r = sd_bus_start(bus);
+                if (r < 0)
+                        bus = sd_bus_flush_close_unref(bus);
+        }
+        if (r < 0)
+                r = sd_bus_open_system(&bus);
         if (r >= 0)
                 r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                        "org.freedesktop.systemd1.Manager", "Reload", &error, NULL, NULL);

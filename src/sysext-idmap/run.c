@@ -434,7 +434,7 @@ int run_command(const RunOptions *o, int *ret_status) {
                         .verity_mode = o->verity_mode,
                         .stack = true,
                         .untrusted = o->user != NULL,
-                        .notice = o->notice,
+                        /* a wrapper stays quiet about its namespace; --debug tells */
                 };
                 r = merge_session_open(&c, &s);
                 if (r >= 0)

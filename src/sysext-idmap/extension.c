@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <sys/fsuid.h>
+
 #include "extension.h"
 
 int host_info_load(const char *root, HostInfo *ret) {
@@ -195,6 +197,24 @@ static int extension_mount(Extension *e, const ExtensionOptions *o) {
         return 0;
 }
 
+FsIds fsids_switch(bool active, uid_t uid, gid_t gid) {
+        FsIds saved = { .active = active };
+
+        if (!active)
+                return saved;
+        /* setfs[ug]id return the previous value and cannot fail in a way we could act on. */
+        saved.gid = (gid_t) setfsgid(gid);
+        saved.uid = (uid_t) setfsuid(uid);
+        return saved;
+}
+
+void fsids_restore(const FsIds *saved) {
+        if (!saved->active)
+                return;
+        (void) setfsuid(saved->uid);
+        (void) setfsgid(saved->gid);
+}
+
 int extension_open(Image *image, const ExtensionOptions *o, Extension **ret) {
         _cleanup_(extension_freep) Extension *e = NULL;
         int r;
@@ -206,10 +226,15 @@ int extension_open(Image *image, const ExtensionOptions *o, Extension **ret) {
         }
         e->image = image;
         e->mounts = IMAGE_MOUNTS_NULL;
+        /* A user's image is opened with the user's file access rights: a symlink to a file only
+         * root may read gets EACCES, not dissected. Loop devices and mounts need root's. */
+        FsIds saved = fsids_switch(o->open_as_user, o->uid, o->gid);
         r = dissect_image(e->image, &e->dissected);
         if (r < 0)
-                return fail_naming(r, e->image);
-        r = extension_check_trust(e, o);
+                r = fail_naming(r, e->image);
+        else
+                r = extension_check_trust(e, o);
+        fsids_restore(&saved);
         if (r < 0)
                 return r;
         if (o->mount && !e->policy_refusal) {

@@ -39,6 +39,7 @@ typedef struct Extension {
         PartitionPolicyFlags use[2];            /* what the policy let us use */
         char *policy_refusal;                   /* report_policy: why the policy refuses the image */
         uint64_t mount_attrs[2];                /* extra MOUNT_ATTR_* per [PARTITION_ROOT], [PARTITION_USR] */
+        bool untrusted;                         /* a user controls it: overlay nosuid,nodev */
 } Extension;
 
 Extension *extension_free(Extension *e);
@@ -53,7 +54,19 @@ typedef struct ExtensionOptions {
         VerityMode verity_mode;
         const char *verity_root;        /* where verity.d lives (--root), NULL = / */
         bool report_policy;             /* a refusal by the policy is recorded, not an error (dissect) */
+        bool open_as_user;              /* open the image file and sidecars with this fsuid/fsgid */
+        uid_t uid;
+        gid_t gid;
 } ExtensionOptions;
+
+/* Switch the filesystem ids for opening files a user named (undone by fsids_restore). */
+typedef struct FsIds {
+        bool active;
+        uid_t uid;
+        gid_t gid;
+} FsIds;
+FsIds fsids_switch(bool active, uid_t uid, gid_t gid);
+void fsids_restore(const FsIds *saved);
 
 /* The protection of a designator as the image policy names it. */
 PartitionPolicyFlags protection_to_policy_flag(VerityProtection p);

@@ -405,6 +405,10 @@ static int image_cmp(const void *a, const void *b) {
 }
 
 int image_discover(const char *root, Image ***ret_images, size_t *ret_n) {
+        return image_discover_in(root, image_search_dirs, ret_images, ret_n);
+}
+
+int image_discover_in(const char *root, const char * const *dirs, Image ***ret_images, size_t *ret_n) {
         ImageList l = {};
         _cleanup_close_ int root_fd = -EBADF;
         int r = 0;
@@ -414,11 +418,11 @@ int image_discover(const char *root, Image ***ret_images, size_t *ret_n) {
                 return sx_error(negative_errno(), "%s: cannot open root directory: %s",
                                 isempty(root) ? "/" : root, strerror(errno));
 
-        for (size_t i = 0; image_search_dirs[i]; i++) {
+        for (size_t i = 0; dirs[i]; i++) {
                 ImageList dir = {};
                 size_t n_before = l.n;
 
-                r = image_discover_dir(root, root_fd, image_search_dirs[i], &dir);
+                r = image_discover_dir(root, root_fd, dirs[i], &dir);
                 if (r >= 0)
                         r = image_list_merge(&l, &dir, n_before);
                 image_array_free(dir.images, dir.n);

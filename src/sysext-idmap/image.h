@@ -50,3 +50,5 @@ int image_from_path(const char *path, Image **ret);
  * list can show them; callers that merge skip them. The result is sorted by name (version_compare),
  * ascending, which is merge order (the last one ends up on top). */
 int image_discover(const char *root, Image ***ret_images, size_t *ret_n);
+/* The same over other search directories (relative to root, which confines their symlinks). */
+int image_discover_in(const char *root, const char * const *dirs, Image ***ret_images, size_t *ret_n);

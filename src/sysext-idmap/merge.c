@@ -79,6 +79,23 @@ static int lock_take(int *ret_fd) {
         return 0;
 }
 
+static json_object *read_meta_json(int h_fd);
+
+int is_origin_mount(int dir_fd, const char *origin) {
+        json_object *meta, *v;
+        int r;
+
+        r = is_sysext_mount(dir_fd);
+        if (r <= 0)
+                return r;
+        meta = read_meta_json(dir_fd);
+        r = meta && json_object_object_get_ex(meta, "origin", &v) && json_object_is_type(v, json_type_string) &&
+            streq(json_object_get_string(v), origin);
+        if (meta)
+                json_object_put(meta);
+        return r;
+}
+
 static int open_root(const MergeContext *c, int *ret_fd) {
         const char *root = root_is_host(c) ? "/" : c->root;
         int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -226,32 +243,57 @@ static int ext_push(Extension ***exts, size_t *n, Extension *e) {
         return 0;
 }
 
+static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_t idx, Extension ***exts, size_t *n) {
+        const ImageSource *src = c->image_sources ? &c->image_sources[idx] : NULL;
+        ExtensionOptions eo = *o;
+        Image *img = NULL;
+        Extension *e = NULL;
+        FsIds saved;
+        int r;
+
+        if (src) {
+                eo.open_as_user = src->open_as_user;
+                eo.uid = src->uid;
+                eo.gid = src->gid;
+        }
+        saved = fsids_switch(eo.open_as_user, eo.uid, eo.gid);
+        r = image_from_path(c->images[idx], &img);
+        fsids_restore(&saved);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < *n; i++)
+                if (streq((*exts)[i]->image->name, img->name)) {
+                        r = sx_error(-ENOTUNIQ, "%s: an image named '%s' was given twice", img->path, img->name);
+                        image_free(img);
+                        return r;
+                }
+        r = extension_open(img, &eo, &e);
+        if (r < 0)
+                return r;
+        if (!e->compatible) {
+                r = sx_error(-EMEDIUMTYPE, "%s: not compatible with this host: %s", e->image->path, e->reason);
+                extension_free(e);
+                return r;
+        }
+        if (src) {
+                memcpy(e->mount_attrs, src->attrs, sizeof(e->mount_attrs));
+                /* a signature by a trusted certificate vouches for what a user brought */
+                e->untrusted = src->untrusted && !streq(extension_trust_summary(e), "signed");
+        }
+        return ext_push(exts, n, e);
+}
+
 static int collect_explicit(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n) {
         int r;
 
-        STRV_FOREACH(p, c->images) {
-                Image *img = NULL;
-                Extension *e = NULL;
-
-                r = image_from_path(*p, &img);
-                if (r < 0)
+        for (size_t i = 0; c->images[i]; i++) {
+                r = open_explicit(c, o, i, exts, n);
+                if (r >= 0)
+                        continue;
+                if (!c->skip_broken)
                         return r;
-                for (size_t i = 0; i < *n; i++)
-                        if (streq((*exts)[i]->image->name, img->name)) {
-                                r = sx_error(-ENOTUNIQ, "%s: an image named '%s' was given twice", img->path, img->name);
-                                image_free(img);
-                                return r;
-                        }
-                r = extension_open(img, o, &e);
-                if (r < 0)
-                        return r;
-                if (c->image_attrs)
-                        memcpy(e->mount_attrs, c->image_attrs + 2 * (size_t) (p - c->images), sizeof(e->mount_attrs));
-                r = ext_push(exts, n, e);
-                if (r < 0)
-                        return r;
-                if (!e->compatible)
-                        return sx_error(-EMEDIUMTYPE, "%s: not compatible with this host: %s", e->image->path, e->reason);
+                notice(c, "%s; leaving it out.", strna(sx_last_error()));
+                sx_clear_error();
         }
         return 0;
 }
@@ -357,6 +399,7 @@ static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extensio
         json_object *o = json_object_new_object(), *a = json_object_new_array();
 
         json_object_object_add(o, "version", json_object_new_int(1));
+        json_object_object_add(o, "origin", json_object_new_string(c->origin ?: "sysext-idmap"));
         json_object_object_add(o, "hierarchy", json_object_new_string(p->hierarchy));
         json_object_object_add(o, "root", json_object_new_string(root_is_host(c) ? "/" : c->root));
         json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
@@ -843,7 +886,9 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
                         return r;
         }
         /* A layer a user controls must not bring setuid binaries or device nodes into /usr. */
-        bool untrusted = ph->s->c->untrusted || (ph->s->idmap && ph->s->idmap->untrusted);
+        bool untrusted = ph->s->c->untrusted;
+        for (size_t i = 0; i < ph->s->n_exts; i++)
+                untrusted = untrusted || ph->s->exts[i]->untrusted;
         return plans_build_overlays(plans, n, untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0, &fallback);
 }
 

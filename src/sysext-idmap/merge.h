@@ -19,6 +19,15 @@
 
 typedef void (*NoticeFunc)(const char *message);
 
+/* Where an explicitly named image comes from, and how far it is trusted. */
+typedef struct ImageSource {
+        uint64_t attrs[2];              /* extra MOUNT_ATTR_* for [PARTITION_ROOT], [PARTITION_USR] */
+        bool open_as_user;              /* open the image and its sidecars with this fsuid/fsgid */
+        uid_t uid;
+        gid_t gid;
+        bool untrusted;                 /* controlled by a user: overlay nosuid,nodev unless signed */
+} ImageSource;
+
 typedef struct MergeContext {
         const char *root;               /* NULL or "/" = the host */
         char **hierarchies;             /* absolute paths relative to root: "/usr", "/opt" */
@@ -29,7 +38,9 @@ typedef struct MergeContext {
         pid_t namespace_of;             /* > 0: merge into this process's mount namespace */
         const ImagePolicy *policy;      /* NULL = systemd-sysext's default */
         VerityMode verity_mode;
-        const uint64_t *image_attrs;    /* per explicit image: 2 × MOUNT_ATTR_* (root, usr), or NULL */
+        const ImageSource *image_sources; /* per explicit image, or NULL */
+        bool skip_broken;               /* an image that fails is reported through notice and left out (PAM) */
+        const char *origin;             /* who merged, recorded in the metadata; NULL = "sysext-idmap" */
         bool stack;                     /* layer over whatever is on the hierarchy now (run) */
         bool untrusted;                 /* overlay nosuid,nodev: a layer is controlled by a user */
         NoticeFunc notice;              /* informational lines ("Merged extensions into '/usr'.") */
@@ -73,6 +84,9 @@ typedef struct HierarchyStatus {
         LayerStatus *layers;
         size_t n_layers;
 } HierarchyStatus;
+
+/* Is dir_fd the root of a merge that `origin` made (metadata "origin")? 1 yes, 0 no. */
+int is_origin_mount(int dir_fd, const char *origin);
 
 void hierarchy_status_free_many(HierarchyStatus *s, size_t n);
 int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n);

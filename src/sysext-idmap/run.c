@@ -195,7 +195,7 @@ typedef struct RunState {
         struct passwd pw;
         char *user_name;
         char **paths;
-        uint64_t *attrs;
+        ImageSource *sources;
 } RunState;
 
 static void run_state_done(RunState *st) {
@@ -204,7 +204,7 @@ static void run_state_done(RunState *st) {
         safe_close(st->range_lock);
         free(st->user_name);
         strv_free(st->paths);
-        free(st->attrs);
+        free(st->sources);
 }
 
 static int open_given_userns(const char *path, int *ret_fd) {
@@ -295,12 +295,13 @@ static int setup_private_users(const RunOptions *o, RunState *st) {
 
 static int push_image(RunState *st, const char *path, const uint64_t attrs[2]) {
         size_t n = strv_length(st->paths);
-        uint64_t *a = reallocarray(st->attrs, 2 * (n + 1), sizeof(uint64_t));
+        ImageSource *a = reallocarray(st->sources, n + 1, sizeof(ImageSource));
 
         if (!a)
                 return -ENOMEM;
-        st->attrs = a;
-        memcpy(a + 2 * n, attrs, 2 * sizeof(uint64_t));
+        st->sources = a;
+        a[n] = (ImageSource) {};
+        memcpy(a[n].attrs, attrs, sizeof(a[n].attrs));
         return strv_extend(&st->paths, path);
 }
 
@@ -427,7 +428,7 @@ int run_command(const RunOptions *o, int *ret_status) {
                         .hierarchies = o->hierarchies,
                         .idmap = st.idmap,
                         .images = st.paths,
-                        .image_attrs = st.attrs,
+                        .image_sources = st.sources,
                         .force = o->force,
                         .no_reload = true,
                         .policy = o->policy,

@@ -567,7 +567,8 @@ int verity_settings_load(const DissectedImage *m, const char *image_path, Verity
 VerityProtection verity_protection(const DissectedImage *m, const VeritySettings *s, PartitionDesignator d) {
         const VerityData *v = verity_settings_get(s, d);
 
-        if (!m || !is_data_designator(d) || !m->partitions[d].found || m->kind == DISSECT_DIRECTORY)
+        /* A directory is a root without any protection, as a plain file system image is. */
+        if (!m || !is_data_designator(d) || !m->partitions[d].found)
                 return VERITY_PROTECTION_ABSENT;
         if (!v || !v->root_hash)
                 return VERITY_PROTECTION_UNPROTECTED;
@@ -1106,14 +1107,29 @@ static int resolve_mode(const char *label, VerityMode mode, VerityMode *ret) {
                 return 0;
         }
         if (mode == VERITY_MODE_KERNEL && !verity_kernel_available())
-                return sx_error(-EOPNOTSUPP, "%s: dm-verity is not available (no device-mapper in this kernel: /dev/mapper/control missing); "
+                return sx_error(-ENODEV, "%s: dm-verity is not available (no device-mapper in this kernel: /dev/mapper/control missing); "
                                 "use --verity=userspace or --verity=auto", label);
         *ret = mode;
         return 0;
 }
 
+static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd);
+
 int verity_open_partition(const DissectedImage *m, PartitionDesignator d, void *userdata, int *ret_block_fd) {
         VerityContext *c = userdata;
+        const VerityData *v = c ? verity_settings_get(c->settings, d) : NULL;
+        int r;
+
+        r = open_partition_verified(m, d, c, ret_block_fd);
+        /* -EOPNOTSUPP tells dissect to mount the plain loop device: only ever when there is nothing
+         * to verify. Once a root hash is known, any failure must stop the mount. */
+        if (r == -EOPNOTSUPP && v && v->root_hash && c->mode != VERITY_MODE_OFF && is_data_designator(d))
+                return sx_error(-EIO, "%s: verity could not be set up: %s", m ? m->path : "image",
+                                sx_last_error() ?: strerror(EOPNOTSUPP));
+        return r;
+}
+
+static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd) {
         _cleanup_(verity_setup_done) VeritySetup vs = {};
         _cleanup_close_ int hash_fd = -EBADF, fd = -EBADF;
         const VerityData *v;
@@ -1202,8 +1218,23 @@ int verity_check_userspace(const char *label, int data_fd, uint64_t data_offset,
         return sx_error(-EOPNOTSUPP, "%s: built without libcryptsetup, cannot check verity", label);
 }
 
+static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd);
+
 int verity_open_partition(const DissectedImage *m, PartitionDesignator d, void *userdata, int *ret_block_fd) {
         VerityContext *c = userdata;
+        const VerityData *v = c ? verity_settings_get(c->settings, d) : NULL;
+        int r;
+
+        r = open_partition_verified(m, d, c, ret_block_fd);
+        /* -EOPNOTSUPP tells dissect to mount the plain loop device: only ever when there is nothing
+         * to verify. Once a root hash is known, any failure must stop the mount. */
+        if (r == -EOPNOTSUPP && v && v->root_hash && c->mode != VERITY_MODE_OFF && is_data_designator(d))
+                return sx_error(-EIO, "%s: verity could not be set up: %s", m ? m->path : "image",
+                                sx_last_error() ?: strerror(EOPNOTSUPP));
+        return r;
+}
+
+static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd) {
         const VerityData *v = c ? verity_settings_get(c->settings, d) : NULL;
 
         if (!v || !v->root_hash || c->mode == VERITY_MODE_OFF)

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* pam_sysext_idmap: per-session extensions for a user. On open_session the session gets a mount
+ * namespace of its own, and /usr and /opt are merged there from the system's extensions for users
+ * and the user's own, every layer idmapped the systemd-homed way (on-disk nobody appears as the
+ * user; every other id, root included, stays unmapped). Nothing a user's image holds can appear
+ * root-owned, and an overlay with any layer a user controls is mounted nosuid,nodev. A failing
+ * image is logged and left out; the login never fails because of extensions. */
+
+#include <pwd.h>
+#include <sched.h>
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+#include <security/pam_modutil.h>
+#include <sys/mount.h>
+#include <syslog.h>
+
+#include "extension.h"
+#include "image.h"
+#include "merge.h"
+#include "overlay.h"
+#include "util.h"
+
+#define PAM_EXPORT __attribute__((visibility("default")))
+#define DATA_MERGED "pam_sysext_idmap.merged"
+
+#define DEFAULT_SYSTEM_DIR "/var/lib/sysext-idmap/user-extensions"
+#define DEFAULT_USER_DIR ".local/share/extensions"
+
+typedef struct Options {
+        const char *system_dir;         /* absolute; "" disables */
+        const char *user_dir;           /* relative to the home directory; "" disables */
+        const char *image_policy;
+        const char *verity;
+        bool debug;
+} Options;
+
+static pam_handle_t *log_pamh;          /* for the notice callback; PAM modules run single-threaded */
+
+static void log_notice_cb(const char *m) {
+        if (log_pamh)
+                pam_syslog(log_pamh, LOG_WARNING, "%s", m);
+}
+
+static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Options *o) {
+        *o = (Options) { .system_dir = DEFAULT_SYSTEM_DIR, .user_dir = DEFAULT_USER_DIR };
+        for (int i = 0; i < argc; i++) {
+                const char *v;
+                if (streq(argv[i], "debug"))
+                        o->debug = true;
+                else if ((v = startswith_ptr(argv[i], "system_dir=")))
+                        o->system_dir = v;
+                else if ((v = startswith_ptr(argv[i], "user_dir=")))
+                        o->user_dir = v;
+                else if ((v = startswith_ptr(argv[i], "image_policy=")))
+                        o->image_policy = v;
+                else if ((v = startswith_ptr(argv[i], "verity=")))
+                        o->verity = v;
+                else {
+                        pam_syslog(pamh, LOG_ERR, "unknown option '%s'", argv[i]);
+                        return -EINVAL;
+                }
+        }
+        if (!isempty(o->system_dir) && !path_is_absolute(o->system_dir)) {
+                pam_syslog(pamh, LOG_ERR, "system_dir=%s is not absolute", o->system_dir);
+                return -EINVAL;
+        }
+        if (!isempty(o->user_dir) && (path_is_absolute(o->user_dir) || strstr(o->user_dir, ".."))) {
+                pam_syslog(pamh, LOG_ERR, "user_dir=%s must be relative to the home directory", o->user_dir);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+typedef struct Found {
+        char **paths;
+        ImageSource *sources;
+        size_t n;
+} Found;
+
+static void found_done(Found *f) {
+        strv_free(f->paths);
+        free(f->sources);
+}
+
+static int found_add(Found *f, const Image *img, ImageSource src) {
+        ImageSource *s = reallocarray(f->sources, f->n + 1, sizeof(ImageSource));
+
+        if (!s)
+                return -ENOMEM;
+        f->sources = s;
+        f->sources[f->n] = src;
+        if (strv_extend(&f->paths, img->path) < 0)
+                return -ENOMEM;
+        f->n++;
+        return 0;
+}
+
+/* A system image is trusted when root owns it and nobody else may change it. */
+static bool system_image_trusted(const Image *img) {
+        struct stat st;
+
+        return stat(img->path, &st) >= 0 && st.st_uid == 0 && (st.st_mode & 0022) == 0;
+}
+
+static int find_images(pam_handle_t *pamh, const Options *o, const struct passwd *pw, Found *f) {
+        Image **l = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!isempty(o->system_dir)) {
+                const char *dirs[] = { o->system_dir + 1, NULL };
+                r = image_discover_in("/", dirs, &l, &n);
+                if (r < 0)
+                        pam_syslog(pamh, LOG_WARNING, "%s", strna(sx_last_error()));
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        if (!l[i]->masked)
+                                r = found_add(f, l[i], (ImageSource) { .untrusted = !system_image_trusted(l[i]) });
+                image_array_free(l, n);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (!isempty(o->user_dir) && !isempty(pw->pw_dir)) {
+                const char *dirs[] = { o->user_dir, NULL };
+                FsIds saved = fsids_switch(true, pw->pw_uid, pw->pw_gid);
+                l = NULL;
+                n = 0;
+                /* The home directory is the root of this search: no symlink leads out of it. */
+                r = image_discover_in(pw->pw_dir, dirs, &l, &n);
+                fsids_restore(&saved);
+                if (r < 0 && r != -ENOENT)
+                        pam_syslog(pamh, LOG_WARNING, "%s", strna(sx_last_error()));
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        if (!l[i]->masked)
+                                r = found_add(f, l[i], (ImageSource) {
+                                        .open_as_user = true, .uid = pw->pw_uid, .gid = pw->pw_gid, .untrusted = true });
+                image_array_free(l, n);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        return 0;
+}
+
+static int session_merge(pam_handle_t *pamh, const Options *o, const struct passwd *pw, Found *f) {
+        _cleanup_(merge_session_freep) MergeSession *s = NULL;
+        _cleanup_(idmap_freep) Idmap *idmap = NULL;
+        _cleanup_(image_policy_freep) ImagePolicy *policy = NULL;
+        _cleanup_strv_free_ char **hierarchies = NULL;
+        _cleanup_free_ char *spec = strjoin("user:", pw->pw_name);
+        VerityMode mode = VERITY_MODE_AUTO;
+        int r;
+
+        if (!spec)
+                return -ENOMEM;
+        if ((r = idmap_parse(spec, &idmap)) < 0 || (r = hierarchies_from_env(&hierarchies)) < 0 ||
+            (o->image_policy && (r = image_policy_from_string(o->image_policy, &policy)) < 0))
+                return r;
+        if (o->verity && (mode = verity_mode_from_string(o->verity)) < 0)
+                return sx_error(-EINVAL, "verity=%s: unknown mode", o->verity);
+        MergeContext c = {
+                .hierarchies = hierarchies,
+                .idmap = idmap,
+                .images = f->paths,
+                .image_sources = f->sources,
+                .skip_broken = true,
+                .no_reload = true,
+                .stack = true,
+                .policy = policy,
+                .verity_mode = mode,
+                .origin = "pam_sysext_idmap",
+                .notice = log_notice_cb,
+        };
+        r = merge_session_open(&c, &s);
+        if (r >= 0)
+                r = merge_session_load(s);
+        if (r < 0)
+                return r;
+        if (merge_session_n_extensions(s) == 0)
+                return 0;
+        /* From here on the session has a mount namespace of its own, as with pam_namespace. */
+        if (unshare(CLONE_NEWNS) < 0)
+                return sx_error(negative_errno(), "cannot give the session a mount namespace: %s", strerror(errno));
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+                return sx_error(negative_errno(), "cannot make the session's mounts a slave: %s", strerror(errno));
+        r = merge_session_apply_here(s);
+        if (r < 0)
+                return r;
+        if (o->debug)
+                pam_syslog(pamh, LOG_DEBUG, "merged %zu extension(s) for %s", merge_session_n_extensions(s), pw->pw_name);
+        return 1;
+}
+
+PAM_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        _cleanup_(found_done) Found f = {};
+        const struct passwd *pw;
+        const char *user = NULL;
+        Options o;
+        int r;
+
+        if (parse_options(pamh, argc, argv, &o) < 0)
+                return PAM_SUCCESS;     /* misconfiguration is logged; never block a login */
+        if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || isempty(user))
+                return PAM_SUCCESS;
+        pw = pam_modutil_getpwnam(pamh, user);
+        if (!pw || pw->pw_uid == 0)
+                return PAM_SUCCESS;     /* root keeps the host's /usr */
+        sx_debug_enabled = o.debug;
+        log_pamh = pamh;
+        sx_clear_error();
+        r = find_images(pamh, &o, pw, &f);
+        if (r >= 0 && f.n > 0)
+                r = session_merge(pamh, &o, pw, &f);
+        if (r < 0)
+                pam_syslog(pamh, LOG_ERR, "extensions for %s left out: %s", user, sx_last_error() ?: strerror(-r));
+        else if (r > 0)
+                (void) pam_set_data(pamh, DATA_MERGED, (void *) 1, NULL);
+        log_pamh = NULL;
+        return PAM_SUCCESS;
+}
+
+PAM_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
+        const void *merged = NULL;
+        _cleanup_strv_free_ char **hierarchies = NULL;
+
+        if (pam_get_data(pamh, DATA_MERGED, &merged) != PAM_SUCCESS || !merged)
+                return PAM_SUCCESS;
+        if (hierarchies_from_env(&hierarchies) < 0)
+                return PAM_SUCCESS;
+        /* Detach what open_session attached in this (the session's) namespace; loop devices go
+         * with the last user of the layers. */
+        STRV_FOREACH(h, hierarchies) {
+                _cleanup_close_ int fd = open(*h, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0 && is_origin_mount(fd, "pam_sysext_idmap") > 0 && umount2(*h, MNT_DETACH) < 0)
+                        pam_syslog(pamh, LOG_WARNING, "cannot unmount %s: %m", *h);
+        }
+        (void) pam_set_data(pamh, DATA_MERGED, NULL, NULL);
+        return PAM_SUCCESS;
+}

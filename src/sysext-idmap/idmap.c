@@ -373,7 +373,7 @@ int userns_read_maps(int userns_fd, Idmap **ret) {
         }
         if (pid == 0) {
                 safe_close(pipefd[0]);
-                if (setns(userns_fd, CLONE_NEWUSER) < 0)
+                if (sys_setns(userns_fd, CLONE_NEWUSER) < 0)
                         _exit(1);
                 for (int i = 0; i < 2; i++) {
                         _cleanup_free_ char *t = NULL;

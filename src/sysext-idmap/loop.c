@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 
 #include "loop.h"
+#include "mountapi.h"
 
 /* Another process may grab the device LOOP_CTL_GET_FREE gave us before we configure it. */
 #define LOOP_CONFIGURE_ATTEMPTS 64
@@ -55,7 +56,7 @@ static int loop_configure_one(int control_fd, const struct loop_config *config, 
         if (fd < 0)
                 /* The node may not have shown up yet, or someone removed the device: try another. */
                 return errno == ENOENT || errno == ENXIO ? -EBUSY : negative_errno();
-        if (ioctl(fd, LOOP_CONFIGURE, config) < 0)
+        if (FAULT("loop-configure") < 0 || ioctl(fd, LOOP_CONFIGURE, config) < 0)
                 return negative_errno();
         *ret_nr = nr;
         *ret_fd = TAKE_FD(fd);

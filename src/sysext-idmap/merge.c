@@ -124,7 +124,7 @@ static int umount_fd(int fd) {
         char proc[64];
 
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        return umount2(proc, MNT_DETACH) < 0 ? negative_errno() : 0;
+        return sys_umount2(proc, MNT_DETACH) < 0 ? negative_errno() : 0;
 }
 
 /* ---- per hierarchy plan ---- */
@@ -440,7 +440,7 @@ static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n
         json_object *o;
         int r;
 
-        if (mkdirat(p->meta_fd, SYSEXT_META_DIR, 0755) < 0)
+        if (sys_mkdirat(p->meta_fd, SYSEXT_META_DIR, 0755) < 0)
                 return sx_error(negative_errno(), "%s: cannot write merge markers: %s", p->path, strerror(errno));
         names = strv_join(p->names, "\n");
         names_nl = names ? strjoin(names, "\n") : NULL;

@@ -137,7 +137,7 @@ static int stage_mount(int stage_fd, int mnt_fd, int *staged, size_t *n_staged, 
         if (*n_staged >= MAX_PASSED_FDS * 8)
                 return -E2BIG;
         snprintf(name, sizeof(name), "%zu", *n_staged);
-        if (mkdirat(stage_fd, name, 0700) < 0 ||
+        if (sys_mkdirat(stage_fd, name, 0700) < 0 ||
             sys_move_mount(mnt_fd, "", stage_fd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 return negative_errno();
         staged[*n_staged] = mnt_fd;
@@ -313,7 +313,7 @@ static int base_in_child(void *userdata, int *ret_fds, size_t max_fds) {
                 if (r == 0)
                         break;
                 d = safe_close(d);
-                if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                if (sys_umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
                         return sx_error(negative_errno(), "%s: cannot look beneath the merged overlay: %s", path, strerror(errno));
         }
         ret_fds[0] = sys_open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
@@ -356,7 +356,7 @@ static int join_mntns_owner(void) {
                 return negative_errno();
         if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
                 return 0;
-        return setns(owner, CLONE_NEWUSER) < 0 ? negative_errno() : 1;
+        return sys_setns(owner, CLONE_NEWUSER) < 0 ? negative_errno() : 1;
 }
 
 /* Enter the namespace the function is to run in: the target, or a private copy of ours. */
@@ -364,7 +364,7 @@ static int child_enter(int mntns_fd, RunFlags flags) {
         int r;
 
         if (mntns_fd >= 0) {
-                if (setns(mntns_fd, CLONE_NEWNS) < 0 || chdir("/") < 0)
+                if (sys_setns(mntns_fd, CLONE_NEWNS) < 0 || chdir("/") < 0)
                         return sx_error(negative_errno(), "cannot join the target mount namespace: %s", strerror(errno));
                 return 0;
         }
@@ -373,7 +373,7 @@ static int child_enter(int mntns_fd, RunFlags flags) {
                 if (r < 0)
                         return sx_error(r, "cannot join the user namespace owning our mount namespace: %s", strerror(-r));
         }
-        if (unshare(CLONE_NEWNS) < 0)
+        if (sys_unshare(CLONE_NEWNS) < 0)
                 return sx_error(negative_errno(), "cannot create a private mount namespace: %s", strerror(errno));
         /* Nothing done in the copy may propagate back. */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)

@@ -336,7 +336,7 @@ static int collect_images(const RunOptions *o, RunState *st) {
 
 /* In the child: a namespace of its own, the overlays, then the command's identity. */
 static int child_setup(MergeSession *s, RunState *st) {
-        if (unshare(CLONE_NEWNS) < 0)
+        if (sys_unshare(CLONE_NEWNS) < 0)
                 return sx_error(negative_errno(), "cannot create a mount namespace: %s", strerror(errno));
         /* Host mounts still propagate in; ours never propagate out. */
         if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
@@ -347,7 +347,7 @@ static int child_setup(MergeSession *s, RunState *st) {
                         return r;
         }
         if (st->userns_fd >= 0) {
-                if (setns(st->userns_fd, CLONE_NEWUSER) < 0)
+                if (sys_setns(st->userns_fd, CLONE_NEWUSER) < 0)
                         return sx_error(negative_errno(), "cannot join the user namespace: %s", strerror(errno));
                 (void) setgroups(0, NULL);      /* refused where setgroups is denied; nothing to drop then */
                 if (setresgid(st->inside_gid, st->inside_gid, st->inside_gid) < 0 ||

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <inttypes.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "mountapi.h"
@@ -587,4 +588,36 @@ const char *sx_runtime_dir(void) {
         const char *e = getenv("SYSEXT_IDMAP_RUNTIME_DIR");
 
         return isempty(e) ? "/run/sysext-idmap" : e;
+}
+
+/* One counter for the process and every child it forks (helpers in private namespaces), so each
+ * step number names exactly one step of the whole operation. */
+static long fault_target = 0;
+static bool fault_list = false;
+static long *fault_count = NULL;
+
+__attribute__((constructor)) static void fault_setup(void) {
+        const char *e = getenv("SYSEXT_IDMAP_FAULT"), *l = getenv("SYSEXT_IDMAP_FAULT_LIST");
+        void *p;
+
+        fault_target = e && *e ? strtol(e, NULL, 10) : 0;
+        fault_list = l && streq(l, "1");
+        if (fault_target <= 0 && !fault_list)
+                return;
+        p = mmap(NULL, sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        fault_count = p == MAP_FAILED ? NULL : p;
+}
+
+bool fault_inject(const char *step) {
+        long n;
+
+        if (!fault_count)
+                return false;
+        n = __atomic_add_fetch(fault_count, 1, __ATOMIC_SEQ_CST);
+        if (fault_list)
+                fprintf(stderr, "fault-point %ld %s\n", n, step);
+        if (n != fault_target)
+                return false;
+        fprintf(stderr, "sysext-idmap: injected fault at step %ld (%s)\n", n, step);
+        return true;
 }

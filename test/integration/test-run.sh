@@ -144,6 +144,25 @@ for form in no pick 0:200000:65536 "userns:/proc/$USERNS_PID/ns/user"; do
 done
 kill_userns
 
+log "concurrent --private-users=pick runs get distinct ranges"
+d=$(mktemp -d "$PUB/pick.XXXXXX")
+"$SYSEXT_IDMAP" run --private-users=pick --image="$IMG" -- sh -c 'sleep 1' 2>"$d/a" &
+w1=$!
+"$SYSEXT_IDMAP" run --private-users=pick --image="$IMG" -- sh -c 'sleep 1' 2>"$d/b" &
+w2=$!
+rc1=0 rc2=0
+wait "$w1" || rc1=$?
+wait "$w2" || rc2=$?
+assert_eq "$rc1:$rc2" 0:0 "two concurrent pick runs: exit status"
+a=$(sed -n 's/^Picked ids \([0-9]*\)….*/\1/p' "$d/a")
+b=$(sed -n 's/^Picked ids \([0-9]*\)….*/\1/p' "$d/b")
+if [[ -n $a && -n $b && $a != "$b" ]]; then
+        pass "two concurrent pick runs: distinct ranges ($a, $b)"
+else
+        fail "two concurrent pick runs: ranges '$a' and '$b'"
+fi
+after_run "concurrent pick"
+
 # ---------------------------------------------------------------------------------------------
 log "exit status and exec failures, as a shell"
 run "$SYSEXT_IDMAP" run --image="$IMG" -- sh -c 'exit 3'

@@ -263,6 +263,10 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
                 return r;
         for (size_t i = 0; i < *n; i++)
                 if (streq((*exts)[i]->image->name, img->name)) {
+                        if (src && src->discovered) {   /* a named image of that name wins */
+                                image_free(img);
+                                return 0;
+                        }
                         r = sx_error(-ENOTUNIQ, "%s: an image named '%s' was given twice", img->path, img->name);
                         image_free(img);
                         return r;
@@ -270,6 +274,11 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
         r = extension_open(img, &eo, &e);
         if (r < 0)
                 return r;
+        if (!e->compatible && src && src->discovered) {
+                notice(c, "Extension '%s' is not compatible with this host (%s), ignoring.", e->image->name, e->reason);
+                extension_free(e);
+                return 0;
+        }
         if (!e->compatible) {
                 r = sx_error(-EMEDIUMTYPE, "%s: not compatible with this host: %s", e->image->path, e->reason);
                 extension_free(e);
@@ -747,6 +756,7 @@ struct MergeSession {
         Idmap *idmap;           /* effective mapping (the context's, or the target namespace's) */
         Idmap *owned_idmap;
         int target_mntns;       /* -EBADF: our own mount namespace */
+        int target_root;        /* the target process's root directory (it may be chrooted) */
         const char *root;       /* root for the hierarchies: c->root, or "/" inside a target */
         bool reload;
 };
@@ -758,6 +768,7 @@ void merge_session_free(MergeSession *s) {
         host_info_done(&s->host);
         idmap_free(s->owned_idmap);
         safe_close(s->target_mntns);
+        safe_close(s->target_root);
         free(s);
 }
 
@@ -777,6 +788,13 @@ static int open_target(const MergeContext *c, MergeSession *s, char **ret_root) 
                 return sx_error(negative_errno(), "--namespace-of=%d: cannot open its mount namespace: %s",
                                 (int) c->namespace_of, strerror(errno));
         free(p);
+        if (asprintf_safe(&p, "/proc/%d/root", (int) c->namespace_of) < 0)
+                return -ENOMEM;
+        s->target_root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (s->target_root < 0)
+                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its root directory: %s",
+                                (int) c->namespace_of, strerror(errno));
+        free(p);
         if (asprintf_safe(&p, "/proc/%d/ns/user", (int) c->namespace_of) < 0)
                 return -ENOMEM;
         userns = open(p, O_RDONLY | O_CLOEXEC);
@@ -788,7 +806,7 @@ static int open_target(const MergeContext *c, MergeSession *s, char **ret_root) 
         if (fstat(s->target_mntns, &a) < 0 || stat("/proc/self/ns/mnt", &b) < 0)
                 return negative_errno();
         if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-                return sx_error(-EINVAL, "--namespace-of=%d: the process shares our mount namespace; use merge without it",
+                return sx_error(-EINVAL, "--namespace-of=%d: the process shares our mount namespace; leave out --namespace-of",
                                 (int) c->namespace_of);
         /* Unless told otherwise, the layers are idmapped into the target's user namespace, so the
          * image's root-owned files belong to the target's root. */
@@ -820,7 +838,7 @@ int merge_session_open(const MergeContext *c, MergeSession **ret) {
                 return -ENOMEM;
         s->c = c;
         s->idmap = c->idmap;
-        s->target_mntns = -EBADF;
+        s->target_mntns = s->target_root = -EBADF;
         s->root = c->root;
         if (c->namespace_of > 0) {
                 r = open_target(c, s, &release_root);
@@ -862,12 +880,31 @@ typedef struct Phase {
         bool old_reload;        /* an unmerged/replaced merge asked for a reload */
 } Phase;
 
+/* In a target namespace the hierarchies are found from the target's own root directory (which
+ * may be a chroot), --root resolved beneath it. */
+static int open_target_root(int target_root, const char *root, int *ret_fd) {
+        int fd;
+
+        if (isempty(root) || streq(root, "/"))
+                fd = fcntl(target_root, F_DUPFD_CLOEXEC, 3);
+        else
+                fd = openat_beneath(target_root, root, O_PATH | O_DIRECTORY, true);
+        if (fd < 0)
+                return sx_error(fd < -1 ? fd : negative_errno(), "%s: cannot open the root in the target: %s",
+                                strempty(root), strerror(fd < -1 ? -fd : errno));
+        *ret_fd = fd;
+        return 0;
+}
+
 static int phase_open_plans(Phase *ph, int *ret_root_fd, Plan **ret_plans, size_t *ret_n) {
         MergeContext sub = *ph->s->c;
         int r;
 
         sub.root = ph->s->root;
-        r = open_root(&sub, ret_root_fd);
+        if (ph->s->target_root >= 0)
+                r = open_target_root(ph->s->target_root, sub.root, ret_root_fd);
+        else
+                r = open_root(&sub, ret_root_fd);
         if (r < 0)
                 return r;
         return plans_open(&sub, *ret_root_fd, ret_plans, ret_n);
@@ -886,10 +923,16 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
                         return r;
         }
         /* A layer a user controls must not bring setuid binaries or device nodes into /usr. */
-        bool untrusted = ph->s->c->untrusted;
-        for (size_t i = 0; i < ph->s->n_exts; i++)
-                untrusted = untrusted || ph->s->exts[i]->untrusted;
-        return plans_build_overlays(plans, n, untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0, &fallback);
+        /* overlayfs checks its own mount's flags on exec, not the layers': flags asked for on an
+         * image (ExtensionImages= options) or implied by an untrusted layer go on the overlay. */
+        uint64_t attrs = ph->s->c->untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0;
+        for (size_t i = 0; i < ph->s->n_exts; i++) {
+                const Extension *e = ph->s->exts[i];
+                attrs |= e->mount_attrs[0] | e->mount_attrs[1];
+                if (e->untrusted)
+                        attrs |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        }
+        return plans_build_overlays(plans, n, attrs, &fallback);
 }
 
 /* The hierarchy side of a verb, in whatever mount namespace we are in now. */
@@ -1113,15 +1156,17 @@ void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
 typedef struct TargetOpen {
         const char *hierarchy;
         const char *root;
+        int target_root;
 } TargetOpen;
 
 static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds) {
         TargetOpen *t = userdata;
-        _cleanup_close_ int root_fd = open(isempty(t->root) ? "/" : t->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        int fd;
+        _cleanup_close_ int root_fd = -EBADF;
+        int fd, r;
 
-        if (root_fd < 0)
-                return sx_error(negative_errno(), "%s: %s", strna(t->root), strerror(errno));
+        r = open_target_root(t->target_root, t->root, &root_fd);
+        if (r < 0)
+                return r;
         fd = openat_beneath(root_fd, t->hierarchy + 1, O_PATH | O_DIRECTORY, true);
         if (fd == -ENOENT)
                 return 0;
@@ -1133,12 +1178,13 @@ static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds)
 
 typedef struct TargetOpener {
         int mntns;
+        int target_root;
         const char *root;
 } TargetOpener;
 
 static int open_hierarchy_in_target(const char *hierarchy, void *userdata) {
         TargetOpener *o = userdata;
-        TargetOpen t = { .hierarchy = hierarchy, .root = o->root };
+        TargetOpen t = { .hierarchy = hierarchy, .root = o->root, .target_root = o->target_root };
         int fd = -EBADF, r;
 
         r = run_in_mntns(o->mntns, 0, open_hierarchy_in_child, &t, &fd, 1);
@@ -1159,7 +1205,7 @@ int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret
                 r = merge_session_open(c, &session);
                 if (r < 0)
                         return r;
-                TargetOpener o = { .mntns = session->target_mntns, .root = c->root };
+                TargetOpener o = { .mntns = session->target_mntns, .target_root = session->target_root, .root = c->root };
                 r = plans_open_with(c, open_hierarchy_in_target, &o, &plans, &n);
         } else {
                 r = open_root(c, &root_fd);

@@ -399,7 +399,13 @@ int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
                 how.mode = 0644;
         if (openat_beneath_use_fallback)
                 return openat_beneath_fallback(dirfd, path, flags, in_root);
-        fd = sys_openat2(dirfd, path, &how, sizeof(how));
+        /* RESOLVE_IN_ROOT/BENEATH give EAGAIN when a rename or mount anywhere raced with a ".."
+         * step; the answer is to try again. */
+        for (unsigned attempt = 0; attempt < 64; attempt++) {
+                fd = sys_openat2(dirfd, path, &how, sizeof(how));
+                if (fd >= 0 || errno != EAGAIN)
+                        break;
+        }
         if (fd < 0 && errno == ENOSYS) {
                 openat_beneath_use_fallback = true;
                 return openat_beneath_fallback(dirfd, path, flags, in_root);

@@ -106,19 +106,6 @@ static int open_root(const MergeContext *c, int *ret_fd) {
         return 0;
 }
 
-static int fd_path(int fd, char **ret) {
-        char proc[64], buf[PATH_MAX];
-        ssize_t k;
-
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        k = readlink(proc, buf, sizeof(buf) - 1);
-        if (k < 0)
-                return negative_errno();
-        buf[k] = 0;
-        *ret = strdup(buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
 /* Lazily detach the mount on top of fd (a mount root): the magic link resolves to that very mount. */
 static int umount_fd(int fd) {
         char proc[64];
@@ -206,7 +193,7 @@ static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *
                 }
                 p->h_fd = fd;
                 n++;
-                r = fd_path(fd, &p->path);
+                r = fd_get_path(fd, &p->path);
                 if (r < 0)
                         goto fail;
                 r = is_sysext_mount(fd);

@@ -4,6 +4,9 @@
 #include <limits.h>
 #include <inttypes.h>
 #include <sys/stat.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -510,6 +513,33 @@ int mkdir_p(const char *path, mode_t mode) {
         if (mkdir(p, mode) < 0 && errno != EEXIST)
                 return negative_errno();
         return 0;
+}
+
+int fd_get_path(int fd, char **ret) {
+        char p[64], buf[PATH_MAX];
+        ssize_t n;
+
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        n = readlink(p, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return negative_errno();
+        buf[n] = 0;
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int fd_get_size(int fd, uint64_t *ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISREG(st.st_mode)) {
+                *ret = (uint64_t) st.st_size;
+                return 0;
+        }
+        if (S_ISBLK(st.st_mode))
+                return ioctl(fd, BLKGETSIZE64, ret) < 0 ? negative_errno() : 0;
+        return -EBADFD;
 }
 
 int safe_atou64(const char *s, uint64_t *ret) {

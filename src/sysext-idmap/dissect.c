@@ -577,8 +577,13 @@ int dissect_image(const Image *image, DissectedImage **ret) {
 
         if (!image || isempty(image->path) || !ret)
                 return -EINVAL;
-        /* O_PATH first: opening a device node or FIFO for reading can have side effects. */
-        path_fd = open(image->path, O_PATH | O_CLOEXEC);
+        /* O_PATH first: opening a device node or FIFO for reading can have side effects. A path a
+         * user controls is canonical already: any symlink in it now was swapped in, refuse it. */
+        if (image->no_symlinks) {
+                struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+                path_fd = sys_openat2(AT_FDCWD, image->path, &how, sizeof(how));
+        } else
+                path_fd = open(image->path, O_PATH | O_CLOEXEC);
         if (path_fd < 0)
                 return sx_error(negative_errno(), "%s: cannot open image: %m", image->path);
         if (fstat(path_fd, &st) < 0)

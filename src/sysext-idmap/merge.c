@@ -248,6 +248,16 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
         fsids_restore(&saved);
         if (r < 0)
                 return r;
+        if (eo.open_as_user) {
+                /* Discovery found it at this canonical path; if it resolves elsewhere now, a
+                 * directory was swapped for a symlink meanwhile. From here on: no symlinks. */
+                if (!streq(img->path, c->images[idx])) {
+                        r = sx_error(-EXDEV, "%s: changed while being opened (now %s)", c->images[idx], img->path);
+                        image_free(img);
+                        return r;
+                }
+                img->no_symlinks = true;
+        }
         for (size_t i = 0; i < *n; i++)
                 if (streq((*exts)[i]->image->name, img->name)) {
                         if (src && src->discovered) {   /* a named image of that name wins */

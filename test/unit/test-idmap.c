@@ -1,10 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <sched.h>
-#include <sys/mount.h>
-
 #include "idmap.h"
-#include "mountapi.h"
 #include "overlay.h"
 #include "test-helpers.h"
 
@@ -111,8 +107,8 @@ static void test_kernel(void) {
 }
 
 int main(void) {
-        if (geteuid() == 0 && (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)) {
-                printf("cannot enter a private mount namespace: %s\n", strerror(errno));
+        if (geteuid() == 0 && enter_private_mount_namespace() < 0) {
+                printf("cannot enter a private mount namespace: %m\n");
                 return 1;
         }
         test_parse_ok();

@@ -89,6 +89,11 @@ static void test_kernel(void) {
               idmap_map_gid(back, 0) == 5000, "maps read back from the namespace: %s", back ? back->spec : "-");
 
         fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0 && errno == ENOSYS) {
+                /* valgrind 3.19 does not know the new mount API */
+                SKIP("detached tmpfs: fsopen() is not available here");
+                return;
+        }
         if (fs < 0 || sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
             (mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, 0)) < 0) {
                 CHECK(false, "detached tmpfs: %s", strerror(errno));

@@ -385,6 +385,8 @@ static int openat_beneath_fallback(int dirfd, const char *path, int flags, bool 
         }
 }
 
+#define OPENAT_BENEATH_ATTEMPTS 64
+
 /* Set by tests to exercise the fallback; also set once the kernel said ENOSYS. */
 bool openat_beneath_use_fallback = false;
 
@@ -399,7 +401,14 @@ int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
                 how.mode = 0644;
         if (openat_beneath_use_fallback)
                 return openat_beneath_fallback(dirfd, path, flags, in_root);
-        fd = sys_openat2(dirfd, path, &how, sizeof(how));
+        /* With RESOLVE_BENEATH/RESOLVE_IN_ROOT the kernel fails a lookup that crosses ".." with
+         * EAGAIN when any rename or mount happened anywhere meanwhile (it cannot prove the ".."
+         * stayed inside); that is a race to retry, not an error. */
+        for (unsigned attempt = 0; attempt < OPENAT_BENEATH_ATTEMPTS; attempt++) {
+                fd = sys_openat2(dirfd, path, &how, sizeof(how));
+                if (fd >= 0 || errno != EAGAIN)
+                        break;
+        }
         if (fd < 0 && errno == ENOSYS) {
                 openat_beneath_use_fallback = true;
                 return openat_beneath_fallback(dirfd, path, flags, in_root);

@@ -13,12 +13,32 @@
 static __thread char error_buf[4096];
 bool sx_debug_enabled = false;
 
+/* Copy src into dst (size bytes); if it does not fit, keep its beginning and its end, joined by
+ * "...": the end says what failed, which a long path in front must not cut off. */
+void copy_message(char *dst, size_t size, const char *src) {
+        size_t n = strlen(src), head = size / 4, tail;
+
+        if (n < size) {
+                memcpy(dst, src, n + 1);
+                return;
+        }
+        tail = size - head - sizeof("...");
+        memcpy(dst, src, head);
+        memcpy(dst + head, "...", 3);
+        memcpy(dst + head + 3, src + n - tail, tail + 1);
+}
+
 int sx_error(int r, const char *fmt, ...) {
+        char *m = NULL;
         va_list ap;
 
+        /* Formatted apart, so a message may also contain the previous one. */
         va_start(ap, fmt);
-        (void) vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
         va_end(ap);
+        copy_message(error_buf, sizeof(error_buf), m ?: "out of memory");
+        free(m);
         sx_debug("error: %s (%s)", error_buf, strerror(r < 0 ? -r : r));
         return r;
 }

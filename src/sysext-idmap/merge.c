@@ -166,8 +166,24 @@ static json_object *read_meta_json(int h_fd) {
  * the target mount namespace. Returns an O_PATH fd, -ENOENT if it does not exist. */
 typedef int (*HierarchyOpener)(const char *hierarchy, void *userdata);
 
+/* A hierarchy that resolves to the root itself (usr -> / inside --root) would put an overlay over
+ * the whole tree, with the tree as one of its layers: refuse it by name. */
+static int open_hierarchy_at(int root_fd, const char *hierarchy) {
+        struct stat a, b;
+        int fd;
+
+        fd = openat_beneath(root_fd, hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &a) >= 0 && fstat(root_fd, &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+                safe_close(fd);
+                return sx_error(-ELOOP, "%s: resolves to the root directory itself; refusing to merge over it", hierarchy);
+        }
+        return fd;
+}
+
 static int open_hierarchy_beneath(const char *hierarchy, void *userdata) {
-        return openat_beneath(*(int *) userdata, hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        return open_hierarchy_at(*(int *) userdata, hierarchy);
 }
 
 /* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
@@ -187,6 +203,10 @@ static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *
                 fd = opener(*h, userdata);
                 if (fd == -ENOENT)
                         continue;
+                if (fd == -ELOOP && sx_last_error() && strstr(sx_last_error(), "root directory itself")) {
+                        r = fd;
+                        goto fail;
+                }
                 if (fd < 0) {
                         r = sx_error(fd, "%s: cannot open hierarchy: %s", *h, strerror(-fd));
                         goto fail;
@@ -401,7 +421,8 @@ static int plan_add_layer(Plan *p, int mnt_fd, char *subdir, int dir_fd) {
         return 0;
 }
 
-static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extension **exts, size_t n, bool *used) {
+static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extension **exts, size_t n, bool *used,
+                                  const char *idmap_resolved) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
 
         json_object_object_add(o, "version", json_object_new_int(1));
@@ -410,12 +431,8 @@ static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extensio
         json_object_object_add(o, "root", json_object_new_string(root_is_host(c) ? "/" : c->root));
         json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
         json_object_object_add(o, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
-        if (c->idmap && c->idmap->kind == IDMAP_USERNS && c->idmap->userns_fd >= 0) {
-                /* userns:/pid: name a namespace that may go away; record what it mapped. */
-                _cleanup_(idmap_freep) Idmap *resolved = NULL;
-                if (userns_read_maps(c->idmap->userns_fd, &resolved) >= 0)
-                        json_object_object_add(o, "idmapResolved", json_object_new_string(resolved->spec));
-        }
+        if (idmap_resolved)
+                json_object_object_add(o, "idmapResolved", json_object_new_string(idmap_resolved));
         for (size_t i = 0; i < n; i++) {
                 json_object *e;
                 if (!used[i])
@@ -443,6 +460,7 @@ static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extensio
 
 static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n, bool *used) {
         _cleanup_free_ char *names = NULL, *names_nl = NULL;
+        _cleanup_(idmap_freep) Idmap *resolved = NULL;
         json_object *o;
         int r;
 
@@ -452,7 +470,14 @@ static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n
         names_nl = names ? strjoin(names, "\n") : NULL;
         if (!names_nl)
                 return -ENOMEM;
-        o = meta_json_new(c, p, exts, n, used);
+        if (c->idmap && c->idmap->kind == IDMAP_USERNS && c->idmap->userns_fd >= 0) {
+                /* userns:/pid: name a namespace that may go away; record what it mapped. */
+                r = userns_read_maps(c->idmap->userns_fd, &resolved);
+                if (r < 0)
+                        return sx_error(r, "%s: cannot read the ID mapping of %s: %s", p->path, c->idmap->spec,
+                                        strerror(-r));
+        }
+        o = meta_json_new(c, p, exts, n, used, resolved ? resolved->spec : NULL);
         if (!o)
                 return -ENOMEM;
         r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/extensions", names_nl, 0644);
@@ -667,7 +692,10 @@ static bool exts_want_reload(Extension **exts, size_t n) {
         return false;
 }
 
-static int unmerge_plans(const MergeContext *c, Plan *plans, size_t n, bool *reload) {
+/* Detach the merge on top of the hierarchy, and any merge that shows up beneath it: a refresh
+ * whose detach of the old overlay failed leaves the old one stacked on the new one, and
+ * systemd-sysext's unmerge also peels every merge off. */
+static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t n, bool *reload) {
         int r;
 
         for (size_t i = 0; i < n; i++) {
@@ -677,6 +705,21 @@ static int unmerge_plans(const MergeContext *c, Plan *plans, size_t n, bool *rel
                 r = umount_fd(plans[i].h_fd);
                 if (r < 0)
                         return sx_error(r, "%s: failed to unmount: %s", plans[i].path, strerror(-r));
+                for (unsigned k = 0; k < 64; k++) {
+                        _cleanup_close_ int fd = openat_beneath(root_fd, plans[i].hierarchy + 1, O_PATH | O_DIRECTORY, true);
+                        json_object *meta;
+
+                        if (fd < 0 || is_sysext_mount(fd) <= 0)
+                                break;
+                        meta = read_meta_json(fd);
+                        *reload = *reload || meta_wants_reload(meta);
+                        if (meta)
+                                json_object_put(meta);
+                        r = umount_fd(fd);
+                        if (r < 0)
+                                return sx_error(r, "%s: failed to unmount a merge stacked beneath: %s", plans[i].path,
+                                                strerror(-r));
+                }
                 notice(c, "Unmerged '%s'.", plans[i].path);
         }
         return 0;
@@ -946,7 +989,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         if (r < 0)
                 return r;
         if (ph->verb == VERB_UNMERGE) {
-                r = unmerge_plans(c, plans, n, &reload);
+                r = unmerge_plans(c, root_fd, plans, n, &reload);
                 goto finish;
         }
         for (size_t i = 0; ph->verb == VERB_MERGE && !c->stack && i < n; i++)
@@ -1164,7 +1207,7 @@ static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds)
         r = open_target_root(t->target_root, t->root, &root_fd);
         if (r < 0)
                 return r;
-        fd = openat_beneath(root_fd, t->hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        fd = open_hierarchy_at(root_fd, t->hierarchy);
         if (fd == -ENOENT)
                 return 0;
         if (fd < 0)

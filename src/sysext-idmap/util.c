@@ -16,12 +16,32 @@
 static __thread char error_buf[4096];
 bool sx_debug_enabled = false;
 
+/* Copy src into dst (size bytes); if it does not fit, keep its beginning and its end, joined by
+ * "...": the end says what failed, which a long path in front must not cut off. */
+void copy_message(char *dst, size_t size, const char *src) {
+        size_t n = strlen(src), head = size / 4, tail;
+
+        if (n < size) {
+                memcpy(dst, src, n + 1);
+                return;
+        }
+        tail = size - head - sizeof("...");
+        memcpy(dst, src, head);
+        memcpy(dst + head, "...", 3);
+        memcpy(dst + head + 3, src + n - tail, tail + 1);
+}
+
 int sx_error(int r, const char *fmt, ...) {
+        char *m = NULL;
         va_list ap;
 
+        /* Formatted apart, so a message may also contain the previous one. */
         va_start(ap, fmt);
-        (void) vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
         va_end(ap);
+        copy_message(error_buf, sizeof(error_buf), m ?: "out of memory");
+        free(m);
         sx_debug("error: %s (%s)", error_buf, strerror(r < 0 ? -r : r));
         return r;
 }
@@ -388,6 +408,8 @@ static int openat_beneath_fallback(int dirfd, const char *path, int flags, bool 
         }
 }
 
+#define OPENAT_BENEATH_ATTEMPTS 64
+
 /* Set by tests to exercise the fallback; also set once the kernel said ENOSYS. */
 bool openat_beneath_use_fallback = false;
 
@@ -402,13 +424,21 @@ int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
                 how.mode = 0644;
         if (openat_beneath_use_fallback)
                 return openat_beneath_fallback(dirfd, path, flags, in_root);
-        /* RESOLVE_IN_ROOT/BENEATH give EAGAIN when a rename or mount anywhere raced with a ".."
-         * step; the answer is to try again. */
-        for (unsigned attempt = 0; attempt < 64; attempt++) {
+        /* With RESOLVE_BENEATH/RESOLVE_IN_ROOT the kernel fails a lookup that crosses ".." with
+         * EAGAIN when any rename or mount happened anywhere meanwhile (it cannot prove the ".."
+         * stayed inside); that is a race to retry, not an error. */
+        for (unsigned attempt = 0; attempt < OPENAT_BENEATH_ATTEMPTS; attempt++) {
                 fd = sys_openat2(dirfd, path, &how, sizeof(how));
                 if (fd >= 0 || errno != EAGAIN)
                         break;
+                /* Under a storm of mounts elsewhere, back off a little: first spin, then sleep. */
+                if (attempt >= 8)
+                        (void) usleep(attempt < 32 ? 100 : 1000);
         }
+        if (fd < 0 && errno == EAGAIN)
+                /* Still racing after ~0.3 s: walk the path ourselves, component by component, with
+                 * the same confinement (it cannot see the mount/rename seqcount, so it does not care). */
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
         if (fd < 0 && errno == ENOSYS) {
                 openat_beneath_use_fallback = true;
                 return openat_beneath_fallback(dirfd, path, flags, in_root);

@@ -81,6 +81,7 @@ static inline int negative_errno(void) {
 /* ---- error messages ----
  * Library code returns a negative errno and may record one human-readable message naming the
  * object and the reason. The CLI and the PAM module print it; the library never logs. */
+void copy_message(char *dst, size_t size, const char *src);
 int sx_error(int r, const char *fmt, ...) _printf_(2, 3);
 const char *sx_last_error(void);
 void sx_clear_error(void);

@@ -355,9 +355,9 @@ static int json_parse_object(const char *text, size_t l, json_object **ret) {
         return 0;
 }
 
-static int read_sig_partition(const DissectedImage *m, const DissectedPartition *p, char **ret, size_t *ret_len) {
+static int read_sig_partition(const DissectedImage *m, const DissectedPartition *p, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
-        size_t done = 0, len = 0;
+        size_t done = 0;
 
         if (p->size > SIG_PARTITION_MAX)
                 return sx_error(-EFBIG, "%s: verity signature partition is larger than %u bytes", m->path, SIG_PARTITION_MAX);
@@ -375,13 +375,8 @@ static int read_sig_partition(const DissectedImage *m, const DissectedPartition 
                 done += (size_t) k;
         }
         buf[p->size] = 0;
-        len = strlen(buf);
-        /* Only NUL padding may follow the JSON text. */
-        for (size_t i = len; i < p->size; i++)
-                if (buf[i] != 0)
-                        return sx_error(-EBADMSG, "%s: verity signature partition has data after the JSON text", m->path);
         *ret = TAKE_PTR(buf);
-        *ret_len = len;
+        *ret_size = p->size;
         return 0;
 }
 
@@ -396,39 +391,69 @@ static int parse_fingerprint(const char *label, const char *fp, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static int load_sig_partition(const DissectedImage *m, PartitionDesignator d, VerityData *v) {
-        const DissectedPartition *p = &m->partitions[sig_of(d)];
+int verity_signature_json_parse(const char *label, const char *buf, size_t size,
+                                uint8_t **ret_root_hash, size_t *ret_root_hash_size,
+                                uint8_t **ret_signature, size_t *ret_signature_size,
+                                char **ret_fingerprint) {
         _cleanup_(json_object_putp) json_object *o = NULL;
-        _cleanup_free_ char *text = NULL, *fp = NULL;
+        _cleanup_free_ char *fp = NULL;
         _cleanup_free_ uint8_t *hash = NULL, *sig = NULL;
         const char *hash_s, *sig_s, *fp_s;
-        size_t len = 0, hash_size = 0, sig_size = 0;
+        size_t len, hash_size = 0, sig_size = 0;
         bool bad1, bad2, bad3;
-        int r;
 
-        if (!p->found)
-                return 0;
-        r = read_sig_partition(m, p, &text, &len);
-        if (r < 0)
-                return r;
-        if (json_parse_object(text, len, &o) < 0)
-                return sx_error(-EBADMSG, "%s: verity signature partition does not hold a valid JSON object", m->path);
+        if ((!buf && size > 0) || !ret_root_hash || !ret_root_hash_size || !ret_signature || !ret_signature_size ||
+            !ret_fingerprint)
+                return -EINVAL;
+        if (size > SIG_PARTITION_MAX)
+                return sx_error(-EFBIG, "%s: verity signature partition is larger than %u bytes", label, SIG_PARTITION_MAX);
+        len = size > 0 ? strnlen(buf, size) : 0;
+        /* Only NUL padding may follow the JSON text. */
+        for (size_t i = len; i < size; i++)
+                if (buf[i] != 0)
+                        return sx_error(-EBADMSG, "%s: verity signature partition has data after the JSON text", label);
+        if (json_parse_object(buf ?: "", len, &o) < 0)
+                return sx_error(-EBADMSG, "%s: verity signature partition does not hold a valid JSON object", label);
         hash_s = json_get_string(o, "rootHash", &bad1);
         sig_s = json_get_string(o, "signature", &bad2);
         fp_s = json_get_string(o, "certificateFingerprint", &bad3);
         if (bad1 || bad2 || bad3 || !hash_s || !sig_s)
                 return sx_error(-EBADMSG, "%s: verity signature JSON lacks string fields rootHash and signature, or has a field of the wrong type",
-                                m->path);
+                                label);
         if (parse_root_hash(hash_s, strlen(hash_s), &hash, &hash_size) < 0)
-                return sx_error(-EBADMSG, "%s: rootHash in verity signature partition is not a valid hex string", m->path);
+                return sx_error(-EBADMSG, "%s: rootHash in verity signature partition is not a valid hex string", label);
 #if HAVE_OPENSSL
         if (base64_decode(sig_s, &sig, &sig_size) < 0)
-                return sx_error(-EBADMSG, "%s: signature in verity signature partition is not valid base64", m->path);
+                return sx_error(-EBADMSG, "%s: signature in verity signature partition is not valid base64", label);
 #else
-        return sx_error(-EOPNOTSUPP, "%s: built without OpenSSL, cannot read verity signature partition", m->path);
+        return sx_error(-EOPNOTSUPP, "%s: built without OpenSSL, cannot read verity signature partition", label);
 #endif
-        if (fp_s && parse_fingerprint(m->path, fp_s, &fp) < 0)
+        if (fp_s && parse_fingerprint(label, fp_s, &fp) < 0)
                 return -EBADMSG;
+
+        *ret_root_hash = TAKE_PTR(hash);
+        *ret_root_hash_size = hash_size;
+        *ret_signature = TAKE_PTR(sig);
+        *ret_signature_size = sig_size;
+        *ret_fingerprint = TAKE_PTR(fp);
+        return 0;
+}
+
+static int load_sig_partition(const DissectedImage *m, PartitionDesignator d, VerityData *v) {
+        const DissectedPartition *p = &m->partitions[sig_of(d)];
+        _cleanup_free_ char *text = NULL, *fp = NULL;
+        _cleanup_free_ uint8_t *hash = NULL, *sig = NULL;
+        size_t size = 0, hash_size = 0, sig_size = 0;
+        int r;
+
+        if (!p->found)
+                return 0;
+        r = read_sig_partition(m, p, &text, &size);
+        if (r < 0)
+                return r;
+        r = verity_signature_json_parse(m->path, text, size, &hash, &hash_size, &sig, &sig_size, &fp);
+        if (r < 0)
+                return r;
 
         if (v->root_hash && (v->root_hash_size != hash_size || memcmp(v->root_hash, hash, hash_size) != 0))
                 return sx_error(-EBADMSG, "%s: root hash in verity signature partition differs from the one in %s",

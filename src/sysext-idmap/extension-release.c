@@ -168,9 +168,13 @@ static int parser_key(Parser *ps, char **ret) {
         n = (size_t) (ps->p - k);
         while (n > 0 && is_blank(k[n - 1]))
                 n--;
-        if (!key_is_valid(k, n))
-                return sx_error(-EBADMSG, "%s: line %u: invalid key '%.*s'", ps->what, line,
-                                (int) (n > 64 ? 64 : n), k);
+        if (!key_is_valid(k, n)) {
+                /* At most 64 bytes of it, not cutting a UTF-8 sequence (found by fuzz-release). */
+                size_t shown = n > 64 ? 64 : n;
+                while (shown > 0 && shown < n && ((unsigned char) k[shown] & 0xC0) == 0x80)
+                        shown--;
+                return sx_error(-EBADMSG, "%s: line %u: invalid key '%.*s'", ps->what, line, (int) shown, k);
+        }
         ps->p++;        /* '=' */
         *ret = strndup(k, n);
         return *ret ? 1 : -ENOMEM;

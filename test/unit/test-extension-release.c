@@ -103,6 +103,9 @@ static void test_parser(void) {
         expect_bad("invalid key (digit)", "A=1\n\n1A=2\n", 10, "line 3: invalid key '1A'");
         expect_bad("invalid key (dash)", "A-B=1\n", 6, "invalid key 'A-B'");
         expect_bad("empty key", "=1\n", 3, "invalid key ''");
+        /* the quoted key is cut at 64 bytes, but never inside a UTF-8 sequence (found by fuzz-release) */
+        expect_bad("long invalid key", "A23456789 12345678901234567890123456789012345678901234567890123\xc3\xa4=1\n", 68,
+                   "invalid key 'A23456789 12345678901234567890123456789012345678901234567890123'");
         expect_bad("unterminated double quote", "A=1\nB=\"abc\nC=2\n", 15, "line 2: unterminated double quote");
         expect_bad("unterminated single quote", "B='abc", 6, "line 1: unterminated single quote");
         expect_bad("escaped closing quote", "B=\"abc\\\"", 8, "unterminated double quote");

@@ -399,11 +399,20 @@ int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
                 how.mode = 0644;
         if (openat_beneath_use_fallback)
                 return openat_beneath_fallback(dirfd, path, flags, in_root);
-        fd = sys_openat2(dirfd, path, &how, sizeof(how));
+        /* EAGAIN: a ".." step raced with a rename or mount somewhere in the system, and the kernel
+         * could not prove it stayed inside; retry, as openat2(2) suggests, then walk ourselves (seen
+         * under ASan while other test suites mounted in parallel: "etc/os-release: cannot open"). */
+        for (unsigned attempt = 0;; attempt++) {
+                fd = sys_openat2(dirfd, path, &how, sizeof(how));
+                if (fd >= 0 || errno != EAGAIN || attempt >= 16)
+                        break;
+        }
         if (fd < 0 && errno == ENOSYS) {
                 openat_beneath_use_fallback = true;
                 return openat_beneath_fallback(dirfd, path, flags, in_root);
         }
+        if (fd < 0 && errno == EAGAIN)
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
         if (fd < 0)
                 return negative_errno();
         return fd;

@@ -490,20 +490,6 @@ static int dissect_filesystem(DissectedImage *m, const char *type) {
         return check_fs_size(m->path, m->fd, p);
 }
 
-static int image_fd_size(int fd, uint64_t *ret) {
-        struct stat st;
-
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (S_ISREG(st.st_mode)) {
-                *ret = (uint64_t) st.st_size;
-                return 0;
-        }
-        if (S_ISBLK(st.st_mode))
-                return ioctl(fd, BLKGETSIZE64, ret) < 0 ? negative_errno() : 0;
-        return -EBADFD;
-}
-
 /* First look at the whole file: partition table or filesystem, and which one. */
 static int dissect_probe(DissectedImage *m) {
         _cleanup_(blkid_free_probep) blkid_probe pr = NULL;
@@ -557,7 +543,7 @@ int dissect_image_fd(int fd, const char *path, const char *name, DissectedImage 
         m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (m->fd < 0)
                 return negative_errno();
-        r = image_fd_size(m->fd, &m->size);
+        r = fd_get_size(m->fd, &m->size);
         if (r == -EBADFD)
                 return sx_error(r, "%s: not a regular file or block device", m->path);
         if (r < 0)
@@ -591,8 +577,13 @@ int dissect_image(const Image *image, DissectedImage **ret) {
 
         if (!image || isempty(image->path) || !ret)
                 return -EINVAL;
-        /* O_PATH first: opening a device node or FIFO for reading can have side effects. */
-        path_fd = open(image->path, O_PATH | O_CLOEXEC);
+        /* O_PATH first: opening a device node or FIFO for reading can have side effects. A path a
+         * user controls is canonical already: any symlink in it now was swapped in, refuse it. */
+        if (image->no_symlinks) {
+                struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+                path_fd = sys_openat2(AT_FDCWD, image->path, &how, sizeof(how));
+        } else
+                path_fd = open(image->path, O_PATH | O_CLOEXEC);
         if (path_fd < 0)
                 return sx_error(negative_errno(), "%s: cannot open image: %m", image->path);
         if (fstat(path_fd, &st) < 0)

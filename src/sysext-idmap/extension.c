@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <sys/fsuid.h>
+#include <sys/syscall.h>
 
 #include "extension.h"
 
@@ -197,11 +198,23 @@ static int extension_mount(Extension *e, const ExtensionOptions *o) {
         return 0;
 }
 
+/* The raw syscall changes the groups of this thread only (glibc's setgroups() would change every
+ * thread's); file access checks use the supplementary groups too, so the caller's (root's) must not
+ * count while a user's file is opened. */
+static int thread_setgroups(size_t n, const gid_t *groups) {
+        return syscall(SYS_setgroups, n, groups) < 0 ? negative_errno() : 0;
+}
+
 FsIds fsids_switch(bool active, uid_t uid, gid_t gid) {
         FsIds saved = { .active = active };
+        int n;
 
         if (!active)
                 return saved;
+        n = getgroups(0, NULL);
+        if (n > 0 && (saved.groups = calloc((size_t) n, sizeof(gid_t))))
+                saved.n_groups = getgroups(n, saved.groups);
+        (void) thread_setgroups(1, &gid);
         /* setfs[ug]id return the previous value and cannot fail in a way we could act on. */
         saved.gid = (gid_t) setfsgid(gid);
         saved.uid = (uid_t) setfsuid(uid);
@@ -213,6 +226,8 @@ void fsids_restore(const FsIds *saved) {
                 return;
         (void) setfsuid(saved->uid);
         (void) setfsgid(saved->gid);
+        (void) thread_setgroups(saved->n_groups > 0 ? (size_t) saved->n_groups : 0, saved->groups);
+        free(saved->groups);
 }
 
 int extension_open(Image *image, const ExtensionOptions *o, Extension **ret) {

@@ -64,6 +64,8 @@ typedef struct FsIds {
         bool active;
         uid_t uid;
         gid_t gid;
+        gid_t *groups;          /* the caller's supplementary groups, restored afterwards */
+        int n_groups;
 } FsIds;
 FsIds fsids_switch(bool active, uid_t uid, gid_t gid);
 void fsids_restore(const FsIds *saved);

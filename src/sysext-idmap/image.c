@@ -276,19 +276,6 @@ static bool stat_is_dev_null(const struct stat *st) {
         return S_ISCHR(st->st_mode) && st->st_rdev == makedev(1, 3);
 }
 
-static int fd_get_path(int fd, char **ret) {
-        char p[64], buf[PATH_MAX];
-        ssize_t n;
-
-        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-        n = readlink(p, buf, sizeof(buf) - 1);
-        if (n < 0)
-                return negative_errno();
-        buf[n] = 0;
-        *ret = strdup(buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
 /* Looks at one entry of a search directory. Returns 1 and an Image, or 0 if it is not an image. */
 static int image_from_entry(const char *root, int root_fd, int dfd, const char *dir, const char *fn, Image **ret) {
         _cleanup_free_ char *rel = NULL, *name = NULL, *version = NULL, *path = NULL;

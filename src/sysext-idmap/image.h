@@ -24,6 +24,7 @@ typedef struct Image {
         char *path;             /* absolute path as seen by this process (includes --root) */
         ImageType type;
         bool masked;            /* an empty directory or a symlink to /dev/null */
+        bool no_symlinks;       /* path is canonical and must be opened without following any symlink */
         uint64_t mtime_usec;
         uint64_t size;
 } Image;

@@ -27,21 +27,6 @@ LoopDevice *loop_device_free(LoopDevice *d) {
         return NULL;
 }
 
-/* The size the backing range really has: the file (or block device) size minus offset. */
-static int backing_size(int fd, uint64_t *ret) {
-        struct stat st;
-
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (S_ISREG(st.st_mode)) {
-                *ret = (uint64_t) st.st_size;
-                return 0;
-        }
-        if (S_ISBLK(st.st_mode))
-                return ioctl(fd, BLKGETSIZE64, ret) < 0 ? negative_errno() : 0;
-        return -EBADFD;
-}
-
 /* Try once: get a free device number, open it, configure it. -EBUSY means "lost a race, retry". */
 static int loop_configure_one(int control_fd, const struct loop_config *config, int *ret_nr, int *ret_fd) {
         _cleanup_close_ int fd = -EBADF;
@@ -84,7 +69,7 @@ int loop_device_make(int image_fd, uint64_t offset, uint64_t size, LoopDevice **
 
         if (image_fd < 0 || !ret)
                 return -EINVAL;
-        r = backing_size(image_fd, &backing);
+        r = fd_get_size(image_fd, &backing);
         if (r < 0)
                 return r;
         if (offset >= backing || (size > 0 && size > backing - offset))

@@ -106,19 +106,6 @@ static int open_root(const MergeContext *c, int *ret_fd) {
         return 0;
 }
 
-static int fd_path(int fd, char **ret) {
-        char proc[64], buf[PATH_MAX];
-        ssize_t k;
-
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        k = readlink(proc, buf, sizeof(buf) - 1);
-        if (k < 0)
-                return negative_errno();
-        buf[k] = 0;
-        *ret = strdup(buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
 /* Lazily detach the mount on top of fd (a mount root): the magic link resolves to that very mount. */
 static int umount_fd(int fd) {
         char proc[64];
@@ -179,8 +166,24 @@ static json_object *read_meta_json(int h_fd) {
  * the target mount namespace. Returns an O_PATH fd, -ENOENT if it does not exist. */
 typedef int (*HierarchyOpener)(const char *hierarchy, void *userdata);
 
+/* A hierarchy that resolves to the root itself (usr -> / inside --root) would put an overlay over
+ * the whole tree, with the tree as one of its layers: refuse it by name. */
+static int open_hierarchy_at(int root_fd, const char *hierarchy) {
+        struct stat a, b;
+        int fd;
+
+        fd = openat_beneath(root_fd, hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &a) >= 0 && fstat(root_fd, &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+                safe_close(fd);
+                return sx_error(-ELOOP, "%s: resolves to the root directory itself; refusing to merge over it", hierarchy);
+        }
+        return fd;
+}
+
 static int open_hierarchy_beneath(const char *hierarchy, void *userdata) {
-        return openat_beneath(*(int *) userdata, hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        return open_hierarchy_at(*(int *) userdata, hierarchy);
 }
 
 /* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
@@ -200,13 +203,17 @@ static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *
                 fd = opener(*h, userdata);
                 if (fd == -ENOENT)
                         continue;
+                if (fd == -ELOOP && sx_last_error() && strstr(sx_last_error(), "root directory itself")) {
+                        r = fd;
+                        goto fail;
+                }
                 if (fd < 0) {
                         r = sx_error(fd, "%s: cannot open hierarchy: %s", *h, strerror(-fd));
                         goto fail;
                 }
                 p->h_fd = fd;
                 n++;
-                r = fd_path(fd, &p->path);
+                r = fd_get_path(fd, &p->path);
                 if (r < 0)
                         goto fail;
                 r = is_sysext_mount(fd);
@@ -261,8 +268,22 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
         fsids_restore(&saved);
         if (r < 0)
                 return r;
+        if (eo.open_as_user) {
+                /* Discovery found it at this canonical path; if it resolves elsewhere now, a
+                 * directory was swapped for a symlink meanwhile. From here on: no symlinks. */
+                if (!streq(img->path, c->images[idx])) {
+                        r = sx_error(-EXDEV, "%s: changed while being opened (now %s)", c->images[idx], img->path);
+                        image_free(img);
+                        return r;
+                }
+                img->no_symlinks = true;
+        }
         for (size_t i = 0; i < *n; i++)
                 if (streq((*exts)[i]->image->name, img->name)) {
+                        if (src && src->discovered) {   /* a named image of that name wins */
+                                image_free(img);
+                                return 0;
+                        }
                         r = sx_error(-ENOTUNIQ, "%s: an image named '%s' was given twice", img->path, img->name);
                         image_free(img);
                         return r;
@@ -270,6 +291,11 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
         r = extension_open(img, &eo, &e);
         if (r < 0)
                 return r;
+        if (!e->compatible && src && src->discovered) {
+                notice(c, "Extension '%s' is not compatible with this host (%s), ignoring.", e->image->name, e->reason);
+                extension_free(e);
+                return 0;
+        }
         if (!e->compatible) {
                 r = sx_error(-EMEDIUMTYPE, "%s: not compatible with this host: %s", e->image->path, e->reason);
                 extension_free(e);
@@ -396,7 +422,8 @@ static int plan_add_layer(Plan *p, int mnt_fd, char *subdir, int dir_fd) {
         return 0;
 }
 
-static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extension **exts, size_t n, bool *used) {
+static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extension **exts, size_t n, bool *used,
+                                  const char *idmap_resolved) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
 
         json_object_object_add(o, "version", json_object_new_int(1));
@@ -405,12 +432,8 @@ static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extensio
         json_object_object_add(o, "root", json_object_new_string(root_is_host(c) ? "/" : c->root));
         json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
         json_object_object_add(o, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
-        if (c->idmap && c->idmap->kind == IDMAP_USERNS && c->idmap->userns_fd >= 0) {
-                /* userns:/pid: name a namespace that may go away; record what it mapped. */
-                _cleanup_(idmap_freep) Idmap *resolved = NULL;
-                if (userns_read_maps(c->idmap->userns_fd, &resolved) >= 0)
-                        json_object_object_add(o, "idmapResolved", json_object_new_string(resolved->spec));
-        }
+        if (idmap_resolved)
+                json_object_object_add(o, "idmapResolved", json_object_new_string(idmap_resolved));
         for (size_t i = 0; i < n; i++) {
                 json_object *e;
                 if (!used[i])
@@ -438,6 +461,7 @@ static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extensio
 
 static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n, bool *used) {
         _cleanup_free_ char *names = NULL, *names_nl = NULL;
+        _cleanup_(idmap_freep) Idmap *resolved = NULL;
         json_object *o;
         int r;
 
@@ -447,7 +471,14 @@ static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n
         names_nl = names ? strjoin(names, "\n") : NULL;
         if (!names_nl)
                 return -ENOMEM;
-        o = meta_json_new(c, p, exts, n, used);
+        if (c->idmap && c->idmap->kind == IDMAP_USERNS && c->idmap->userns_fd >= 0) {
+                /* userns:/pid: name a namespace that may go away; record what it mapped. */
+                r = userns_read_maps(c->idmap->userns_fd, &resolved);
+                if (r < 0)
+                        return sx_error(r, "%s: cannot read the ID mapping of %s: %s", p->path, c->idmap->spec,
+                                        strerror(-r));
+        }
+        o = meta_json_new(c, p, exts, n, used, resolved ? resolved->spec : NULL);
         if (!o)
                 return -ENOMEM;
         r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/extensions", names_nl, 0644);
@@ -662,7 +693,10 @@ static bool exts_want_reload(Extension **exts, size_t n) {
         return false;
 }
 
-static int unmerge_plans(const MergeContext *c, Plan *plans, size_t n, bool *reload) {
+/* Detach the merge on top of the hierarchy, and any merge that shows up beneath it: a refresh
+ * whose detach of the old overlay failed leaves the old one stacked on the new one, and
+ * systemd-sysext's unmerge also peels every merge off. */
+static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t n, bool *reload) {
         int r;
 
         for (size_t i = 0; i < n; i++) {
@@ -672,6 +706,21 @@ static int unmerge_plans(const MergeContext *c, Plan *plans, size_t n, bool *rel
                 r = umount_fd(plans[i].h_fd);
                 if (r < 0)
                         return sx_error(r, "%s: failed to unmount: %s", plans[i].path, strerror(-r));
+                for (unsigned k = 0; k < 64; k++) {
+                        _cleanup_close_ int fd = openat_beneath(root_fd, plans[i].hierarchy + 1, O_PATH | O_DIRECTORY, true);
+                        json_object *meta;
+
+                        if (fd < 0 || is_sysext_mount(fd) <= 0)
+                                break;
+                        meta = read_meta_json(fd);
+                        *reload = *reload || meta_wants_reload(meta);
+                        if (meta)
+                                json_object_put(meta);
+                        r = umount_fd(fd);
+                        if (r < 0)
+                                return sx_error(r, "%s: failed to unmount a merge stacked beneath: %s", plans[i].path,
+                                                strerror(-r));
+                }
                 notice(c, "Unmerged '%s'.", plans[i].path);
         }
         return 0;
@@ -748,6 +797,7 @@ struct MergeSession {
         Idmap *idmap;           /* effective mapping (the context's, or the target namespace's) */
         Idmap *owned_idmap;
         int target_mntns;       /* -EBADF: our own mount namespace */
+        int target_root;        /* the target process's root directory (it may be chrooted) */
         const char *root;       /* root for the hierarchies: c->root, or "/" inside a target */
         bool reload;
 };
@@ -759,6 +809,7 @@ void merge_session_free(MergeSession *s) {
         host_info_done(&s->host);
         idmap_free(s->owned_idmap);
         safe_close(s->target_mntns);
+        safe_close(s->target_root);
         free(s);
 }
 
@@ -778,6 +829,13 @@ static int open_target(const MergeContext *c, MergeSession *s, char **ret_root) 
                 return sx_error(negative_errno(), "--namespace-of=%d: cannot open its mount namespace: %s",
                                 (int) c->namespace_of, strerror(errno));
         free(p);
+        if (asprintf_safe(&p, "/proc/%d/root", (int) c->namespace_of) < 0)
+                return -ENOMEM;
+        s->target_root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (s->target_root < 0)
+                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its root directory: %s",
+                                (int) c->namespace_of, strerror(errno));
+        free(p);
         if (asprintf_safe(&p, "/proc/%d/ns/user", (int) c->namespace_of) < 0)
                 return -ENOMEM;
         userns = open(p, O_RDONLY | O_CLOEXEC);
@@ -789,7 +847,7 @@ static int open_target(const MergeContext *c, MergeSession *s, char **ret_root) 
         if (fstat(s->target_mntns, &a) < 0 || stat("/proc/self/ns/mnt", &b) < 0)
                 return negative_errno();
         if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
-                return sx_error(-EINVAL, "--namespace-of=%d: the process shares our mount namespace; use merge without it",
+                return sx_error(-EINVAL, "--namespace-of=%d: the process shares our mount namespace; leave out --namespace-of",
                                 (int) c->namespace_of);
         /* Unless told otherwise, the layers are idmapped into the target's user namespace, so the
          * image's root-owned files belong to the target's root. */
@@ -821,7 +879,7 @@ int merge_session_open(const MergeContext *c, MergeSession **ret) {
                 return -ENOMEM;
         s->c = c;
         s->idmap = c->idmap;
-        s->target_mntns = -EBADF;
+        s->target_mntns = s->target_root = -EBADF;
         s->root = c->root;
         if (c->namespace_of > 0) {
                 r = open_target(c, s, &release_root);
@@ -863,12 +921,31 @@ typedef struct Phase {
         bool old_reload;        /* an unmerged/replaced merge asked for a reload */
 } Phase;
 
+/* In a target namespace the hierarchies are found from the target's own root directory (which
+ * may be a chroot), --root resolved beneath it. */
+static int open_target_root(int target_root, const char *root, int *ret_fd) {
+        int fd;
+
+        if (isempty(root) || streq(root, "/"))
+                fd = fcntl(target_root, F_DUPFD_CLOEXEC, 3);
+        else
+                fd = openat_beneath(target_root, root, O_PATH | O_DIRECTORY, true);
+        if (fd < 0)
+                return sx_error(fd < -1 ? fd : negative_errno(), "%s: cannot open the root in the target: %s",
+                                strempty(root), strerror(fd < -1 ? -fd : errno));
+        *ret_fd = fd;
+        return 0;
+}
+
 static int phase_open_plans(Phase *ph, int *ret_root_fd, Plan **ret_plans, size_t *ret_n) {
         MergeContext sub = *ph->s->c;
         int r;
 
         sub.root = ph->s->root;
-        r = open_root(&sub, ret_root_fd);
+        if (ph->s->target_root >= 0)
+                r = open_target_root(ph->s->target_root, sub.root, ret_root_fd);
+        else
+                r = open_root(&sub, ret_root_fd);
         if (r < 0)
                 return r;
         return plans_open(&sub, *ret_root_fd, ret_plans, ret_n);
@@ -887,10 +964,16 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
                         return r;
         }
         /* A layer a user controls must not bring setuid binaries or device nodes into /usr. */
-        bool untrusted = ph->s->c->untrusted;
-        for (size_t i = 0; i < ph->s->n_exts; i++)
-                untrusted = untrusted || ph->s->exts[i]->untrusted;
-        return plans_build_overlays(plans, n, untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0, &fallback);
+        /* overlayfs checks its own mount's flags on exec, not the layers': flags asked for on an
+         * image (ExtensionImages= options) or implied by an untrusted layer go on the overlay. */
+        uint64_t attrs = ph->s->c->untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0;
+        for (size_t i = 0; i < ph->s->n_exts; i++) {
+                const Extension *e = ph->s->exts[i];
+                attrs |= e->mount_attrs[0] | e->mount_attrs[1];
+                if (e->untrusted)
+                        attrs |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        }
+        return plans_build_overlays(plans, n, attrs, &fallback);
 }
 
 /* The hierarchy side of a verb, in whatever mount namespace we are in now. */
@@ -907,7 +990,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         if (r < 0)
                 return r;
         if (ph->verb == VERB_UNMERGE) {
-                r = unmerge_plans(c, plans, n, &reload);
+                r = unmerge_plans(c, root_fd, plans, n, &reload);
                 goto finish;
         }
         for (size_t i = 0; ph->verb == VERB_MERGE && !c->stack && i < n; i++)
@@ -1114,16 +1197,18 @@ void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
 typedef struct TargetOpen {
         const char *hierarchy;
         const char *root;
+        int target_root;
 } TargetOpen;
 
 static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds) {
         TargetOpen *t = userdata;
-        _cleanup_close_ int root_fd = open(isempty(t->root) ? "/" : t->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        int fd;
+        _cleanup_close_ int root_fd = -EBADF;
+        int fd, r;
 
-        if (root_fd < 0)
-                return sx_error(negative_errno(), "%s: %s", strna(t->root), strerror(errno));
-        fd = openat_beneath(root_fd, t->hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        r = open_target_root(t->target_root, t->root, &root_fd);
+        if (r < 0)
+                return r;
+        fd = open_hierarchy_at(root_fd, t->hierarchy);
         if (fd == -ENOENT)
                 return 0;
         if (fd < 0)
@@ -1134,12 +1219,13 @@ static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds)
 
 typedef struct TargetOpener {
         int mntns;
+        int target_root;
         const char *root;
 } TargetOpener;
 
 static int open_hierarchy_in_target(const char *hierarchy, void *userdata) {
         TargetOpener *o = userdata;
-        TargetOpen t = { .hierarchy = hierarchy, .root = o->root };
+        TargetOpen t = { .hierarchy = hierarchy, .root = o->root, .target_root = o->target_root };
         int fd = -EBADF, r;
 
         r = run_in_mntns(o->mntns, 0, open_hierarchy_in_child, &t, &fd, 1);
@@ -1160,7 +1246,7 @@ int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret
                 r = merge_session_open(c, &session);
                 if (r < 0)
                         return r;
-                TargetOpener o = { .mntns = session->target_mntns, .root = c->root };
+                TargetOpener o = { .mntns = session->target_mntns, .target_root = session->target_root, .root = c->root };
                 r = plans_open_with(c, open_hierarchy_in_target, &o, &plans, &n);
         } else {
                 r = open_root(c, &root_fd);

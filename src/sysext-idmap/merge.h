@@ -26,6 +26,7 @@ typedef struct ImageSource {
         uid_t uid;
         gid_t gid;
         bool untrusted;                 /* controlled by a user: overlay nosuid,nodev unless signed */
+        bool discovered;                /* found, not named: incompatible or shadowed by a named one → left out */
 } ImageSource;
 
 typedef struct MergeContext {

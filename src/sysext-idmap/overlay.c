@@ -392,7 +392,7 @@ static void child_run(int sock, int mntns_fd, RunFlags flags, PrivateNsFunc fn, 
         if (reply.r >= 0)
                 reply.r = fn(userdata, fds, max_fds);
         if (reply.r < 0 && sx_last_error())
-                strncpy(reply.message, sx_last_error(), sizeof(reply.message) - 1);
+                copy_message(reply.message, sizeof(reply.message), sx_last_error());
         if (reply.r > 0) {
                 mh.msg_control = cbuf;
                 mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t) reply.r);

@@ -68,9 +68,11 @@ static int parse_mount_options(const char *spec, const char *opts, uint64_t *att
                 else if (streq(*o, "nodev"))
                         *attrs |= MOUNT_ATTR_NODEV;
                 else if (streq(*o, "noexec"))
-                        *attrs |= MOUNT_ATTR_NOEXEC;
+                        /* overlayfs checks exec against its own mount only: noexec for one layer
+                         * would mean noexec for the whole of /usr. Say so instead of doing either. */
+                        return sx_error(-EOPNOTSUPP, "--image=%s: noexec cannot be applied to one layer of an overlay", spec);
                 else
-                        return sx_error(-EINVAL, "--image=%s: unsupported mount option '%s' (ro, nosuid, nodev, noexec)", spec, *o);
+                        return sx_error(-EINVAL, "--image=%s: unsupported mount option '%s' (ro, nosuid, nodev)", spec, *o);
         }
         return 0;
 }
@@ -224,6 +226,8 @@ static int setup_user(const RunOptions *o, RunState *st) {
 
         if (o->private_users.mode != PRIVATE_USERS_NO)
                 return sx_error(-EINVAL, "--user= cannot be combined with --private-users=");
+        if (!idmap_is_identity(o->idmap))
+                return sx_error(-EINVAL, "--user= cannot be combined with --idmap=; it maps the layers user:NAME");
         errno = 0;
         pw = getpwnam(o->user);
         if (!pw)
@@ -293,14 +297,14 @@ static int setup_private_users(const RunOptions *o, RunState *st) {
         return 0;
 }
 
-static int push_image(RunState *st, const char *path, const uint64_t attrs[2]) {
+static int push_image(RunState *st, const char *path, const uint64_t attrs[2], bool discovered) {
         size_t n = strv_length(st->paths);
         ImageSource *a = reallocarray(st->sources, n + 1, sizeof(ImageSource));
 
         if (!a)
                 return -ENOMEM;
         st->sources = a;
-        a[n] = (ImageSource) {};
+        a[n] = (ImageSource) { .discovered = discovered };
         memcpy(a[n].attrs, attrs, sizeof(a[n].attrs));
         return strv_extend(&st->paths, path);
 }
@@ -314,7 +318,7 @@ static int collect_images(const RunOptions *o, RunState *st) {
                         sx_debug("%s: missing, skipped (optional)", o->images[i].path);
                         continue;
                 }
-                r = push_image(st, o->images[i].path, o->images[i].attrs);
+                r = push_image(st, o->images[i].path, o->images[i].attrs, false);
                 if (r < 0)
                         return r;
         }
@@ -326,7 +330,7 @@ static int collect_images(const RunOptions *o, RunState *st) {
                         return r;
                 for (size_t i = 0; r >= 0 && i < n; i++)
                         if (!l[i]->masked)
-                                r = push_image(st, l[i]->path, none);
+                                r = push_image(st, l[i]->path, none, true);
                 image_array_free(l, n);
                 if (r < 0)
                         return r;

@@ -31,7 +31,7 @@ int private_users_parse(const char *s, PrivateUsersSpec *ret);
 void private_users_done(PrivateUsersSpec *p);
 
 /* One ExtensionImages= entry: "[-]PATH[:PARTITION:OPTIONS]...", PARTITION root or usr, OPTIONS a
- * comma list of ro, nosuid, nodev, noexec. */
+ * comma list of ro, nosuid, nodev (noexec is refused: it cannot be confined to one layer). */
 typedef struct ImageArg {
         char *path;
         bool optional;          /* leading '-': skip if missing */

@@ -4,6 +4,9 @@
 #include <limits.h>
 #include <inttypes.h>
 #include <sys/stat.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -13,12 +16,32 @@
 static __thread char error_buf[4096];
 bool sx_debug_enabled = false;
 
+/* Copy src into dst (size bytes); if it does not fit, keep its beginning and its end, joined by
+ * "...": the end says what failed, which a long path in front must not cut off. */
+void copy_message(char *dst, size_t size, const char *src) {
+        size_t n = strlen(src), head = size / 4, tail;
+
+        if (n < size) {
+                memcpy(dst, src, n + 1);
+                return;
+        }
+        tail = size - head - sizeof("...");
+        memcpy(dst, src, head);
+        memcpy(dst + head, "...", 3);
+        memcpy(dst + head + 3, src + n - tail, tail + 1);
+}
+
 int sx_error(int r, const char *fmt, ...) {
+        char *m = NULL;
         va_list ap;
 
+        /* Formatted apart, so a message may also contain the previous one. */
         va_start(ap, fmt);
-        (void) vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
         va_end(ap);
+        copy_message(error_buf, sizeof(error_buf), m ?: "out of memory");
+        free(m);
         sx_debug("error: %s (%s)", error_buf, strerror(r < 0 ? -r : r));
         return r;
 }
@@ -385,6 +408,8 @@ static int openat_beneath_fallback(int dirfd, const char *path, int flags, bool 
         }
 }
 
+#define OPENAT_BENEATH_ATTEMPTS 64
+
 /* Set by tests to exercise the fallback; also set once the kernel said ENOSYS. */
 bool openat_beneath_use_fallback = false;
 
@@ -399,20 +424,25 @@ int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
                 how.mode = 0644;
         if (openat_beneath_use_fallback)
                 return openat_beneath_fallback(dirfd, path, flags, in_root);
-        /* EAGAIN: a ".." step raced with a rename or mount somewhere in the system, and the kernel
-         * could not prove it stayed inside; retry, as openat2(2) suggests, then walk ourselves (seen
-         * under ASan while other test suites mounted in parallel: "etc/os-release: cannot open"). */
-        for (unsigned attempt = 0;; attempt++) {
+        /* With RESOLVE_BENEATH/RESOLVE_IN_ROOT the kernel fails a lookup that crosses ".." with
+         * EAGAIN when any rename or mount happened anywhere meanwhile (it cannot prove the ".."
+         * stayed inside); that is a race to retry, not an error. */
+        for (unsigned attempt = 0; attempt < OPENAT_BENEATH_ATTEMPTS; attempt++) {
                 fd = sys_openat2(dirfd, path, &how, sizeof(how));
-                if (fd >= 0 || errno != EAGAIN || attempt >= 16)
+                if (fd >= 0 || errno != EAGAIN)
                         break;
+                /* Under a storm of mounts elsewhere, back off a little: first spin, then sleep. */
+                if (attempt >= 8)
+                        (void) usleep(attempt < 32 ? 100 : 1000);
         }
+        if (fd < 0 && errno == EAGAIN)
+                /* Still racing after ~0.3 s: walk the path ourselves, component by component, with
+                 * the same confinement (it cannot see the mount/rename seqcount, so it does not care). */
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
         if (fd < 0 && errno == ENOSYS) {
                 openat_beneath_use_fallback = true;
                 return openat_beneath_fallback(dirfd, path, flags, in_root);
         }
-        if (fd < 0 && errno == EAGAIN)
-                return openat_beneath_fallback(dirfd, path, flags, in_root);
         if (fd < 0)
                 return negative_errno();
         return fd;
@@ -513,6 +543,33 @@ int mkdir_p(const char *path, mode_t mode) {
         if (mkdir(p, mode) < 0 && errno != EEXIST)
                 return negative_errno();
         return 0;
+}
+
+int fd_get_path(int fd, char **ret) {
+        char p[64], buf[PATH_MAX];
+        ssize_t n;
+
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        n = readlink(p, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return negative_errno();
+        buf[n] = 0;
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int fd_get_size(int fd, uint64_t *ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISREG(st.st_mode)) {
+                *ret = (uint64_t) st.st_size;
+                return 0;
+        }
+        if (S_ISBLK(st.st_mode))
+                return ioctl(fd, BLKGETSIZE64, ret) < 0 ? negative_errno() : 0;
+        return -EBADFD;
 }
 
 int safe_atou64(const char *s, uint64_t *ret) {

@@ -81,6 +81,7 @@ static inline int negative_errno(void) {
 /* ---- error messages ----
  * Library code returns a negative errno and may record one human-readable message naming the
  * object and the reason. The CLI and the PAM module print it; the library never logs. */
+void copy_message(char *dst, size_t size, const char *src);
 int sx_error(int r, const char *fmt, ...) _printf_(2, 3);
 const char *sx_last_error(void);
 void sx_clear_error(void);
@@ -131,6 +132,10 @@ int read_full_file_at(int dirfd, const char *path, size_t max_size, char **ret, 
 int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size);
 int write_string_at(int dirfd, const char *path, const char *content, mode_t mode);
 int mkdir_p(const char *path, mode_t mode);
+/* The path the kernel has for fd (readlink of /proc/self/fd/N). */
+int fd_get_path(int fd, char **ret);
+/* Size of a regular file or block device; -EBADFD for anything else. */
+int fd_get_size(int fd, uint64_t *ret);
 
 /* ---- misc ---- */
 /* $SYSEXT_IDMAP_RUNTIME_DIR or /run/sysext-idmap: lock file and staging directory. */

@@ -1164,21 +1164,6 @@ static int resolve_mode(const char *label, VerityMode mode, VerityMode *ret) {
         return 0;
 }
 
-static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd);
-
-int verity_open_partition(const DissectedImage *m, PartitionDesignator d, void *userdata, int *ret_block_fd) {
-        VerityContext *c = userdata;
-        const VerityData *v = c ? verity_settings_get(c->settings, d) : NULL;
-        int r;
-
-        r = open_partition_verified(m, d, c, ret_block_fd);
-        /* -EOPNOTSUPP tells dissect to mount the plain loop device: only ever when there is nothing
-         * to verify. Once a root hash is known, any failure must stop the mount. */
-        if (r == -EOPNOTSUPP && v && v->root_hash && c->mode != VERITY_MODE_OFF && is_data_designator(d))
-                return sx_error(-EIO, "%s: verity could not be set up: %s", m ? m->path : "image",
-                                sx_last_error() ?: strerror(EOPNOTSUPP));
-        return r;
-}
 
 static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd) {
         _cleanup_(verity_setup_done) VeritySetup vs = {};
@@ -1269,21 +1254,6 @@ int verity_check_userspace(const char *label, int data_fd, uint64_t data_offset,
         return sx_error(-EOPNOTSUPP, "%s: built without libcryptsetup, cannot check verity", label);
 }
 
-static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd);
-
-int verity_open_partition(const DissectedImage *m, PartitionDesignator d, void *userdata, int *ret_block_fd) {
-        VerityContext *c = userdata;
-        const VerityData *v = c ? verity_settings_get(c->settings, d) : NULL;
-        int r;
-
-        r = open_partition_verified(m, d, c, ret_block_fd);
-        /* -EOPNOTSUPP tells dissect to mount the plain loop device: only ever when there is nothing
-         * to verify. Once a root hash is known, any failure must stop the mount. */
-        if (r == -EOPNOTSUPP && v && v->root_hash && c->mode != VERITY_MODE_OFF && is_data_designator(d))
-                return sx_error(-EIO, "%s: verity could not be set up: %s", m ? m->path : "image",
-                                sx_last_error() ?: strerror(EOPNOTSUPP));
-        return r;
-}
 
 static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd) {
         const VerityData *v = c ? verity_settings_get(c->settings, d) : NULL;
@@ -1300,6 +1270,20 @@ int verity_context_relinquish(VerityContext *c) {
 static void deactivate_now(VerityResult *res) {
 }
 #endif
+
+int verity_open_partition(const DissectedImage *m, PartitionDesignator d, void *userdata, int *ret_block_fd) {
+        VerityContext *c = userdata;
+        const VerityData *v = c ? verity_settings_get(c->settings, d) : NULL;
+        int r;
+
+        r = open_partition_verified(m, d, c, ret_block_fd);
+        /* -EOPNOTSUPP tells dissect to mount the plain loop device: only ever when there is nothing
+         * to verify. Once a root hash is known, any failure must stop the mount. */
+        if (r == -EOPNOTSUPP && v && v->root_hash && c->mode != VERITY_MODE_OFF && is_data_designator(d))
+                return sx_error(-EIO, "%s: verity could not be set up: %s", m ? m->path : "image",
+                                sx_last_error() ?: strerror(EOPNOTSUPP));
+        return r;
+}
 
 void verity_context_done(VerityContext *c) {
         if (!c)

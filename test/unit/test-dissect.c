@@ -6,124 +6,20 @@
  * namespace; every loop device must be gone afterwards. */
 
 #include <ctype.h>
-#include <dirent.h>
 #include <inttypes.h>
 #include <linux/fs.h>
-#include <sched.h>
-#include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
-#include <sys/wait.h>
 
 #include "dissect.h"
-#include "mountapi.h"
 #include "loop.h"
+#include "test-helpers.h"
 #include "version.h"
 
-static int failures, skips;
-static char tmpdir[] = "/var/tmp/test-dissect-XXXXXX";
-static bool have_tmpdir, can_mount;
-
-#define CHECK(cond, ...)                                                       \
-        do {                                                                   \
-                bool _ok = (cond);                                             \
-                printf("%s: ", _ok ? "ok  " : "FAIL");                         \
-                printf(__VA_ARGS__);                                           \
-                if (!_ok)                                                      \
-                        printf("   [%s:%d: %s; last error: %s]", __FILE__, __LINE__, #cond, \
-                               strna(sx_last_error()));                        \
-                printf("\n");                                                  \
-                if (!_ok)                                                      \
-                        failures++;                                            \
-        } while (0)
-
-#define SKIP(...)                                                              \
-        do {                                                                   \
-                printf("SKIP: ");                                              \
-                printf(__VA_ARGS__);                                           \
-                printf("\n");                                                  \
-                skips++;                                                       \
-        } while (0)
-
+static bool can_mount;
 
 /* ---- helpers ---- */
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, pclose);
-
-static char *T(const char *name) {
-        static char bufs[8][PATH_MAX];
-        static unsigned i;
-        char *b = bufs[i++ % 8];
-
-        (void) snprintf(b, PATH_MAX, "%s/%s", tmpdir, name);
-        return b;
-}
-
-static int run(const char *fmt, ...) _printf_(1, 2);
-static int run(const char *fmt, ...) {
-        _cleanup_free_ char *cmd = NULL, *full = NULL;
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&cmd, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                abort();
-        if (asprintf_safe(&full, "cd '%s' && { %s; } >/dev/null 2>&1", tmpdir, cmd) < 0)
-                abort();
-        r = system(full);
-        return WIFEXITED(r) ? WEXITSTATUS(r) : 128;
-}
-
-static bool have(const char *prog) {
-        return run("command -v %s", prog) == 0;
-}
-
-static void cleanup(void) {
-        if (have_tmpdir) {
-                _cleanup_free_ char *cmd = NULL;
-                if (asprintf_safe(&cmd, "rm -rf '%s'", tmpdir) >= 0)
-                        (void) !system(cmd);
-        }
-}
-
-static void on_signal(int sig) {
-        cleanup();
-        _exit(128 + sig);
-}
-
-/* Number of loop devices whose backing file lies in our temp dir. Autoclear may complete just after
- * the last close, so poll a little before declaring a leak. */
-static int loops_in_tmpdir(void) {
-        int n = 0;
-
-        for (int attempt = 0; attempt < 50; attempt++) {
-                _cleanup_(closedirp) DIR *d = opendir("/sys/block");
-                struct dirent *de;
-
-                n = 0;
-                while (d && (de = readdir(d))) {
-                        _cleanup_free_ char *p = NULL, *c = NULL;
-                        if (!startswith(de->d_name, "loop"))
-                                continue;
-                        if (asprintf_safe(&p, "/sys/block/%s/loop/backing_file", de->d_name) < 0)
-                                abort();
-                        if (read_full_file_at(AT_FDCWD, p, 4096, &c, NULL) >= 0 && startswith(c, tmpdir))
-                                n++;
-                }
-                if (n == 0)
-                        break;
-                usleep(20 * 1000);
-        }
-        return n;
-}
-
-static bool error_names(const char *path) {
-        const char *e = sx_last_error();
-        return e && strstr(e, path);
-}
 
 static Image image_for(const char *path, ImageType type) {
         return (Image) { .name = (char *) "test", .path = (char *) path, .type = type };
@@ -702,57 +598,19 @@ static void test_repart(void) {
 
 /* ---- main ---- */
 
-static bool new_mount_api_works(void) {
-        int fd = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
-
-        if (fd < 0)
-                return errno != ENOSYS;
-        close(fd);
-        return true;
-}
-
-static int count_fds(void) {
-        _cleanup_(closedirp) DIR *d = opendir("/proc/self/fd");
-        int n = 0;
-
-        while (d && readdir(d))
-                n++;
-        return n;
-}
-
-/* Mount tests must not touch the host's mount table, even by accident: private namespace. */
-static int enter_private_mount_namespace(void) {
-        if (unshare(CLONE_NEWNS) < 0)
-                return -errno;
-        /* "none": the type is ignored for propagation changes, but valgrind insists on a string */
-        if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
-                return -errno;
-        return 0;
-}
-
 int main(void) {
-        setvbuf(stdout, NULL, _IOLBF, 0);
-        if (getenv("SYSEXT_IDMAP_DEBUG"))
-                sx_debug_enabled = true;
+        test_setup_output();
         if (geteuid() != 0)
                 SKIP("mount and loop tests: not root");
         else if (access("/dev/loop-control", W_OK) < 0)
                 SKIP("mount and loop tests: no /dev/loop-control");
-        else if (enter_private_mount_namespace() < 0)
-                SKIP("mount and loop tests: cannot enter a private mount namespace: %m");
-        else if (!new_mount_api_works())
-                SKIP("mount tests: new mount API unavailable (running under valgrind < 3.20?)");
         else
-                can_mount = true;
+                can_mount = mount_tests_possible();
 
-        if (!mkdtemp(tmpdir)) {
+        if (tmpdir_create("/var/tmp/test-dissect-XXXXXX") < 0) {
                 fprintf(stderr, "mkdtemp: %m\n");
                 return 1;
         }
-        have_tmpdir = true;
-        atexit(cleanup);
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
 
         int fds_at_start = count_fds();
 
@@ -792,8 +650,5 @@ int main(void) {
         }
 
         CHECK(count_fds() == fds_at_start, "no fd leaked (%d open at start, %d at end)", fds_at_start, count_fds());
-        printf("%d failure(s), %d skipped\n", failures, skips);
-        if (failures > 0)
-                return 1;
-        return skips > 0 ? 77 : 0;
+        return test_result();
 }

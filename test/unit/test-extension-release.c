@@ -4,18 +4,7 @@
 #include <sys/xattr.h>
 
 #include "extension-release.h"
-
-static int failed;
-
-#define CHECK(cond, ...)                                                \
-        do {                                                            \
-                bool _ok = (cond);                                      \
-                printf("%s: ", _ok ? "ok" : "FAIL");                    \
-                printf(__VA_ARGS__);                                    \
-                printf("\n");                                           \
-                if (!_ok)                                               \
-                        failed = 1;                                     \
-        } while (0)
+#include "test-helpers.h"
 
 static ReleaseFile *parse(const char *s) {
         ReleaseFile *f = NULL;
@@ -216,7 +205,6 @@ static void test_check(void) {
 
 /* ---- loading from a tree ---- */
 
-static char tmpdir[] = "/var/tmp/test-extension-release.XXXXXX";
 static char *base;     /* per run: openat2() and the userspace fallback */
 
 static int write_file(const char *rel, const char *content) {
@@ -403,9 +391,9 @@ static void test_host(void) {
 int main(void) {
         test_parser();
         test_check();
-        if (!mkdtemp(tmpdir)) {
-                printf("skip: cannot create %s: %s\n", tmpdir, strerror(errno));
-                return failed ? 1 : 77;
+        if (tmpdir_create("/var/tmp/test-extension-release.XXXXXX") < 0) {
+                SKIP("cannot create %s: %m", tmpdir);
+                return test_result();
         }
         for (int run = 0; run < 2; run++) {
                 openat_beneath_use_fallback = run == 1;
@@ -416,11 +404,5 @@ int main(void) {
                 test_host();
                 free(base);
         }
-        {
-                _cleanup_free_ char *cmd = strjoin("rm -rf -- '", tmpdir, "'");
-                if (system(cmd) != 0)
-                        printf("warning: could not remove %s\n", tmpdir);
-        }
-        printf("%s\n", failed ? "FAILED" : "all passed");
-        return failed;
+        return test_result();
 }

@@ -1,10 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <sched.h>
-#include <sys/mount.h>
-
 #include "idmap.h"
-#include "mountapi.h"
 #include "overlay.h"
 #include "test-helpers.h"
 
@@ -99,6 +95,11 @@ static void test_kernel(void) {
               idmap_map_gid(back, 0) == 5000, "maps read back from the namespace: %s", back ? back->spec : "-");
 
         fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0 && errno == ENOSYS) {
+                /* valgrind 3.19 does not know the new mount API */
+                SKIP("detached tmpfs: fsopen() is not available here");
+                return;
+        }
         if (fs < 0 || sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
             (mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, 0)) < 0) {
                 CHECK(false, "detached tmpfs: %s", strerror(errno));
@@ -117,8 +118,8 @@ static void test_kernel(void) {
 }
 
 int main(void) {
-        if (geteuid() == 0 && (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)) {
-                printf("cannot enter a private mount namespace: %s\n", strerror(errno));
+        if (geteuid() == 0 && enter_private_mount_namespace() < 0) {
+                printf("cannot enter a private mount namespace: %m\n");
                 return 1;
         }
         test_parse_ok();

@@ -4,20 +4,9 @@
 #include <inttypes.h>
 
 #include "image.h"
+#include "test-helpers.h"
 
-static int failed;
-static char tmpdir[] = "/var/tmp/test-image.XXXXXX";
 static char *root;
-
-#define CHECK(cond, ...)                                                \
-        do {                                                            \
-                bool _ok = (cond);                                      \
-                printf("%s: ", _ok ? "ok" : "FAIL");                    \
-                printf(__VA_ARGS__);                                    \
-                printf("\n");                                           \
-                if (!_ok)                                               \
-                        failed = 1;                                     \
-        } while (0)
 
 static void check_parse(const char *fn, bool is_dir, const char *name, const char *version) {
         _cleanup_free_ char *n = NULL, *v = NULL;
@@ -287,9 +276,9 @@ static void test_from_path(void) {
 
 int main(void) {
         test_names();
-        if (!mkdtemp(tmpdir)) {
-                printf("skip: cannot create %s: %s\n", tmpdir, strerror(errno));
-                return failed ? 1 : 77;
+        if (tmpdir_create("/var/tmp/test-image.XXXXXX") < 0) {
+                SKIP("cannot create %s: %m", tmpdir);
+                return test_result();
         }
         root = strjoin(tmpdir, "/root");
         (void) mkdir(root, 0755);
@@ -300,12 +289,6 @@ int main(void) {
                 test_discover();
         }
         test_from_path();
-        {
-                _cleanup_free_ char *cmd = strjoin("rm -rf -- '", tmpdir, "'");
-                if (system(cmd) != 0)
-                        printf("warning: could not remove %s\n", tmpdir);
-        }
         free(root);
-        printf("%s\n", failed ? "FAILED" : "all passed");
-        return failed;
+        return test_result();
 }

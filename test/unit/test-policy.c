@@ -4,8 +4,7 @@
  * and robustness against long and garbage input. */
 
 #include "policy.h"
-
-static int failed;
+#include "test-helpers.h"
 
 #define PF _PARTITION_POLICY_PFLAGS_MASK
 #define V PARTITION_POLICY_VERITY
@@ -14,19 +13,6 @@ static int failed;
 #define U PARTITION_POLICY_UNPROTECTED
 #define N PARTITION_POLICY_UNUSED
 #define A PARTITION_POLICY_ABSENT
-
-static void ok(bool b, const char *fmt, ...) _printf_(2, 3);
-static void ok(bool b, const char *fmt, ...) {
-        va_list ap;
-
-        printf("%s: ", b ? "ok" : "FAIL");
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-        if (!b)
-                failed = 1;
-}
 
 /* Printable version of test input for the log (at most 60 characters shown). */
 static const char *vis(const char *s, char buf[static 256]) {
@@ -58,22 +44,22 @@ static void parses(const char *s, const char *simplified, const char *full) {
         int r;
 
         r = image_policy_from_string(s, &p);
-        ok(r == 0, "parse \"%s\" → %d %s", vis(s, v), r, r < 0 ? strna(sx_last_error()) : "");
+        CHECK(r == 0, "parse \"%s\" → %d %s", vis(s, v), r, r < 0 ? strna(sx_last_error()) : "");
         if (r < 0)
                 return;
         if (image_policy_to_string(p, true, &a) < 0 || image_policy_to_string(p, false, &b) < 0) {
-                ok(false, "to_string \"%s\"", strna(s));
+                CHECK(false, "to_string \"%s\"", strna(s));
                 return;
         }
-        ok(!simplified || streq(a, simplified), "  simplified \"%s\" (expected \"%s\")", a, strna(simplified));
-        ok(!full || streq(b, full), "  full \"%s\" (expected \"%s\")", b, strna(full));
+        CHECK(!simplified || streq(a, simplified), "  simplified \"%s\" (expected \"%s\")", a, strna(simplified));
+        CHECK(!full || streq(b, full), "  full \"%s\" (expected \"%s\")", b, strna(full));
 
         r = image_policy_from_string(b, &q);
-        ok(r == 0 && image_policy_equal(p, q), "  full form parses back to an identical policy");
+        CHECK(r == 0 && image_policy_equal(p, q), "  full form parses back to an identical policy");
         r = image_policy_from_string(a, &t);
-        ok(r == 0 && image_policy_equivalent(p, t), "  simplified form parses back to an equivalent policy");
+        CHECK(r == 0 && image_policy_equivalent(p, t), "  simplified form parses back to an equivalent policy");
         if (q && image_policy_to_string(q, false, &c) >= 0)
-                ok(streq(b, c), "  full form is a fixed point (\"%s\")", c);
+                CHECK(streq(b, c), "  full form is a fixed point (\"%s\")", c);
 }
 
 static void rejects(const char *s, int expected_r, const char *expected_in_msg) {
@@ -85,8 +71,8 @@ static void rejects(const char *s, int expected_r, const char *expected_in_msg) 
         sx_clear_error();
         r = image_policy_from_string(s, &p);
         m = sx_last_error();
-        ok(r == expected_r && !p && m && (!expected_in_msg || strstr(m, expected_in_msg)),
-           "reject \"%s\" → %d (expected %d): %s", vis(s, v), r, expected_r, strna(m));
+        CHECK(r == expected_r && !p && m && (!expected_in_msg || strstr(m, expected_in_msg)),
+              "reject \"%s\" → %d (expected %d): %s", vis(s, v), r, expected_r, strna(m));
 }
 
 static void gets(const char *policy, const char *designator, PartitionPolicyFlags expected) {
@@ -95,7 +81,7 @@ static void gets(const char *policy, const char *designator, PartitionPolicyFlag
         PartitionPolicyFlags g;
 
         if (image_policy_from_string(policy, &p) < 0) {
-                ok(false, "parse \"%s\"", strna(policy));
+                CHECK(false, "parse \"%s\"", strna(policy));
                 return;
         }
         g = image_policy_get(p, designator);
@@ -103,8 +89,8 @@ static void gets(const char *policy, const char *designator, PartitionPolicyFlag
                 (void) partition_policy_flags_to_string(g, false, &f);
         if (expected >= 0)
                 (void) partition_policy_flags_to_string(expected, false, &e);
-        ok(g == expected, "get(\"%s\", %s) = %s (expected %s)", strna(policy), designator,
-           g >= 0 ? strna(f) : "invalid", expected >= 0 ? strna(e) : "invalid");
+        CHECK(g == expected, "get(\"%s\", %s) = %s (expected %s)", strna(policy), designator,
+              g >= 0 ? strna(f) : "invalid", expected >= 0 ? strna(e) : "invalid");
 }
 
 /* expected: 1 allowed (with use level `use`, 0 = don't compare), 0 refused (reason must contain
@@ -118,17 +104,17 @@ static void checks(const char *policy, const char *designator, PartitionPolicyFl
         int r;
 
         if (image_policy_from_string(policy, &p) < 0) {
-                ok(false, "parse \"%s\"", strna(policy));
+                CHECK(false, "parse \"%s\"", strna(policy));
                 return;
         }
         r = image_policy_check_full(p, designator, have, ro, growfs, fstype, &got_use, &reason);
-        ok(r == expected && (r != 1 || use == 0 || got_use == use) && (r != 1 || !reason) &&
-           (r != 0 || (reason && (!msg || strstr(reason, msg)))),
-           "check(\"%s\", %s, %s%s%s%s%s) = %d (expected %d)%s%s%s%s", strna(policy), designator,
-           strna(partition_policy_flag_to_string(have)), ro ? ", ro" : "", growfs ? ", growfs" : "",
-           fstype ? ", " : "", fstype ? vis(fstype, v) : "", r, expected,
-           r == 1 ? ", use " : "", r == 1 ? strna(partition_policy_flag_to_string(got_use)) : "",
-           reason ? ": " : "", strempty(reason));
+        CHECK(r == expected && (r != 1 || use == 0 || got_use == use) && (r != 1 || !reason) &&
+              (r != 0 || (reason && (!msg || strstr(reason, msg)))),
+              "check(\"%s\", %s, %s%s%s%s%s) = %d (expected %d)%s%s%s%s", strna(policy), designator,
+              strna(partition_policy_flag_to_string(have)), ro ? ", ro" : "", growfs ? ", growfs" : "",
+              fstype ? ", " : "", fstype ? vis(fstype, v) : "", r, expected,
+              r == 1 ? ", use " : "", r == 1 ? strna(partition_policy_flag_to_string(got_use)) : "",
+              reason ? ": " : "", strempty(reason));
 }
 
 #define ALLOW(pol, d, have, use) checks(pol, d, have, false, false, NULL, 1, use, NULL)
@@ -189,15 +175,15 @@ static void test_grammar(void) {
                 all = n;
         }
         parses(all, all, NULL);
-        ok(strv_length((char **) image_policy_designators) == 13, "13 designators known");
+        CHECK(strv_length((char **) image_policy_designators) == 13, "13 designators known");
         static const char * const names[] = {
                 "root", "usr", "home", "srv", "esp", "xbootldr", "swap", "root-verity", "root-verity-sig",
                 "usr-verity", "usr-verity-sig", "tmp", "var",
         };
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                ok(image_policy_designator_is_known(names[i]), "designator %s known", names[i]);
-        ok(!image_policy_designator_is_known("Root") && !image_policy_designator_is_known("") &&
-           !image_policy_designator_is_known(NULL), "unknown designators refused");
+                CHECK(image_policy_designator_is_known(names[i]), "designator %s known", names[i]);
+        CHECK(!image_policy_designator_is_known("Root") && !image_policy_designator_is_known("") &&
+              !image_policy_designator_is_known(NULL), "unknown designators refused");
 }
 
 static void test_sysext_default(void) {
@@ -206,16 +192,16 @@ static void test_sysext_default(void) {
 
         parses(image_policy_sysext_default, image_policy_sysext_default, NULL);
         parses(image_policy_sysext_strict, image_policy_sysext_strict, NULL);
-        ok(image_policy_from_string(image_policy_sysext_default, &d) == 0 &&
-           image_policy_from_string(NULL, &n) == 0 && image_policy_equal(d, n) && image_policy_equal(d, NULL),
-           "NULL string and NULL policy are the sysext default");
-        ok(image_policy_to_string(NULL, true, &s) == 0 && streq(s, image_policy_sysext_default),
-           "to_string(NULL) = \"%s\"", strna(s));
-        ok(image_policy_to_string(NULL, false, &t) == 0 && strstr(t, ":=unused+absent"),
-           "to_string(NULL, full) = \"%s\"", strna(t));
-        ok(image_policy_from_string(image_policy_sysext_strict, &strict) == 0 &&
-           !image_policy_equivalent(strict, d), "strict differs from default");
-        ok(image_policy_get_default(NULL) == PARTITION_POLICY_IGNORE, "sysext default: default is ignore");
+        CHECK(image_policy_from_string(image_policy_sysext_default, &d) == 0 &&
+              image_policy_from_string(NULL, &n) == 0 && image_policy_equal(d, n) && image_policy_equal(d, NULL),
+              "NULL string and NULL policy are the sysext default");
+        CHECK(image_policy_to_string(NULL, true, &s) == 0 && streq(s, image_policy_sysext_default),
+              "to_string(NULL) = \"%s\"", strna(s));
+        CHECK(image_policy_to_string(NULL, false, &t) == 0 && strstr(t, ":=unused+absent"),
+              "to_string(NULL, full) = \"%s\"", strna(t));
+        CHECK(image_policy_from_string(image_policy_sysext_strict, &strict) == 0 &&
+              !image_policy_equivalent(strict, d), "strict differs from default");
+        CHECK(image_policy_get_default(NULL) == PARTITION_POLICY_IGNORE, "sysext default: default is ignore");
 }
 
 static void test_rejects(void) {
@@ -246,11 +232,11 @@ static void test_rejects(void) {
         rejects("=absent:=ignore", -ENOTUNIQ, "Default partition policy flags specified more than once");
         rejects("root=verity:usr=bogus:root=signed", -EBADRQC, "'bogus'");   /* first error wins */
 
-        ok(partition_policy_flags_from_string("verity+signed") == (V | S), "flags_from_string(verity+signed)");
-        ok(partition_policy_flags_from_string("-") == 0 && partition_policy_flags_from_string("") == 0,
-           "flags_from_string(\"-\"/\"\") = 0");
-        ok(partition_policy_flags_from_string("verity+nope") == -EBADRQC, "flags_from_string(verity+nope) = -EBADRQC");
-        ok(partition_policy_flags_from_string(NULL) < 0, "flags_from_string(NULL) < 0");
+        CHECK(partition_policy_flags_from_string("verity+signed") == (V | S), "flags_from_string(verity+signed)");
+        CHECK(partition_policy_flags_from_string("-") == 0 && partition_policy_flags_from_string("") == 0,
+              "flags_from_string(\"-\"/\"\") = 0");
+        CHECK(partition_policy_flags_from_string("verity+nope") == -EBADRQC, "flags_from_string(verity+nope) = -EBADRQC");
+        CHECK(partition_policy_flags_from_string(NULL) < 0, "flags_from_string(NULL) < 0");
 }
 
 static void test_flag_names(void) {
@@ -267,11 +253,11 @@ static void test_flag_names(void) {
 
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
                 const char *n = partition_policy_flag_to_string(t[i].f);
-                ok(n && streq(n, t[i].name) && partition_policy_flags_from_string(n) == t[i].f,
-                   "flag 0x%x ↔ %s", (unsigned) t[i].f, strna(n));
+                CHECK(n && streq(n, t[i].name) && partition_policy_flags_from_string(n) == t[i].f,
+                      "flag 0x%x ↔ %s", (unsigned) t[i].f, strna(n));
         }
-        ok(!partition_policy_flag_to_string(0) && !partition_policy_flag_to_string(V | S) &&
-           !partition_policy_flag_to_string(1 << 30), "no name for 0, combinations, unknown bits");
+        CHECK(!partition_policy_flag_to_string(0) && !partition_policy_flag_to_string(V | S) &&
+              !partition_policy_flag_to_string(1 << 30), "no name for 0, combinations, unknown bits");
 }
 
 static void test_get(void) {
@@ -329,10 +315,10 @@ static void test_check(void) {
         ALLOW(d, "usr-verity", U, U);
         ALLOW(d, "usr-verity", A, A);
         REFUSE(d, "usr-verity", V, "usr-verity partition is verity, but policy requires unprotected+absent");
-        ok(image_policy_may_use(NULL, "usr") == 1 && image_policy_may_use(NULL, "root") == 1 &&
-           image_policy_may_use(NULL, "home") == 0 && image_policy_may_use(NULL, "esp") == 0,
-           "sysext default: may use root/usr, ignores home/esp");
-        ok(image_policy_may_use(NULL, "bogus") == -EINVAL, "may_use(bogus) = -EINVAL");
+        CHECK(image_policy_may_use(NULL, "usr") == 1 && image_policy_may_use(NULL, "root") == 1 &&
+              image_policy_may_use(NULL, "home") == 0 && image_policy_may_use(NULL, "esp") == 0,
+              "sysext default: may use root/usr, ignores home/esp");
+        CHECK(image_policy_may_use(NULL, "bogus") == -EINVAL, "may_use(bogus) = -EINVAL");
 
         /* The reason format the brief asks for. */
         REFUSE("usr=verity+signed", "usr", U, "usr partition is unprotected, but policy requires verity+signed");
@@ -343,7 +329,7 @@ static void test_check(void) {
         /* root is not listed: default ignore. */
         ALLOW("usr=verity+signed", "root", A, A);
         ALLOW("usr=verity+signed", "root", N, N);
-        ok(image_policy_may_use(NULL, "usr") == 1, "may_use");
+        CHECK(image_policy_may_use(NULL, "usr") == 1, "may_use");
 
         /* signed ⇒ verity ⇒ unprotected, as long as the dropped partition may be ignored. */
         ALLOW("usr=verity", "usr", S, V);
@@ -366,7 +352,7 @@ static void test_check(void) {
         REFUSE("~", "usr", N, "usr partition exists, but policy requires it to be absent");
         REFUSE("~", "usr", S, "usr partition exists, but policy requires it to be absent");
         ALLOW("~", "usr", A, A);
-        ok(image_policy_may_use(NULL, "usr") == 1, "may_use sanity");
+        CHECK(image_policy_may_use(NULL, "usr") == 1, "may_use sanity");
         ALLOW("-", "usr", N, N);
         ALLOW("-", "usr", A, A);
         REFUSE("-", "usr", U, "usr partition is unprotected, but policy requires unused+absent");
@@ -410,14 +396,14 @@ static void test_check(void) {
         checks(d, "usr", V | S, false, false, NULL, -EINVAL, 0, NULL);
         checks(d, "usr", PARTITION_POLICY_READ_ONLY_ON, false, false, NULL, -EINVAL, 0, NULL);
         checks(d, "usr", _PARTITION_POLICY_FLAGS_INVALID, false, false, NULL, -EINVAL, 0, NULL);
-        ok(image_policy_check(NULL, NULL, U, false, false, NULL) == -EINVAL, "check(NULL designator) = -EINVAL");
+        CHECK(image_policy_check(NULL, NULL, U, false, false, NULL) == -EINVAL, "check(NULL designator) = -EINVAL");
 
         /* The short API, with and without reason. */
         char *reason = (char *) "untouched";
-        ok(image_policy_check(NULL, "usr", U, false, false, &reason) == 1 && !reason, "check() = 1, reason NULL");
-        ok(image_policy_check(NULL, "usr", N, false, false, NULL) == 0, "check() = 0 without ret_reason");
+        CHECK(image_policy_check(NULL, "usr", U, false, false, &reason) == 1 && !reason, "check() = 1, reason NULL");
+        CHECK(image_policy_check(NULL, "usr", N, false, false, NULL) == 0, "check() = 0 without ret_reason");
         int r = image_policy_check(NULL, "usr", N, false, false, &reason);
-        ok(r == 0 && reason, "check() = 0: %s", strna(reason));
+        CHECK(r == 0 && reason, "check() = 0: %s", strna(reason));
         free(reason);
 }
 
@@ -444,9 +430,9 @@ static void test_equivalence(void) {
                 _cleanup_image_policy_ ImagePolicy *a = NULL, *b = NULL;
                 bool ok_parse = image_policy_from_string(t[i].a, &a) == 0 && image_policy_from_string(t[i].b, &b) == 0;
 
-                ok(ok_parse && image_policy_equal(a, b) == t[i].equal && image_policy_equivalent(a, b) == t[i].equivalent &&
-                   image_policy_equivalent(b, a) == t[i].equivalent,
-                   "\"%s\" vs \"%s\": equal=%d equivalent=%d", t[i].a, t[i].b, t[i].equal, t[i].equivalent);
+                CHECK(ok_parse && image_policy_equal(a, b) == t[i].equal && image_policy_equivalent(a, b) == t[i].equivalent &&
+                      image_policy_equivalent(b, a) == t[i].equivalent,
+                      "\"%s\" vs \"%s\": equal=%d equivalent=%d", t[i].a, t[i].b, t[i].equal, t[i].equivalent);
         }
 }
 
@@ -474,8 +460,8 @@ static void test_robustness(void) {
         _cleanup_image_policy_ ImagePolicy *p = NULL;
         const char *m;
 
-        ok(strlen(long_flags) > 10000 && image_policy_from_string(long_flags, &p) == 0 &&
-           image_policy_get(p, "usr") == (V | S | PF), "10k chars of repeated flags parse");
+        CHECK(strlen(long_flags) > 10000 && image_policy_from_string(long_flags, &p) == 0 &&
+              image_policy_get(p, "usr") == (V | S | PF), "10k chars of repeated flags parse");
 
         rejects(long_word, -EINVAL, "…");
         rejects(long_name, -EBADSLT, "…");
@@ -486,7 +472,7 @@ static void test_robustness(void) {
         sx_clear_error();
         (void) image_policy_from_string(long_word, NULL);
         m = sx_last_error();
-        ok(m && strlen(m) < 200, "message for a 10k word is bounded (%zu chars)", m ? strlen(m) : 0);
+        CHECK(m && strlen(m) < 200, "message for a 10k word is bounded (%zu chars)", m ? strlen(m) : 0);
 
         /* Control characters never reach the message raw. */
         rejects("root=\x01verity", -EBADRQC, "\\x01verity");
@@ -494,7 +480,7 @@ static void test_robustness(void) {
         rejects("root=verity\x7f", -EBADRQC, "verity\\x7f");
         rejects("\x01", -EINVAL, "\\x01");
         m = sx_last_error();
-        ok(m && !string_has_cc(m), "no control characters in messages");
+        CHECK(m && !string_has_cc(m), "no control characters in messages");
         /* Whitespace (incl. newline) around words is stripped, as systemd's strstrip() does. */
         parses("usr=verity\n", "usr=verity", NULL);
         parses("\tusr\t=\tverity\t", "usr=verity", NULL);
@@ -547,7 +533,7 @@ static void test_robustness(void) {
                         printf("FAIL: garbage \"%s\" → %d\n", buf, r);
                 }
         }
-        ok(all_ok, "20000 garbage strings: %u parsed and round-tripped, %u refused with a clean message", n_ok, n_bad);
+        CHECK(all_ok, "20000 garbage strings: %u parsed and round-tripped, %u refused with a clean message", n_ok, n_bad);
 }
 
 int main(void) {
@@ -560,6 +546,5 @@ int main(void) {
         test_equivalence();
         test_robustness();
 
-        printf("%s\n", failed ? "FAILED" : "all passed");
-        return failed;
+        return test_result();
 }

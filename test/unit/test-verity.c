@@ -5,124 +5,17 @@
  * mkfs.erofs + veritysetup + sfdisk, bare erofs with sidecars). Tampered copies must be refused with a
  * message naming the file, and no loop device backed by our files may remain after any case. */
 
-#include <dirent.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/mount.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 
 #include "dissect.h"
-#include "mountapi.h"
+#include "test-helpers.h"
 #include "verity.h"
 
 #ifndef TEST_SOURCE_DIR
 #error "TEST_SOURCE_DIR must be defined"
 #endif
 
-static int failures, skips;
-static char tmpdir[] = "/var/tmp/test-verity-XXXXXX";
-static bool have_tmpdir, can_mount;
-
-#define CHECK(cond, ...)                                                       \
-        do {                                                                   \
-                bool _ok = (cond);                                             \
-                printf("%s: ", _ok ? "ok  " : "FAIL");                         \
-                printf(__VA_ARGS__);                                           \
-                if (!_ok)                                                      \
-                        printf("   [%s:%d: %s; last error: %s]", __FILE__, __LINE__, #cond, \
-                               strna(sx_last_error()));                        \
-                printf("\n");                                                  \
-                if (!_ok)                                                      \
-                        failures++;                                            \
-        } while (0)
-
-#define SKIP(...)                                                              \
-        do {                                                                   \
-                printf("SKIP: ");                                              \
-                printf(__VA_ARGS__);                                           \
-                printf("\n");                                                  \
-                skips++;                                                       \
-        } while (0)
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-
-static char *T(const char *name) {
-        static char bufs[8][PATH_MAX];
-        static unsigned i;
-        char *b = bufs[i++ % 8];
-
-        (void) snprintf(b, PATH_MAX, "%s/%s", tmpdir, name);
-        return b;
-}
-
-static int run(const char *fmt, ...) _printf_(1, 2);
-static int run(const char *fmt, ...) {
-        _cleanup_free_ char *cmd = NULL, *full = NULL;
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&cmd, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                abort();
-        if (asprintf_safe(&full, "cd '%s' && { %s; } >/dev/null 2>&1", tmpdir, cmd) < 0)
-                abort();
-        r = system(full);
-        return WIFEXITED(r) ? WEXITSTATUS(r) : 128;
-}
-
-static bool have(const char *prog) {
-        return run("command -v %s", prog) == 0;
-}
-
-static void cleanup(void) {
-        if (have_tmpdir) {
-                _cleanup_free_ char *cmd = NULL;
-                if (asprintf_safe(&cmd, "rm -rf '%s'", tmpdir) >= 0)
-                        (void) !system(cmd);
-        }
-}
-
-static void on_signal(int sig) {
-        cleanup();
-        _exit(128 + sig);
-}
-
-/* Loop devices whose backing file lies in our temp dir; autoclear may lag the last close a little. */
-static int loops_in_tmpdir(void) {
-        int n = 0;
-
-        for (int attempt = 0; attempt < 50; attempt++) {
-                _cleanup_(closedirp) DIR *d = opendir("/sys/block");
-                struct dirent *de;
-
-                n = 0;
-                while (d && (de = readdir(d))) {
-                        _cleanup_free_ char *p = NULL, *c = NULL;
-                        if (!startswith(de->d_name, "loop"))
-                                continue;
-                        if (asprintf_safe(&p, "/sys/block/%s/loop/backing_file", de->d_name) < 0)
-                                abort();
-                        if (read_full_file_at(AT_FDCWD, p, 4096, &c, NULL) >= 0 && startswith(c, tmpdir))
-                                n++;
-                }
-                if (n == 0)
-                        break;
-                usleep(20 * 1000);
-        }
-        return n;
-}
-
-static int count_fds(void) {
-        _cleanup_(closedirp) DIR *d = opendir("/proc/self/fd");
-        int n = 0;
-
-        while (d && readdir(d))
-                n++;
-        return n;
-}
+static bool can_mount;
 
 static char *read_text(const char *name) {
         char *c = NULL;
@@ -142,11 +35,6 @@ static uint64_t read_u64(const char *name) {
         if (!c || safe_atou64(c, &v) < 0)
                 abort();
         return v;
-}
-
-static bool error_names(const char *path) {
-        const char *e = sx_last_error();
-        return e && strstr(e, path);
 }
 
 static bool error_says(const char *what) {
@@ -495,36 +383,13 @@ static void test_modes(void) {
               streq(verity_protection_to_string(VERITY_PROTECTION_UNPROTECTED), "unprotected"), "protection strings");
 }
 
-static int enter_private_mount_namespace(void) {
-        if (unshare(CLONE_NEWNS) < 0)
-                return -errno;
-        if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
-                return -errno;
-        return 0;
-}
-
-static bool new_mount_api_works(void) {
-        int fd = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
-
-        if (fd < 0)
-                return errno != ENOSYS;
-        close(fd);
-        return true;
-}
-
 int main(void) {
-        setvbuf(stdout, NULL, _IOLBF, 0);
-        if (getenv("SYSEXT_IDMAP_DEBUG"))
-                sx_debug_enabled = true;
+        test_setup_output();
         test_modes();
-        if (!mkdtemp(tmpdir)) {
+        if (tmpdir_create("/var/tmp/test-verity-XXXXXX") < 0) {
                 fprintf(stderr, "mkdtemp: %m\n");
                 return 1;
         }
-        have_tmpdir = true;
-        atexit(cleanup);
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
         if (geteuid() != 0 || access("/dev/loop-control", W_OK) < 0) {
                 SKIP("verity tests need root and /dev/loop-control");
                 return 77;
@@ -533,12 +398,7 @@ int main(void) {
                 SKIP("verity tests need veritysetup, mkfs.erofs, sfdisk and openssl");
                 return 77;
         }
-        if (enter_private_mount_namespace() < 0)
-                SKIP("mount tests: cannot enter a private mount namespace: %m");
-        else if (!new_mount_api_works())
-                SKIP("mount tests: new mount API unavailable (valgrind < 3.20?)");
-        else
-                can_mount = true;
+        can_mount = mount_tests_possible();
 
         if (run("bash %s/unit/verity-images.sh", TEST_SOURCE_DIR) != 0 ||
             run("mkdir -p certs othercerts empty mask && cp cert.pem certs/cert.crt && cp other.pem othercerts/other.crt && "
@@ -559,8 +419,5 @@ int main(void) {
         test_bare();
         CHECK(loops_in_tmpdir() == 0, "no loop device of ours left at the end");
         CHECK(count_fds() == fds_at_start, "no fd leaked (%d open at start, %d at end)", fds_at_start, count_fds());
-        printf("%d failure(s), %d skipped\n", failures, skips);
-        if (failures > 0)
-                return 1;
-        return skips > 0 ? 77 : 0;
+        return test_result();
 }

@@ -2,19 +2,15 @@
 /* version_compare(): the examples of the UAPI Version Format Specification and of systemd's
  * strverscmp_improved() documentation, checked in both directions. */
 
+#include "test-helpers.h"
 #include "version.h"
-
-static int failed;
 
 static void check(const char *a, const char *b, int expected) {
         int r = version_compare(a, b), rr = version_compare(b, a);
         int s = (r > 0) - (r < 0), ss = (rr > 0) - (rr < 0);
-        bool ok = s == expected && ss == -expected;
 
-        printf("%s: version_compare(\"%s\", \"%s\") = %d (expected %d, reverse %d)\n",
-               ok ? "ok" : "FAIL", strna(a), strna(b), s, expected, ss);
-        if (!ok)
-                failed = 1;
+        CHECK(s == expected && ss == -expected, "version_compare(\"%s\", \"%s\") = %d (expected %d, reverse %d)",
+              strna(a), strna(b), s, expected, ss);
 }
 
 #define LT(a, b) check(a, b, -1)
@@ -93,6 +89,5 @@ int main(void) {
         EQ("", "");
         EQ("_", "");
 
-        printf("%s\n", failed ? "FAILED" : "all passed");
-        return failed;
+        return test_result();
 }

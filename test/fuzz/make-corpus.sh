@@ -195,6 +195,9 @@ for s in "" identity foreign "b:0:1000:1" "u:0:1000:65536,g:0:1000:65536" "b:0:0
         printf '%s' "$s" | seed idmap "spec-$i"
         i=$((i + 1))
 done
+# regression (fixed): a message longer than the error buffer was shortened inside a UTF-8 sequence
+# (4096-byte buffer, 1024 bytes kept in front: the end cut lands inside an "ä" here)
+python3 -c 'print(",".join("b:%d:%d:1" % (i, i) for i in range(300)) + ",,\u00e4" * 800 + "xyz", end="")' | seed idmap regression-long-message-utf8
 # 341 extents: one more than the kernel allows
 python3 -c 'print(",".join("b:%d:%d:1" % (i, i) for i in range(341)), end="")' | seed idmap too-many
 

@@ -84,5 +84,88 @@ for line in open(sys.argv[1]):
 print(p, f, s)
 PY
 )
+
+# ---- BEGIN sanitizers: the whole meson test suite again, built with ASan+UBSan ----
+# Counted into the summary like the normal run (each test once more). Every sanitizer report goes to
+# build-asan/sanitizer-logs/ as well (log_path): the integration tests run the binary and its forked
+# helpers, often expecting them to fail, so an ASan abort in a child could otherwise pass unnoticed;
+# any report file counts as one more failed test ("sanitizer-reports"). CHECK_SANITIZERS=0 skips.
+sanitizer_suite() {
+        local logs=$PWD/build-asan/sanitizer-logs a f s
+        rm -rf build-asan
+        if ! meson setup -Db_sanitize=address,undefined -Db_lundef=false build-asan >/dev/null || ! ninja -C build-asan >/dev/null; then
+                echo "sanitizers: build-asan failed" >&2
+                n_fail=$((n_fail + 1))
+                return
+        fi
+        mkdir -p "$logs"
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$logs/asan \
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan \
+                meson test -C build-asan --print-errorlogs || true
+        if [[ ! -s build-asan/meson-logs/testlog.json ]]; then
+                echo "sanitizers: meson test produced no testlog.json" >&2
+                n_fail=$((n_fail + 1))
+                return
+        fi
+        read -r a f s < <(python3 - build-asan/meson-logs/testlog.json <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    if not line.strip():
+        continue
+    t = json.loads(line)
+    r = t.get("result")
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+        print("sanitizers: FAIL asan/" + t.get("name", "?"), file=sys.stderr)
+print(p, f, s)
+PY
+)
+        # gcc's combined ASan+UBSan runtime ignores log_path for UBSan reports: those only reach stderr,
+        # which meson keeps for every test (passing ones too) in testlog.txt.
+        if grep -aqE 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)' build-asan/meson-logs/testlog.txt; then
+                echo "sanitizers: sanitizer reports in build-asan/meson-logs/testlog.txt:" >&2
+                grep -aE -A3 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)' build-asan/meson-logs/testlog.txt | head -n 40 >&2
+                touch "$logs/reports-in-testlog"
+        fi
+        if compgen -G "$logs/*" >/dev/null; then
+                echo "sanitizers: FAIL sanitizer-reports: $(ls "$logs" | wc -l) report file(s) in $logs:" >&2
+                head -n 30 "$logs"/* >&2
+                f=$((f + 1))
+        else
+                a=$((a + 1))
+                echo "sanitizers: ok sanitizer-reports (no ASan/UBSan report from any process)"
+        fi
+        echo "sanitizers: $a passed, $f failed, $s skipped (ASan+UBSan suite)"
+        n_pass=$((n_pass + a)) n_fail=$((n_fail + f)) n_skip=$((n_skip + s))
+}
+if [[ ${CHECK_SANITIZERS:-1} != 0 ]]; then
+        sanitizer_suite
+fi
+# ---- END sanitizers ----
+
+# ---- BEGIN fuzz: each libFuzzer harness for CHECK_FUZZ_SECONDS (default 45) ----
+# One test per fuzzer; tools/fuzz.sh prints executions and exec/s from libFuzzer's final stats.
+# Skipped (each fuzzer counted as skipped) without clang; CHECK_FUZZ_SECONDS=0 skips too.
+fuzz_seconds=${CHECK_FUZZ_SECONDS:-45}
+mapfile -t fuzzers < <(tools/fuzz.sh list)
+if [[ $fuzz_seconds == 0 ]] || ! command -v clang >/dev/null; then
+        echo "fuzz: skipped (${#fuzzers[@]} fuzzers; needs clang and CHECK_FUZZ_SECONDS > 0)"
+        n_skip=$((n_skip + ${#fuzzers[@]}))
+else
+        for f in "${fuzzers[@]}"; do
+                if tools/fuzz.sh "$f" "$fuzz_seconds"; then
+                        n_pass=$((n_pass + 1))
+                else
+                        n_fail=$((n_fail + 1))
+                fi
+        done
+fi
+# ---- END fuzz ----
+
 summary "$n_pass" "$n_fail" "$n_skip"
 ((n_fail == 0))

@@ -13,6 +13,7 @@
 
 #define RELEASE_FILE_MAX (1024U * 1024U)
 #define RELEASE_LINE_MAX (64U * 1024U)
+#define RELEASE_KEYS_MAX 1024U
 
 static void closedirp(DIR **d) {
         if (*d)
@@ -36,7 +37,8 @@ const char *release_file_get(const ReleaseFile *f, const char *key) {
         return NULL;
 }
 
-/* Later assignments override earlier ones, as with systemd's load_env_file_pairs(). */
+/* Later assignments override earlier ones, as with systemd's load_env_file_pairs(). Returns 1 if the
+ * key is new, 0 if it replaced an earlier value. */
 static int release_file_set(ReleaseFile *f, char *key, char *value) {
         int r;
 
@@ -52,7 +54,8 @@ static int release_file_set(ReleaseFile *f, char *key, char *value) {
                 free(value);
                 return r;
         }
-        return strv_push(&f->pairs, value);
+        r = strv_push(&f->pairs, value);
+        return r < 0 ? r : 1;
 }
 
 /* ---- parser ---- */
@@ -63,6 +66,7 @@ typedef struct Parser {
         unsigned line;
         char *buf;              /* value being assembled */
         size_t n, allocated;
+        unsigned n_keys;        /* different keys so far */
 } Parser;
 
 static bool is_newline(char c) {
@@ -168,9 +172,13 @@ static int parser_key(Parser *ps, char **ret) {
         n = (size_t) (ps->p - k);
         while (n > 0 && is_blank(k[n - 1]))
                 n--;
-        if (!key_is_valid(k, n))
-                return sx_error(-EBADMSG, "%s: line %u: invalid key '%.*s'", ps->what, line,
-                                (int) (n > 64 ? 64 : n), k);
+        if (!key_is_valid(k, n)) {
+                /* At most 64 bytes of it, not cutting a UTF-8 sequence (found by fuzz-release). */
+                size_t shown = n > 64 ? 64 : n;
+                while (shown > 0 && shown < n && ((unsigned char) k[shown] & 0xC0) == 0x80)
+                        shown--;
+                return sx_error(-EBADMSG, "%s: line %u: invalid key '%.*s'", ps->what, line, (int) shown, k);
+        }
         ps->p++;        /* '=' */
         *ret = strndup(k, n);
         return *ret ? 1 : -ENOMEM;
@@ -293,6 +301,7 @@ static int parser_run(Parser *ps, ReleaseFile *f) {
                         parser_skip_comment(ps);
                         continue;
                 }
+                unsigned line = ps->line;
                 r = parser_key(ps, &key);
                 if (r < 0)
                         return r;
@@ -304,6 +313,11 @@ static int parser_run(Parser *ps, ReleaseFile *f) {
                 r = release_file_set(f, TAKE_PTR(key), value);
                 if (r < 0)
                         return r;
+                /* Every assignment scans the keys so far: bound them, or a crafted 1 MiB file with
+                 * 140000 keys keeps us busy for a minute (found with fuzz-release's quadratic check). */
+                if (r > 0 && ++ps->n_keys > RELEASE_KEYS_MAX)
+                        return sx_error(-EBADMSG, "%s: line %u: more than %u different keys", ps->what, line,
+                                        RELEASE_KEYS_MAX);
         }
         return 0;
 }

@@ -136,8 +136,11 @@ int idmap_parse(const char *spec, Idmap **ret) {
                 *ret = TAKE_PTR(m);
                 return 0;
         }
+        /* Entries are quoted in messages: no terminal escapes, no broken UTF-8. */
         if (string_has_cc(spec))
                 return sx_error(-EINVAL, "--idmap: specification contains control characters");
+        if (!utf8_is_valid(spec))
+                return sx_error(-EINVAL, "--idmap: specification is not valid UTF-8");
         if (spec[0] == ',' || endswith(spec, ",") || strstr(spec, ",,"))
                 return sx_error(-EINVAL, "--idmap: '%s' has an empty entry", spec);
         if (strv_split(spec, ",", &entries) < 0)

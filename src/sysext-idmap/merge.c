@@ -381,7 +381,8 @@ static int collect_extensions(const MergeContext *c, const HostInfo *host, Exten
                 extension_array_free(exts, n);
                 return r;
         }
-        qsort(exts, n, sizeof(Extension *), image_cmp);
+        if (n > 1)      /* exts is NULL when nothing was found: qsort() must not get NULL */
+                qsort(exts, n, sizeof(Extension *), image_cmp);
         *ret = exts;
         *ret_n = n;
         return 0;

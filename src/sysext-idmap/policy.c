@@ -478,14 +478,24 @@ int image_policy_to_string(const ImagePolicy *policy, bool simplify, char **ret)
                 }
         }
 
+        ImagePolicy kept = *p;  /* the entries printed so far and those still to come */
         for (int d = 0; d < _D_MAX; d++) {
                 _cleanup_free_ char *f = NULL;
 
                 if (!(p->listed & (1u << d)))
                         continue;
-                /* Entries that say the same as the default are redundant. */
-                if (simplify && flags_normalize(d, p->default_flags) == p->flags[d])
-                        continue;
+                /* Entries that say the same as the default are redundant, unless an unlisted verity
+                 * or signature partition would not fall back to the default but derive its rule from
+                 * the data partition's entry (e.g. "usr=open:usr-verity-sig=absent:=absent"). */
+                if (simplify && flags_normalize(d, p->default_flags) == p->flags[d]) {
+                        ImagePolicy without = kept;
+
+                        without.listed &= ~(1u << d);
+                        if (image_policy_equivalent(&without, p)) {
+                                kept = without;
+                                continue;
+                        }
+                }
 
                 r = partition_policy_flags_to_string(p->flags[d], simplify, &f);
                 if (r < 0)

@@ -427,8 +427,10 @@ int run_command(const RunOptions *o, int *ret_status) {
         r = collect_images(o, &st);
         if (r < 0)
                 goto finish;
+        /* The session keeps a pointer to its context: c must live as long as s, not just this block. */
+        MergeContext c;
         if (st.paths) {
-                MergeContext c = {
+                c = (MergeContext) {
                         .hierarchies = o->hierarchies,
                         .idmap = st.idmap,
                         .images = st.paths,

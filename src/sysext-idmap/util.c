@@ -26,6 +26,11 @@ void copy_message(char *dst, size_t size, const char *src) {
                 return;
         }
         tail = size - head - sizeof("...");
+        /* Cut between characters, not inside a UTF-8 sequence (found by fuzz-idmap). */
+        while (head > 0 && ((unsigned char) src[head] & 0xC0) == 0x80)
+                head--;
+        while (tail > 0 && ((unsigned char) src[n - tail] & 0xC0) == 0x80)
+                tail--;
         memcpy(dst, src, head);
         memcpy(dst + head, "...", 3);
         memcpy(dst + head + 3, src + n - tail, tail + 1);

@@ -355,9 +355,9 @@ static int json_parse_object(const char *text, size_t l, json_object **ret) {
         return 0;
 }
 
-static int read_sig_partition(const DissectedImage *m, const DissectedPartition *p, char **ret, size_t *ret_len) {
+static int read_sig_partition(const DissectedImage *m, const DissectedPartition *p, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
-        size_t done = 0, len = 0;
+        size_t done = 0;
 
         if (p->size > SIG_PARTITION_MAX)
                 return sx_error(-EFBIG, "%s: verity signature partition is larger than %u bytes", m->path, SIG_PARTITION_MAX);
@@ -375,13 +375,8 @@ static int read_sig_partition(const DissectedImage *m, const DissectedPartition 
                 done += (size_t) k;
         }
         buf[p->size] = 0;
-        len = strlen(buf);
-        /* Only NUL padding may follow the JSON text. */
-        for (size_t i = len; i < p->size; i++)
-                if (buf[i] != 0)
-                        return sx_error(-EBADMSG, "%s: verity signature partition has data after the JSON text", m->path);
         *ret = TAKE_PTR(buf);
-        *ret_len = len;
+        *ret_size = p->size;
         return 0;
 }
 
@@ -396,39 +391,69 @@ static int parse_fingerprint(const char *label, const char *fp, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-static int load_sig_partition(const DissectedImage *m, PartitionDesignator d, VerityData *v) {
-        const DissectedPartition *p = &m->partitions[sig_of(d)];
+int verity_signature_json_parse(const char *label, const char *buf, size_t size,
+                                uint8_t **ret_root_hash, size_t *ret_root_hash_size,
+                                uint8_t **ret_signature, size_t *ret_signature_size,
+                                char **ret_fingerprint) {
         _cleanup_(json_object_putp) json_object *o = NULL;
-        _cleanup_free_ char *text = NULL, *fp = NULL;
+        _cleanup_free_ char *fp = NULL;
         _cleanup_free_ uint8_t *hash = NULL, *sig = NULL;
         const char *hash_s, *sig_s, *fp_s;
-        size_t len = 0, hash_size = 0, sig_size = 0;
+        size_t len, hash_size = 0, sig_size = 0;
         bool bad1, bad2, bad3;
-        int r;
 
-        if (!p->found)
-                return 0;
-        r = read_sig_partition(m, p, &text, &len);
-        if (r < 0)
-                return r;
-        if (json_parse_object(text, len, &o) < 0)
-                return sx_error(-EBADMSG, "%s: verity signature partition does not hold a valid JSON object", m->path);
+        if ((!buf && size > 0) || !ret_root_hash || !ret_root_hash_size || !ret_signature || !ret_signature_size ||
+            !ret_fingerprint)
+                return -EINVAL;
+        if (size > SIG_PARTITION_MAX)
+                return sx_error(-EFBIG, "%s: verity signature partition is larger than %u bytes", label, SIG_PARTITION_MAX);
+        len = size > 0 ? strnlen(buf, size) : 0;
+        /* Only NUL padding may follow the JSON text. */
+        for (size_t i = len; i < size; i++)
+                if (buf[i] != 0)
+                        return sx_error(-EBADMSG, "%s: verity signature partition has data after the JSON text", label);
+        if (json_parse_object(buf ?: "", len, &o) < 0)
+                return sx_error(-EBADMSG, "%s: verity signature partition does not hold a valid JSON object", label);
         hash_s = json_get_string(o, "rootHash", &bad1);
         sig_s = json_get_string(o, "signature", &bad2);
         fp_s = json_get_string(o, "certificateFingerprint", &bad3);
         if (bad1 || bad2 || bad3 || !hash_s || !sig_s)
                 return sx_error(-EBADMSG, "%s: verity signature JSON lacks string fields rootHash and signature, or has a field of the wrong type",
-                                m->path);
+                                label);
         if (parse_root_hash(hash_s, strlen(hash_s), &hash, &hash_size) < 0)
-                return sx_error(-EBADMSG, "%s: rootHash in verity signature partition is not a valid hex string", m->path);
+                return sx_error(-EBADMSG, "%s: rootHash in verity signature partition is not a valid hex string", label);
 #if HAVE_OPENSSL
         if (base64_decode(sig_s, &sig, &sig_size) < 0)
-                return sx_error(-EBADMSG, "%s: signature in verity signature partition is not valid base64", m->path);
+                return sx_error(-EBADMSG, "%s: signature in verity signature partition is not valid base64", label);
 #else
-        return sx_error(-EOPNOTSUPP, "%s: built without OpenSSL, cannot read verity signature partition", m->path);
+        return sx_error(-EOPNOTSUPP, "%s: built without OpenSSL, cannot read verity signature partition", label);
 #endif
-        if (fp_s && parse_fingerprint(m->path, fp_s, &fp) < 0)
+        if (fp_s && parse_fingerprint(label, fp_s, &fp) < 0)
                 return -EBADMSG;
+
+        *ret_root_hash = TAKE_PTR(hash);
+        *ret_root_hash_size = hash_size;
+        *ret_signature = TAKE_PTR(sig);
+        *ret_signature_size = sig_size;
+        *ret_fingerprint = TAKE_PTR(fp);
+        return 0;
+}
+
+static int load_sig_partition(const DissectedImage *m, PartitionDesignator d, VerityData *v) {
+        const DissectedPartition *p = &m->partitions[sig_of(d)];
+        _cleanup_free_ char *text = NULL, *fp = NULL;
+        _cleanup_free_ uint8_t *hash = NULL, *sig = NULL;
+        size_t size = 0, hash_size = 0, sig_size = 0;
+        int r;
+
+        if (!p->found)
+                return 0;
+        r = read_sig_partition(m, p, &text, &size);
+        if (r < 0)
+                return r;
+        r = verity_signature_json_parse(m->path, text, size, &hash, &hash_size, &sig, &sig_size, &fp);
+        if (r < 0)
+                return r;
 
         if (v->root_hash && (v->root_hash_size != hash_size || memcmp(v->root_hash, hash, hash_size) != 0))
                 return sx_error(-EBADMSG, "%s: root hash in verity signature partition differs from the one in %s",
@@ -725,10 +750,36 @@ static X509 *find_signer(PKCS7 *p7, STACK_OF(X509) *certs, int flags) {
         return x;
 }
 
+/* Can OpenSSL compute every digest the signature lists? PKCS7_verify() fails if not, and OpenSSL 3.0
+ * then leaks its internal copy of the content BIO (found by fuzz-verity-sig): check first. */
+static bool pkcs7_digests_known(PKCS7 *p7) {
+        STACK_OF(X509_ALGOR) *algs = p7->d.sign ? p7->d.sign->md_algs : NULL;
+
+        for (int i = 0; i < sk_X509_ALGOR_num(algs); i++) {
+                const X509_ALGOR *a = sk_X509_ALGOR_value(algs, i);
+                EVP_MD *md;
+
+                if (!a || !a->algorithm)
+                        return false;
+                if (EVP_get_digestbyobj(a->algorithm))
+                        continue;
+                ERR_set_mark();
+                md = EVP_MD_fetch(NULL, OBJ_nid2sn(OBJ_obj2nid(a->algorithm)), NULL);
+                ERR_pop_to_mark();
+                if (!md)
+                        return false;
+                EVP_MD_free(md);
+        }
+        return true;
+}
+
 static bool pkcs7_verifies(PKCS7 *p7, STACK_OF(X509) *certs, const char *hex, int flags) {
-        _cleanup_(BIO_freep) BIO *data = BIO_new_mem_buf(hex, (int) strlen(hex));
+        _cleanup_(BIO_freep) BIO *data = NULL;
         int r;
 
+        if (!PKCS7_type_is_signed(p7) || !pkcs7_digests_known(p7))
+                return false;
+        data = BIO_new_mem_buf(hex, (int) strlen(hex));
         if (!data)
                 return false;
         /* NOVERIFY: the verity.d certificates are the trust anchors themselves (usually self-signed

@@ -81,6 +81,16 @@ const VerityData *verity_settings_get(const VeritySettings *s, PartitionDesignat
  * image. */
 int verity_settings_load(const DissectedImage *m, const char *image_path, VeritySettings **ret);
 
+/* Parse the contents of a verity signature partition (size bytes: a JSON object with rootHash,
+ * signature (base64 DER PKCS#7) and optionally certificateFingerprint, NUL padded). Pure: reads
+ * nothing else; used by verity_settings_load() and the fuzzer. label names the image in messages.
+ * Returns 0 and the decoded fields (*ret_fingerprint is NULL if absent), or -EBADMSG/-EFBIG
+ * with a message. */
+int verity_signature_json_parse(const char *label, const char *buf, size_t size,
+                                uint8_t **ret_root_hash, size_t *ret_root_hash_size,
+                                uint8_t **ret_signature, size_t *ret_signature_size,
+                                char **ret_fingerprint);
+
 /* Check the signatures in s against the certificates in the verity.d directories (below root if
  * given; $SYSEXT_IDMAP_VERITY_DIRS=dir1:dir2 replaces the list, for tests). A signature by a
  * certificate that is not trusted leaves signed_by_trusted=false; a signature that is malformed, does

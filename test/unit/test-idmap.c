@@ -53,6 +53,12 @@ static void test_parse_bad(void) {
                 CHECK(r < 0 && m == (Idmap *) 0x1 && startswith(strempty(sx_last_error()), "--idmap"),
                       "refuse '%s': %s", strna(e), strna(sx_last_error()));
         }
+
+        /* Invalid UTF-8 is refused up front, not quoted into the message (found by fuzz-idmap). */
+        Idmap *m = NULL;
+        sx_clear_error();
+        CHECK(idmap_parse("b:0:0:1,\x85", &m) == -EINVAL && !m && utf8_is_valid(strempty(sx_last_error())),
+              "refuse invalid UTF-8 with a clean message: %s", strna(sx_last_error()));
 }
 
 static void test_user(void) {

@@ -134,6 +134,9 @@ static void test_grammar(void) {
         parses("=signed+verity+encrypted+unused+unprotected+absent", "*", NULL);
         parses("=ignore", "-", "=unused+absent");
         parses("=absent+unused", "-", "=unused+absent");
+        /* An entry equal to the default is kept when dropping it would change an unlisted verity
+         * partition's derived rule (fuzz-policy). */
+        parses("usr-verity-sig=absent:=absent:usr=", "usr=-:usr-verity-sig=absent:=absent", "usr=-:usr-verity-sig=absent:=absent");
         parses("root=ignore:=ignore", "-", "root=unused+absent:=unused+absent");
         /* Empty flags: nothing specified = everything allowed. */
         parses("=", "*", "=-");

@@ -86,6 +86,19 @@ static void test_errors(void) {
         CHECK(!sx_last_error(), "no error recorded");
         CHECK(sx_error(-EINVAL, "%s: %s", "x.raw", "bad") == -EINVAL && streq(strempty(sx_last_error()), "x.raw: bad"),
               "sx_error returns r and records the message");
+        /* A message too long for the buffer is shortened between characters, never inside a UTF-8
+         * sequence, at either cut (found by fuzz-idmap). */
+        for (size_t pre = 0; pre < 2; pre++)
+                for (size_t post = 0; post < 2; post++) {
+                        char src[64] = "", dst[16];
+                        strcat(src, pre ? "a" : "");
+                        for (size_t i = 0; i < 20; i++)
+                                strcat(src, "\xc3\xa4");
+                        strcat(src, post ? "b" : "");
+                        copy_message(dst, sizeof(dst), src);
+                        CHECK(strlen(dst) < sizeof(dst) && strstr(dst, "...") && utf8_is_valid(dst),
+                              "copy_message cuts at character boundaries (%zu, %zu)", pre, post);
+                }
         setenv("SYSEXT_IDMAP_RUNTIME_DIR", "/tmp/x", 1);
         CHECK(streq(sx_runtime_dir(), "/tmp/x"), "runtime dir from the environment");
         unsetenv("SYSEXT_IDMAP_RUNTIME_DIR");

@@ -147,7 +147,9 @@ int idmap_parse(const char *spec, Idmap **ret) {
                 return -ENOMEM;
 
         STRV_FOREACH(e, entries) {
-                bool alone = streq(*e, "identity") || startswith(*e, "userns:") || startswith(*e, "pid:");
+                /* user: promises that nothing can appear root-owned; another entry could break that. */
+                bool alone = streq(*e, "identity") || startswith(*e, "userns:") || startswith(*e, "pid:") ||
+                             startswith(*e, "user:");
 
                 if (alone && strv_length(entries) > 1)
                         return sx_error(-EINVAL, "--idmap: '%s' cannot be combined with other entries", *e);

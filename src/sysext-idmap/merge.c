@@ -966,7 +966,8 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
         /* A layer a user controls must not bring setuid binaries or device nodes into /usr. */
         /* overlayfs checks its own mount's flags on exec, not the layers': flags asked for on an
          * image (ExtensionImages= options) or implied by an untrusted layer go on the overlay. */
-        uint64_t attrs = ph->s->c->untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0;
+        bool untrusted = ph->s->c->untrusted || (ph->s->idmap && ph->s->idmap->untrusted);
+        uint64_t attrs = untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0;
         for (size_t i = 0; i < ph->s->n_exts; i++) {
                 const Extension *e = ph->s->exts[i];
                 attrs |= e->mount_attrs[0] | e->mount_attrs[1];

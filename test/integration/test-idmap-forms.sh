@@ -69,6 +69,15 @@ check_form() {
         done
         assert_owner "$R/var/lib/extensions/dx/usr/share/ids-dx/mapped" "$od_m" "$name: dx mapped file on disk"
         assert_eq "$("$R/usr/bin/sx-hello" 2>&1)" "hello from sx" "$name: sx-hello runs"
+        # user: layers are a user's: no setuid, no devices through the overlay; others keep both
+        local opts
+        opts=$(awk -v m="$R/usr" '$5 == m { print $6 }' /proc/self/mountinfo | tail -n 1)
+        if [[ $name == user ]]; then
+                assert_contains "$opts" "nosuid" "$name: overlay mounted nosuid"
+                assert_contains "$opts" "nodev" "$name: overlay mounted nodev"
+        else
+                assert_not_contains "$opts" "nosuid" "$name: overlay keeps setuid"
+        fi
         J=$(status_json "$R")
         assert_eq "$(json_get "$J" "[h['idmap'] for h in j if h['hierarchy'] == '/usr'][0]")" "$spec" "$name: status --json idmap"
         assert_eq "$(json_get "$J" "sorted(set(l['idmap'] for h in j for l in h['layers']))")" "[\"$spec\"]" "$name: layers' idmap"

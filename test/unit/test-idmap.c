@@ -40,7 +40,7 @@ static void test_parse_bad(void) {
                 "b:1:2", "x:1:2:3", "u:0:0:0", "b:a:0:1", "b:0:0:-1", "b:4294967295:0:2", "b:0:4294967295:1",
                 "b::0:1", "b:0:0:1:", "userns:", "userns:relative", "pid:", "pid:abc", "pid:0", "user:",
                 "user:no-such-user-here", "user:root", "identity,b:0:0:1", "userns:/x,b:0:0:1", "b:0:10:10,b:5:100:10",
-                "b:0:10:10,b:100:15:1", "u:0:0:1", "g:0:0:1", "b:0:0:1,,", ",b:0:0:1", "b:0:0:1,,b:5:5:1", "b:0:0:1\n", "foreign,foreign",
+                "b:0:10:10,b:100:15:1", "u:0:0:1", "g:0:0:1", "b:0:0:1,,", ",b:0:0:1", "b:0:0:1,,b:5:5:1", "b:0:0:1\n", "foreign,foreign", "user:daemon,u:1:0:10,g:1:0:10", "b:5:5:1,user:daemon",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {

@@ -12,7 +12,8 @@ PACKAGES=(
         libsystemd-dev libcryptsetup-dev libblkid-dev libmount-dev libssl-dev libjson-c-dev
         libpam0g-dev
         squashfs-tools erofs-utils e2fsprogs cryptsetup-bin fdisk util-linux systemd uidmap
-        python3 openssl valgrind
+        python3 openssl valgrind btrfs-progs xfsprogs
+        clang libclang-rt-14-dev
 )
 
 summary() {

@@ -155,6 +155,9 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
         if ((r = idmap_parse(spec, &idmap)) < 0 || (r = hierarchies_from_env(&hierarchies)) < 0 ||
             (o->image_policy && (r = image_policy_from_string(o->image_policy, &policy)) < 0))
                 return r;
+        /* The module decides trust per image (ImageSource.untrusted), not for the mapping as a
+         * whole: a session with only trusted system layers keeps setuid. */
+        idmap->untrusted = false;
         if (o->verity && (mode = verity_mode_from_string(o->verity)) < 0)
                 return sx_error(-EINVAL, "verity=%s: unknown mode", o->verity);
         MergeContext c = {

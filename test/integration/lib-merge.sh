@@ -92,18 +92,26 @@ assert_owner() {
 }
 
 # Make a throwaway user namespace mapping 0 -> 100000 (65536 ids) without /etc/subuid.
-# Sets USERNS_PID; kill_userns kills it (also called from the EXIT path via cleanup_extra).
+# start_userns [UNSHARE_ARGS...]: a sleeping process in a user namespace of its own mapping
+# 0 -> 100000 (65536 ids), plus whatever UNSHARE_ARGS add (e.g. -m --propagation private). Sets
+# STARTED_PID; it is killed on exit with the other BG_PIDS.
+start_userns() {
+        local i
+        unshare -U "$@" sleep 1000 &
+        STARTED_PID=$!
+        BG_PIDS="${BG_PIDS:-} $STARTED_PID"
+        for i in $(seq 1 100); do
+                [[ $(readlink /proc/$STARTED_PID/ns/user) != "$(readlink /proc/self/ns/user)" ]] && break
+                sleep 0.02
+        done
+        echo '0 100000 65536' >/proc/$STARTED_PID/uid_map
+        echo '0 100000 65536' >/proc/$STARTED_PID/gid_map
+}
+# Sets USERNS_PID (user namespace only); kill_userns kills it.
 USERNS_PID=
 make_test_userns() {
-        local i
-        unshare -U sleep 1000 &
-        USERNS_PID=$!
-        for i in $(seq 1 50); do
-                [[ $(readlink /proc/$USERNS_PID/ns/user) != "$(readlink /proc/self/ns/user)" ]] && break
-                sleep 0.05
-        done
-        echo '0 100000 65536' >/proc/$USERNS_PID/uid_map
-        echo '0 100000 65536' >/proc/$USERNS_PID/gid_map
+        start_userns
+        USERNS_PID=$STARTED_PID
 }
 kill_userns() {
         if [[ -n $USERNS_PID ]]; then

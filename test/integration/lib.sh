@@ -276,6 +276,23 @@ assert_json_valid() {
 # Roots and extension trees
 
 # make_root DIR: a minimal host root for --root=.
+# add_test_user NAME UID GID HOME SHELL: a user that exists only in this private mount namespace:
+# /etc/passwd and /etc/group become bind-mounted copies in the scratch dir (the machine's files are
+# never written). A name the machine already has is left as it is (tests check the ids they need).
+_test_users_ready=0
+add_test_user() {
+        if ((!_test_users_ready)); then
+                cp /etc/passwd "$SCRATCH/passwd"
+                cp /etc/group "$SCRATCH/group"
+                mount --bind "$SCRATCH/passwd" /etc/passwd
+                mount --bind "$SCRATCH/group" /etc/group
+                _test_users_ready=1
+        fi
+        getent passwd "$1" >/dev/null && return 0
+        echo "$1:x:$2:$3:sysext-idmap test:$4:$5" >>"$SCRATCH/passwd"
+        getent group "$3" >/dev/null || echo "$1:x:$3:" >>"$SCRATCH/group"
+}
+
 make_root() {
         local r=$1
         mkdir -p "$r"/usr/lib "$r"/usr/bin "$r"/opt "$r"/etc "$r"/var/lib/extensions \

@@ -260,15 +260,8 @@ ensure_unmerged
 
 # ---- merge --namespace-of ---------------------------------------------------------------------
 log "merge --namespace-of=PID of an unshare -U -m process"
-unshare -U -m --propagation private sleep 1000 &
-TARGET=$!
-BG_PIDS="${BG_PIDS:-} $TARGET"
-for i in $(seq 1 100); do
-        [[ $(readlink /proc/$TARGET/ns/user) != "$(readlink /proc/self/ns/user)" ]] && break
-        sleep 0.02
-done
-echo '0 100000 65536' >/proc/$TARGET/uid_map
-echo '0 100000 65536' >/proc/$TARGET/gid_map
+start_userns -m --propagation private
+TARGET=$STARTED_PID
 post_check_merge_ns() {
         assert_full_state "$SCRATCH/state.before" "merge --namespace-of: fault $1 ($2)"
 }

@@ -16,14 +16,7 @@ setup_merge_scratch
 TEST_USER=sxidmaptest
 TEST_USER_UID=4242
 TEST_USER_GID=4343
-cp /etc/passwd "$SCRATCH/passwd"
-cp /etc/group "$SCRATCH/group"
-if ! getent passwd "$TEST_USER" >/dev/null; then
-        echo "$TEST_USER:x:$TEST_USER_UID:$TEST_USER_GID:sysext-idmap test:/nonexistent:/usr/sbin/nologin" >>"$SCRATCH/passwd"
-        echo "$TEST_USER:x:$TEST_USER_GID:" >>"$SCRATCH/group"
-fi
-mount --bind "$SCRATCH/passwd" /etc/passwd
-mount --bind "$SCRATCH/group" /etc/group
+add_test_user "$TEST_USER" "$TEST_USER_UID" "$TEST_USER_GID" /nonexistent /usr/sbin/nologin
 assert_eq "$(getent passwd "$TEST_USER" | cut -d: -f3,4)" "$TEST_USER_UID:$TEST_USER_GID" "test user in the private namespace"
 
 make_test_userns

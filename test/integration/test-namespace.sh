@@ -34,16 +34,8 @@ assert_host_mounts_unchanged() {
 # Targets: sleeping processes in namespaces of their own, killed on exit (see lib-merge.sh).
 # start_target_userns: user + mount namespace, 0 -> 100000 (65536 ids). Sets TARGET.
 start_target_userns() {
-        local i
-        unshare -U -m --propagation private sleep 1000 &
-        TARGET=$!
-        BG_PIDS="$BG_PIDS $TARGET"
-        for i in $(seq 1 100); do
-                [[ $(readlink /proc/$TARGET/ns/user) != "$(readlink /proc/self/ns/user)" ]] && break
-                sleep 0.02
-        done
-        echo '0 100000 65536' >/proc/$TARGET/uid_map
-        echo '0 100000 65536' >/proc/$TARGET/gid_map
+        start_userns -m --propagation private
+        TARGET=$STARTED_PID
 }
 # start_target_mntns [SETUP]: a mount namespace only; SETUP runs in it (sh -c) before sleeping.
 start_target_mntns() {

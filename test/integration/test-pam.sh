@@ -91,22 +91,17 @@ assert_contains "$(log_since)" "sxtest hello" "syslog capture through /dev/log"
 # ---------------------------------------------------------------------------------------------
 # Test users: sxuser (4242, with extensions in its home) and sxother (4343, without a user dir).
 
-cp /etc/passwd "$SCRATCH/passwd"
-cp /etc/group "$SCRATCH/group"
 HOMES=$SCRATCH/home
 mkdir -p "$HOMES"
 add_user() {    # add_user NAME UID
         getent passwd "$1" >/dev/null && skip "user $1 exists on this machine"
-        echo "$1:x:$2:$2:sysext-idmap PAM test:$HOMES/$1:/bin/sh" >>"$SCRATCH/passwd"
-        echo "$1:x:$2:" >>"$SCRATCH/group"
+        add_test_user "$1" "$2" "$2" "$HOMES/$1" /bin/sh
         mkdir -p "$HOMES/$1"
         chown "$2:$2" "$HOMES/$1"
         chmod 0755 "$HOMES/$1"
 }
 add_user sxuser 4242
 add_user sxother 4343
-mount --bind "$SCRATCH/passwd" /etc/passwd
-mount --bind "$SCRATCH/group" /etc/group
 assert_eq "$(getent passwd sxuser | cut -d: -f3,4,6)" "4242:4242:$HOMES/sxuser" "sxuser in the private namespace"
 assert_eq "$(getent passwd sxother | cut -d: -f3,4)" "4343:4343" "sxother in the private namespace"
 

@@ -236,9 +236,12 @@ for op in merge unmerge refresh; do
         read -r sx_med sx_min < <(stats "$D/p1-sx-$op")
         read -r sd_med sd_min < <(stats "$D/p1-sd-$op")
         rt=$(ratio "$sx_med" "$sd_med")
-        printf '%s: sysext-idmap %s ms, systemd-sysext %s ms, ratio X/Y = %s (target <= 0.10)   [min %s / %s ms, ratio %s]\n' \
-                "$op" "$sx_med" "$sd_med" "$rt" "$sx_min" "$sd_min" "$(ratio "$sx_min" "$sd_min")"
-        SUMMARY+=("$(printf '%-34s %9s   (target <= 0.10)' "$op vs systemd-sysext (median)" "$rt")")
+        # The project's target is for merge only; unmerge and refresh are shown for comparison.
+        target=""
+        [[ $op == merge ]] && target="(target <= 0.10)"
+        printf '%s: sysext-idmap %s ms, systemd-sysext %s ms, ratio X/Y = %s %s   [min %s / %s ms, ratio %s]\n' \
+                "$op" "$sx_med" "$sd_med" "$rt" "$target" "$sx_min" "$sd_min" "$(ratio "$sx_min" "$sd_min")"
+        SUMMARY+=("$(printf '%-34s %9s   %s' "$op vs systemd-sysext (median)" "$rt" "$target")")
 done
 read -r t_med t_min < <(stats "$D/p1-true")
 read -r v_med v_min < <(stats "$D/p1-version")

@@ -173,13 +173,29 @@ static const char *image_label(const char *path) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
 
-static bool fstype_supported(const char *fstype) {
-        static const char * const supported[] = { "squashfs", "erofs", "ext4", "btrfs", "xfs" };
+static const char * const supported_fstypes[] = { "squashfs", "erofs", "ext4", "btrfs", "xfs", NULL };
 
-        for (size_t i = 0; i < ELEMENTSOF(supported); i++)
-                if (streq(fstype, supported[i]))
+static bool fstype_supported(const char *fstype) {
+        for (size_t i = 0; supported_fstypes[i]; i++)
+                if (streq(fstype, supported_fstypes[i]))
                         return true;
         return false;
+}
+
+/* Probe for the file systems we mount first: the full set of probers (RAID signatures at the end
+ * of the device and so on) costs reads that grow with the image. Only when none of ours is there,
+ * probe again with all of them, to name what the image is. */
+static int safeprobe_supported_first(blkid_probe pr) {
+        int r;
+
+        (void) blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_ONLYIN, (char **) supported_fstypes);
+        r = blkid_do_safeprobe(pr);
+        if (r != 1)
+                return r;
+        blkid_reset_probe(pr);
+        (void) blkid_probe_reset_superblocks_filter(pr);
+        errno = 0;
+        return blkid_do_safeprobe(pr);
 }
 
 static int probe_new(int fd, uint64_t offset, uint64_t size, blkid_probe *ret) {
@@ -213,7 +229,7 @@ static int probe_fstype(const char *path, int fd, uint64_t offset, uint64_t size
         (void) blkid_probe_enable_superblocks(pr, true);
         (void) blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE);
         errno = 0;
-        r = blkid_do_safeprobe(pr);
+        r = safeprobe_supported_first(pr);
         if (r == -2)
                 return sx_error(-EBADMSG, "%s: %s carries several conflicting filesystem signatures", path, what);
         if (r < 0)
@@ -504,7 +520,7 @@ static int dissect_probe(DissectedImage *m) {
         (void) blkid_probe_enable_superblocks(pr, true);
         (void) blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE);
         errno = 0;
-        r = blkid_do_safeprobe(pr);
+        r = safeprobe_supported_first(pr);
         if (r == -2)
                 return sx_error(-EBADMSG, "%s: image carries several conflicting signatures (partition table and filesystem?)", m->path);
         if (r < 0)

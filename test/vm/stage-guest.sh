@@ -154,6 +154,7 @@ PY
 install -D -m 0755 "$VM_DIR/guest/vmtest.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/vmtest.sh"
 install -D -m 0755 "$VM_DIR/guest/shutdown-check.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/shutdown-check.sh"
 install -D -m 0755 "$VM_DIR/guest/run-probe.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/run-probe.sh"
+install -D -m 0755 "$VM_DIR/guest/holders.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/holders.sh"
 for u in "$VM_DIR"/guest/*.service; do
         install -m 0644 "$u" "$ROOT/etc/systemd/system/"
 done

@@ -40,8 +40,19 @@ else
                                 users+="$(cat "$p/comm" 2>/dev/null)(${p#/proc/}) "
                 done
         fi
+        nss=
+        declare -A seen=()
+        for p in /proc/[0-9]*; do
+                ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+                [[ -n ${seen[$ns]:-} ]] && continue
+                seen[$ns]=1
+                awk -v d="$usr_dev" '$3 == d { f = 1 } END { exit !f }' "$p/mountinfo" 2>/dev/null &&
+                        nss+="$(cat "$p/comm" 2>/dev/null)(${p#/proc/}) "
+        done
+        printf '# shutdown: mount namespaces that still have the unmerged overlay mounted: %s\n' "${nss:-none}" >&3
         printf '# shutdown: verity devices left: %s; processes with files of the unmerged overlay %s: %s\n' \
                 "$(echo $left)" "$usr_dev" "${users:-none}" >&3
+        /usr/lib/sysext-idmap-vmtest/holders.sh $left | sed 's/^# /# shutdown: /' >&3
         deferred=1
         for d in $left; do
                 dmsetup info "$d" 2>&1 | sed 's/^/# /' >&3

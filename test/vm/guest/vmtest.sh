@@ -61,6 +61,21 @@ overlay_users() {
                 fi
         done
 }
+# Mount namespaces (one process each) in which the overlay MAJOR:MINOR is still mounted.
+overlay_namespaces() {
+        local p ns
+        declare -A seen=()
+        [[ -n $1 ]] || return 0
+        for p in /proc/[0-9]*; do
+                ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+                [[ -n ${seen[$ns]:-} ]] && continue
+                seen[$ns]=1
+                if awk -v d="$1" '$3 == d { f = 1 } END { exit !f }' "$p/mountinfo" 2>/dev/null; then
+                        printf '%s(%s):%s ' "$(cat "$p/comm" 2>/dev/null)" "${p#/proc/}" \
+                                "$(awk -v d="$1" '$3 == d { print $5 }' "$p/mountinfo" | tr '\n' ',' | sed 's/,$//')"
+                fi
+        done
+}
 all_deferred() {
         local d
         for d in "$@"; do
@@ -294,6 +309,8 @@ else
         say "verity devices after unmerge: $left"
         for d in $left; do dmsetup info "$d" 2>&1 | diag; done
         say "processes holding files of the unmerged /usr overlay ($usr_dev): $(overlay_users "$usr_dev")"
+        say "mount namespaces that still have it mounted: $(overlay_namespaces "$usr_dev")"
+        /usr/lib/sysext-idmap-vmtest/holders.sh $left >&3
         check "unmerge: the verity devices left are marked for deferred removal" \
                 'all_deferred $left'
 fi

@@ -161,5 +161,9 @@ done
 systemctl --root="$ROOT" enable sysext-idmap-vmtest.service sysext-idmap-vmtest-shutdown.service >/dev/null 2>&1
 # No fstab: the initrd mounts the root file system read-write.
 : >"$ROOT/etc/fstab"
+# An installed system, not a first boot: mkosi leaves /etc/machine-id "uninitialized", and on a
+# first boot PID 1 applies the presets, whose default in Debian enables every unit, so also
+# systemd-sysext.service (which sysext-idmap.service conflicts with).
+systemd-machine-id-setup --root="$ROOT" >/dev/null
 say "fixtures: $(cd "$ROOT" && ls var/lib/extensions srv/vmtest | tr '\n' ' ')"
 say "done in $((SECONDS - T0)) s"

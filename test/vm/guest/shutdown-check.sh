@@ -31,27 +31,8 @@ if [[ -z $left ]]; then
 else
         # Processes started after the merge may still run binaries from the detached overlay; the
         # device must then be marked for deferred removal (it goes when they are gone).
-        usr_dev=$(cat /run/vmtest-usr-dev 2>/dev/null)
-        users=
-        if [[ -n $usr_dev ]]; then
-                hex=$(printf '%02x:%02x' "${usr_dev%%:*}" "${usr_dev##*:}")
-                for p in /proc/[0-9]*; do
-                        awk -v d="$hex" '$4 == d { f = 1 } END { exit !f }' "$p/maps" 2>/dev/null &&
-                                users+="$(cat "$p/comm" 2>/dev/null)(${p#/proc/}) "
-                done
-        fi
-        nss=
-        declare -A seen=()
-        for p in /proc/[0-9]*; do
-                ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
-                [[ -n ${seen[$ns]:-} ]] && continue
-                seen[$ns]=1
-                awk -v d="$usr_dev" '$3 == d { f = 1 } END { exit !f }' "$p/mountinfo" 2>/dev/null &&
-                        nss+="$(cat "$p/comm" 2>/dev/null)(${p#/proc/}) "
-        done
-        printf '# shutdown: mount namespaces that still have the unmerged overlay mounted: %s\n' "${nss:-none}" >&3
-        printf '# shutdown: verity devices left: %s; processes with files of the unmerged overlay %s: %s\n' \
-                "$(echo $left)" "$usr_dev" "${users:-none}" >&3
+        printf '# shutdown: verity devices left: %s\n' "$(echo $left)" >&3
+        HOLDER_DEVS=$(cat /run/vmtest-usr-devs 2>/dev/null) \
         /usr/lib/sysext-idmap-vmtest/holders.sh $left | sed 's/^# /# shutdown: /' >&3
         deferred=1
         for d in $left; do

@@ -49,33 +49,6 @@ fstype() { findmnt -n -o FSTYPE --mountpoint "$1" 2>/dev/null | tail -n1; }
 n_verity() { dmsetup ls --target verity 2>/dev/null | grep -vc 'No devices found' || true; }
 verity_devs() { dmsetup ls --target verity 2>/dev/null | grep -v 'No devices found' | awk '{ print $1 }' | sort; }
 reloads() { journalctl -b _PID=1 -o cat 2>/dev/null | grep -c '^Reloading' || true; }
-# Processes with a mapping (binary, library) on the device MAJOR:MINOR (decimal), e.g. the
-# overlay of a merge that was unmerged since.
-overlay_users() {
-        local hex p
-        [[ -n $1 ]] || return 0
-        hex=$(printf '%02x:%02x' "${1%%:*}" "${1##*:}")
-        for p in /proc/[0-9]*; do
-                if awk -v d="$hex" '$4 == d { f = 1 } END { exit !f }' "$p/maps" 2>/dev/null; then
-                        printf '%s(%s) ' "$(cat "$p/comm" 2>/dev/null)" "${p#/proc/}"
-                fi
-        done
-}
-# Mount namespaces (one process each) in which the overlay MAJOR:MINOR is still mounted.
-overlay_namespaces() {
-        local p ns
-        declare -A seen=()
-        [[ -n $1 ]] || return 0
-        for p in /proc/[0-9]*; do
-                ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
-                [[ -n ${seen[$ns]:-} ]] && continue
-                seen[$ns]=1
-                if awk -v d="$1" '$3 == d { f = 1 } END { exit !f }' "$p/mountinfo" 2>/dev/null; then
-                        printf '%s(%s):%s ' "$(cat "$p/comm" 2>/dev/null)" "${p#/proc/}" \
-                                "$(awk -v d="$1" '$3 == d { print $5 }' "$p/mountinfo" | tr '\n' ',' | sed 's/,$//')"
-                fi
-        done
-}
 all_deferred() {
         local d
         for d in "$@"; do
@@ -91,6 +64,9 @@ one_line_with() {
         done
 }
 
+# The overlay devices of every merge in this boot, for holders.sh.
+export HOLDER_DEVS=$(cat /usr/.systemd-sysext/dev 2>/dev/null)
+note_merge() { HOLDER_DEVS+=" $(cat /usr/.systemd-sysext/dev 2>/dev/null)"; }
 say "guest: $(uname -r), $(systemctl --version | head -n1), $(sysext-idmap --version 2>&1 | head -n1)"
 
 # ---------------------------------------------------------------------------------------------
@@ -106,6 +82,10 @@ fi
 
 run_cmd systemctl is-active sysext-idmap.service
 check "boot: sysext-idmap.service is active" '[[ $OUT == active ]]'
+check "boot: systemd-sysext.service did not run (sysext-idmap.service conflicts with it)" \
+        '[[ $(systemctl show -p ActiveState --value systemd-sysext.service) == inactive ]]'
+check "boot: the merge is sysext-idmap's" \
+        '[[ $(sysext-idmap status --json=short 2>/dev/null) == *"\"mergedBy\":\"sysext-idmap\""* ]]'
 run_cmd systemctl show -p Result --value sysext-idmap.service
 check "boot: sysext-idmap.service result is success" '[[ $OUT == success ]]' || show
 run_cmd systemctl status --no-pager --lines=20 sysext-idmap.service
@@ -169,6 +149,7 @@ check "reload: vmreload-probe.service is unknown before the merge" \
 mkdir -p /run/extensions
 cp $SRV/vmreload.raw /run/extensions/
 run_cmd sysext-idmap refresh
+note_merge
 show
 check "refresh: sysext-idmap refresh with a new image succeeds" '((RC == 0))'
 check "refresh: the new image is merged" '[[ $(vmreload-hello 2>&1) == "hello from vmreload" ]]'
@@ -184,11 +165,13 @@ check "reload: vmreload-probe.service runs the extension's binary" '((RC == 0))'
 rm -f /run/extensions/vmreload.raw
 n1=$(reloads)
 run_cmd sysext-idmap refresh
+note_merge
 n2=$(reloads)
 check "reload: removing the image and refreshing reloads again ($n1 -> $n2)" '((RC == 0 && n2 > n1))' || show
 check "reload: the extension's unit is gone again" \
         '[[ $(systemctl show -p LoadState --value vmreload-probe.service) == not-found ]]'
 run_cmd systemctl reload sysext-idmap.service
+note_merge
 check "refresh: systemctl reload sysext-idmap.service (ExecReload=refresh) succeeds" '((RC == 0))' || show
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +179,7 @@ check "refresh: systemctl reload sysext-idmap.service (ExecReload=refresh) succe
 v0=$(verity_devs)
 cp $SRV/vmtampersb.raw /run/extensions/
 run_cmd sysext-idmap refresh
+note_merge
 show
 check "tamper: a DDI with a tampered squashfs superblock is refused (refresh fails)" '((RC != 0))'
 check "tamper: ... with one line on stderr naming the image" 'one_line_with vmtampersb'
@@ -208,6 +192,7 @@ rm -f /run/extensions/vmtampersb.raw
 dmesg_before=$(dmesg | grep -c 'verity.*corrupted' || true)
 cp $SRV/vmtamper.raw /run/extensions/
 run_cmd sysext-idmap refresh
+note_merge
 show
 if ((RC != 0)); then
         ok "tamper: a DDI with a tampered data block is refused at merge"
@@ -226,6 +211,7 @@ dmesg | grep 'verity' | tail -n 5 | diag
 check "tamper: the kernel logged a verity corruption ($dmesg_before -> $dmesg_after)" '((dmesg_after > dmesg_before))'
 rm -f /run/extensions/vmtamper.raw
 run_cmd sysext-idmap refresh
+note_merge
 check "tamper: refreshing without the tampered image succeeds" '((RC == 0))' || show
 check "tamper: ... and no verity device but vmsigned's is left" '[[ $(verity_devs) == "$v0" ]]' || {
         say "verity devices before: $v0"; say "after: $(verity_devs)"; }
@@ -233,6 +219,7 @@ check "tamper: ... and no verity device but vmsigned's is left" '[[ $(verity_dev
 # ---------------------------------------------------------------------------------------------
 # Idmapped merges on the real /usr: erofs works, squashfs gets the clear error
 run_cmd sysext-idmap --idmap=b:1000:0:1 refresh $SRV/vmuid.raw
+note_merge
 show
 check "idmap: refresh --idmap=b:1000:0:1 of an erofs image owned by uid 1000 succeeds" '((RC == 0))'
 check "idmap: its files appear owned by root" '[[ $(stat -c %u:%g /usr/bin/vmuid-hello 2>&1) == 0:0 ]]' ||
@@ -246,6 +233,7 @@ check "idmap: refresh --idmap=b:1000:0:1 of a squashfs image fails on this kerne
 check "idmap: ... with one clear line (squashfs, idmap, erofs hint)" 'one_line_with vmuidsq squashfs idmap erofs'
 check "idmap: ... and the merge before it stays" '[[ $(vmuid-hello 2>&1) == "hello from vmuid" ]]'
 run_cmd sysext-idmap refresh
+note_merge
 check "idmap: a plain refresh restores the discovered set" '((RC == 0)) && [[ $(vmhello-hello 2>&1) == "hello from vmhello" ]] && ! [[ -e /usr/bin/vmuid-hello ]]' || show
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +283,6 @@ systemctl stop sysext-idmap-vmrun-pick.service
 run_cmd systemd-sysext status
 printf '%s\n' "$OUT" | diag
 check "compat: systemd-sysext status sees the merge" '[[ $OUT == *vmhello* ]]'
-usr_dev=$(cat /usr/.systemd-sysext/dev 2>/dev/null)
 run_cmd sysext-idmap unmerge
 check "unmerge: succeeds" '((RC == 0))' || show
 check "unmerge: /usr and /opt are no overlays" '[[ $(fstype /usr) != overlay && $(fstype /opt) != overlay ]]'
@@ -308,16 +295,15 @@ if [[ -z $left ]]; then
 else
         say "verity devices after unmerge: $left"
         for d in $left; do dmsetup info "$d" 2>&1 | diag; done
-        say "processes holding files of the unmerged /usr overlay ($usr_dev): $(overlay_users "$usr_dev")"
-        say "mount namespaces that still have it mounted: $(overlay_namespaces "$usr_dev")"
         /usr/lib/sysext-idmap-vmtest/holders.sh $left >&3
         check "unmerge: the verity devices left are marked for deferred removal" \
                 'all_deferred $left'
 fi
 run_cmd sysext-idmap merge
+note_merge
 check "merge: succeeds again" '((RC == 0)) && [[ $(vmsigned-hello 2>&1) == "hello from vmsigned" ]]' || show
-# for the shutdown check: the overlay device of the merge that is unmerged at shutdown
-cat /usr/.systemd-sysext/dev >/run/vmtest-usr-dev 2>/dev/null
+# for the shutdown check: the overlay devices of every merge in this boot
+echo "$HOLDER_DEVS" >/run/vmtest-usr-devs
 
 say "guest tests took $((SECONDS - T0)) s"
 say "guest-tests-done"

@@ -86,6 +86,72 @@ print(p, f, s)
 PY
 )
 
+# ---- VM test (test/vm/run.sh) ------------------------------------------------------------------
+# sysext-idmap under systemd as PID 1 on Debian's own kernel (6.1: kernel dm-verity, GPT scanning,
+# the old overlay path), in qemu with TCG, in a guest built by mkosi (mkosi.conf). It prints each
+# check; its counts are added to the closing line. On CI (CI=true) or with SYSEXT_IDMAP_VM=1 the
+# packages it needs are installed; elsewhere it is skipped, with the reason, when they are
+# missing. SYSEXT_IDMAP_VM=0 skips it. SYSEXT_IDMAP_VM_BUDGET (s, default 720) bounds its wall time.
+VM_PACKAGES=(qemu-system-x86 linux-image-amd64 mkosi debootstrap systemd-container busybox-static
+             cpio kmod e2fsprogs)
+vm_pass=0 vm_fail=0 vm_skip=0
+vm_test() {
+        local p missing=() out rc line
+        if [[ ${SYSEXT_IDMAP_VM:-} == 0 ]]; then
+                echo "SKIP: vm: disabled by SYSEXT_IDMAP_VM=0"
+                vm_skip=1
+                return
+        fi
+        if [[ $(id -u) -ne 0 ]]; then
+                echo "SKIP: vm: needs root"
+                vm_skip=1
+                return
+        fi
+        if [[ ${CI:-} == true || ${SYSEXT_IDMAP_VM:-} == 1 ]]; then
+                for p in "${VM_PACKAGES[@]}"; do
+                        if [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) != installed ]]; then
+                                missing+=("$p")
+                        fi
+                done
+                if ((${#missing[@]} > 0)); then
+                        echo "vm: installing: ${missing[*]}"
+                        # INITRD=No: the guest boots the kernel with an initrd of its own.
+                        if ! { apt-get update -qq &&
+                               DEBIAN_FRONTEND=noninteractive INITRD=No apt-get install -y -qq \
+                                        --no-install-recommends "${missing[@]}" >/dev/null; }; then
+                                echo "FAIL: vm: cannot install ${missing[*]}"
+                                vm_fail=1
+                                return
+                        fi
+                fi
+        fi
+        out=$(mktemp)
+        rc=0
+        timeout -k 30 "${SYSEXT_IDMAP_VM_BUDGET:-720}" bash test/vm/run.sh 2>&1 | tee "$out" || rc=$?
+        line=$(grep -E '^vm: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -n1 || true)
+        rm -f "$out"
+        if [[ -z $line ]]; then
+                echo "FAIL: vm: test/vm/run.sh ended without its summary (exit $rc; over the budget of ${SYSEXT_IDMAP_VM_BUDGET:-720} s?)"
+                vm_fail=1
+                return
+        fi
+        read -r vm_pass vm_fail vm_skip < <(echo "$line" | sed -E 's/^vm: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/')
+        if [[ ${CI:-} == true ]] && ((vm_skip > 0)); then
+                echo "FAIL: vm: skipped on CI, where it must run"
+                vm_fail=$((vm_fail + 1))
+        fi
+        if ((rc != 0 && rc != 77 && vm_fail == 0)); then
+                echo "FAIL: vm: test/vm/run.sh exited with $rc"
+                vm_fail=1
+        fi
+}
+echo "=== VM test (Debian kernel, systemd as PID 1): test/vm/run.sh"
+vm_t0=$SECONDS
+vm_test
+echo "=== VM test: $vm_pass passed, $vm_fail failed, $vm_skip skipped in $((SECONDS - vm_t0)) s"
+n_pass=$((n_pass + vm_pass)) n_fail=$((n_fail + vm_fail)) n_skip=$((n_skip + vm_skip))
+# ---- end of the VM test ------------------------------------------------------------------------
+
 # ---- BEGIN sanitizers: the whole meson test suite again, built with ASan+UBSan ----
 # Counted into the summary like the normal run (each test once more). Every sanitizer report goes to
 # build-asan/sanitizer-logs/ as well (log_path): the integration tests run the binary and its forked

@@ -109,9 +109,13 @@ static int overlay_make_fd(const OverlaySpec *s, int *ret_fd) {
                 if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, s->layers[i].dir_fd) >= 0)
                         continue;
                 r = negative_errno();
-                if (i == 0 && r == -EINVAL) {
+                /* The first layer is always our metadata tmpfs, so a refusal there is about fd
+                 * layers: EINVAL from an overlayfs that has the new API but no "lowerdir+" (6.5–6.7),
+                 * EOPNOTSUPP from a legacy fs context, which takes no fds at all (before 6.5). */
+                if (i == 0 && (r == -EINVAL || r == -EOPNOTSUPP)) {
                         _cleanup_free_ char *msg = fs_context_messages(fs);
-                        sx_debug("overlayfs refused a layer fd (%s), using the staging fallback", strna(msg));
+                        sx_debug("overlayfs refused a layer fd (%s: %s), using the staging fallback",
+                                 strerror(-r), strna(msg));
                         return -EOPNOTSUPP;
                 }
                 return overlay_fail(r, fs, s, "add a layer to");

@@ -111,6 +111,13 @@ else
 fi
 [[ ! -e $DEST$UNITDIR_WANT/sysext-idmap-example@.service ]] &&
         pass "the example is not installed as a unit" || fail "the example is installed in the unit directory"
+PRESET=$(find "$DEST" -name 90-sysext-idmap.preset | head -n 1)
+if [[ -n $PRESET ]]; then
+        assert_eq "$(grep -v '^#' "$PRESET" | sed '/^$/d')" $'enable sysext-idmap.service\ndisable systemd-sysext.service' \
+                "preset enables ours and disables systemd-sysext.service"
+else
+        fail "90-sysext-idmap.preset not installed"
+fi
 [[ -x $DEST$INSTALLED_BIN ]] && pass "binary installed where ExecStart= points ($INSTALLED_BIN)" ||
         fail "no executable at \$DEST$INSTALLED_BIN"
 

@@ -926,6 +926,14 @@ static void verity_setup_done(VeritySetup *v) {
         *v = (VeritySetup) {};
 }
 
+static bool fd_is_regular(int fd) {
+        struct stat st;
+
+        return fstat(fd, &st) >= 0 && S_ISREG(st.st_mode);
+}
+
+#define FORMAT_PROC_FD_PATH(fd) ({ static __thread char _b[32]; snprintf(_b, sizeof(_b), "/proc/self/fd/%d", (fd)); _b; })
+
 static int loop_for(const char *label, const char *what, int fd, uint64_t offset, uint64_t size, LoopDevice **ret) {
         _cleanup_free_ char *why = NULL;
         int r;
@@ -987,7 +995,14 @@ static int verity_setup(const char *label, int data_fd, uint64_t data_offset, ui
         r = loop_for(label, "data", data_fd, data_offset, bytes, &v.data);
         if (r < 0)
                 return r;
-        r = crypt_set_data_device(v.cd, v.data->node);
+        /* The check reads every block once: straight from the image file where the data area starts
+         * at its beginning (a bare image), so it comes from the file's page cache rather than
+         * through a fresh loop device's; the mount uses the loop device, which reads the same file.
+         * (Either way the check is of a snapshot: see --verity=kernel.) */
+        if (userspace_check && data_offset == 0 && fd_is_regular(data_fd))
+                r = crypt_set_data_device(v.cd, FORMAT_PROC_FD_PATH(data_fd));
+        else
+                r = crypt_set_data_device(v.cd, v.data->node);
         if (r < 0)
                 return sx_error(r, "%s: cannot attach verity data device: %s", label, strerror(-r));
         *ret = v;

@@ -49,6 +49,9 @@ make_ext_dir "$E/hello-dir" hello-dir
 make_ext_squashfs "$E/hello-squash.raw" hello-squash
 make_ext_erofs "$E/hello-erofs_1.0.raw" hello-erofs
 make_ext_ddi --sign "$E/hello-ddi.raw" hello-ddi
+# Trust the key that signed hello-ddi.raw inside the scratch root (--root=$R looks in $R/etc/verity.d).
+mkdir -p "$R/etc/verity.d"
+cp "$TEST_CERT" "$R/etc/verity.d/demo.crt"
 ls -l "$E"
 
 step "list"
@@ -57,9 +60,9 @@ show "$SYSEXT_IDMAP" --root="$R" --json=pretty list
 
 step "dissect each image"
 for img in "$E"/*; do
-        show "$SYSEXT_IDMAP" dissect "$img"
+        show "$SYSEXT_IDMAP" --root="$R" dissect "$img"
 done
-show "$SYSEXT_IDMAP" --json=pretty dissect "$E/hello-ddi.raw"
+show "$SYSEXT_IDMAP" --root="$R" --json=pretty dissect "$E/hello-ddi.raw"
 echo "(repart's root hash of hello-ddi.raw: $DDI_ROOTHASH)"
 
 step "merge: every image becomes its own idmapped layer (on-disk uid 1000 appears as root)"

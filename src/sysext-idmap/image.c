@@ -43,6 +43,20 @@ Image *image_free(Image *i) {
         return NULL;
 }
 
+Image *image_dup(const Image *i) {
+        _cleanup_(image_freep) Image *c = calloc(1, sizeof(Image));
+
+        if (!c)
+                return NULL;
+        *c = *i;
+        c->name = strdup(i->name);
+        c->version = i->version ? strdup(i->version) : NULL;
+        c->path = strdup(i->path);
+        if (!c->name || (i->version && !c->version) || !c->path)
+                return NULL;
+        return TAKE_PTR(c);
+}
+
 void image_array_free(Image **images, size_t n) {
         if (!images)
                 return;

@@ -32,6 +32,7 @@ typedef struct Image {
 Image *image_free(Image *i);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Image *, image_free);
 void image_array_free(Image **images, size_t n);
+Image *image_dup(const Image *i);
 
 const char *image_type_to_string(ImageType t);
 

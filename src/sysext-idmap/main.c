@@ -207,15 +207,9 @@ static int verb_list(int argc, char **argv) {
                 if (images[i]->masked)
                         continue;
                 /* extension_open takes ownership; list keeps its own copy of the image */
-                Image *copy = NULL;
-                if (image_from_path(images[i]->path, &copy) < 0) {
-                        entries[i].error = strdup(sx_last_error() ?: "unreadable");
-                        continue;
-                }
-                free(copy->name);
-                copy->name = strdup(images[i]->name);
+                Image *copy = image_dup(images[i]);
                 sx_clear_error();
-                if (!copy->name || extension_open(copy, &o, &entries[i].ext) < 0)
+                if (!copy || extension_open(copy, &o, &entries[i].ext) < 0)
                         entries[i].error = strdup(sx_last_error() ?: "failed to open image");
         }
 

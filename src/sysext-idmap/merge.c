@@ -268,6 +268,15 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
         fsids_restore(&saved);
         if (r < 0)
                 return r;
+        if (src && src->name && !streq(src->name, img->name)) {
+                char *name = strdup(src->name);
+                if (!name) {
+                        image_free(img);
+                        return -ENOMEM;
+                }
+                free(img->name);
+                img->name = name;
+        }
         if (eo.open_as_user) {
                 /* Discovery found it at this canonical path; if it resolves elsewhere now, a
                  * directory was swapped for a symlink meanwhile. From here on: no symlinks. */

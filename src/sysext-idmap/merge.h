@@ -27,6 +27,7 @@ typedef struct ImageSource {
         gid_t gid;
         bool untrusted;                 /* controlled by a user: overlay nosuid,nodev unless signed */
         bool discovered;                /* found, not named: incompatible or shadowed by a named one → left out */
+        const char *name;               /* the name discovery gave it (a symlink's, not its target's), or NULL */
 } ImageSource;
 
 typedef struct MergeContext {

@@ -197,7 +197,8 @@ typedef struct RunState {
         struct passwd pw;
         char *user_name;
         char **paths;
-        ImageSource *sources;
+        ImageSource *sources;           /* parallel to paths */
+        size_t n_sources;
 } RunState;
 
 static void run_state_done(RunState *st) {
@@ -206,6 +207,8 @@ static void run_state_done(RunState *st) {
         safe_close(st->range_lock);
         free(st->user_name);
         strv_free(st->paths);
+        for (size_t i = 0; i < st->n_sources; i++)
+                free((char *) st->sources[i].name);
         free(st->sources);
 }
 
@@ -297,16 +300,22 @@ static int setup_private_users(const RunOptions *o, RunState *st) {
         return 0;
 }
 
-static int push_image(RunState *st, const char *path, const uint64_t attrs[2], bool discovered) {
-        size_t n = strv_length(st->paths);
-        ImageSource *a = reallocarray(st->sources, n + 1, sizeof(ImageSource));
+static int push_image(RunState *st, const char *path, const uint64_t attrs[2], const char *discovered_name) {
+        ImageSource *a = reallocarray(st->sources, st->n_sources + 1, sizeof(ImageSource));
+        ImageSource src = { .discovered = discovered_name != NULL };
 
         if (!a)
                 return -ENOMEM;
         st->sources = a;
-        a[n] = (ImageSource) { .discovered = discovered };
-        memcpy(a[n].attrs, attrs, sizeof(a[n].attrs));
-        return strv_extend(&st->paths, path);
+        memcpy(src.attrs, attrs, sizeof(src.attrs));
+        if (discovered_name && !(src.name = strdup(discovered_name)))
+                return -ENOMEM;
+        if (strv_extend(&st->paths, path) < 0) {
+                free((char *) src.name);
+                return -ENOMEM;
+        }
+        a[st->n_sources++] = src;
+        return 0;
 }
 
 static int collect_images(const RunOptions *o, RunState *st) {
@@ -318,7 +327,7 @@ static int collect_images(const RunOptions *o, RunState *st) {
                         sx_debug("%s: missing, skipped (optional)", o->images[i].path);
                         continue;
                 }
-                r = push_image(st, o->images[i].path, o->images[i].attrs, false);
+                r = push_image(st, o->images[i].path, o->images[i].attrs, NULL);
                 if (r < 0)
                         return r;
         }
@@ -330,7 +339,7 @@ static int collect_images(const RunOptions *o, RunState *st) {
                         return r;
                 for (size_t i = 0; r >= 0 && i < n; i++)
                         if (!l[i]->masked)
-                                r = push_image(st, l[i]->path, none, true);
+                                r = push_image(st, l[i]->path, none, l[i]->name);
                 image_array_free(l, n);
                 if (r < 0)
                         return r;

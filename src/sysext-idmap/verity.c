@@ -932,8 +932,6 @@ static bool fd_is_regular(int fd) {
         return fstat(fd, &st) >= 0 && S_ISREG(st.st_mode);
 }
 
-#define FORMAT_PROC_FD_PATH(fd) ({ static __thread char _b[32]; snprintf(_b, sizeof(_b), "/proc/self/fd/%d", (fd)); _b; })
-
 static int loop_for(const char *label, const char *what, int fd, uint64_t offset, uint64_t size, LoopDevice **ret) {
         _cleanup_free_ char *why = NULL;
         int r;
@@ -999,8 +997,10 @@ static int verity_setup(const char *label, int data_fd, uint64_t data_offset, ui
          * at its beginning (a bare image), so it comes from the file's page cache rather than
          * through a fresh loop device's; the mount uses the loop device, which reads the same file.
          * (Either way the check is of a snapshot: see --verity=kernel.) */
+        char proc[32];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", data_fd);
         if (userspace_check && data_offset == 0 && fd_is_regular(data_fd))
-                r = crypt_set_data_device(v.cd, FORMAT_PROC_FD_PATH(data_fd));
+                r = crypt_set_data_device(v.cd, proc);
         else
                 r = crypt_set_data_device(v.cd, v.data->node);
         if (r < 0)

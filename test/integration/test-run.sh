@@ -301,5 +301,13 @@ after_run "--discover --image"
 run "$SYSEXT_IDMAP" run -- sh -c 'test -e /usr/bin/re-hello && echo yes || echo no'
 assert_eq "$LAST_STDOUT" no "without --discover nothing is discovered"
 rm -f /run/extensions/re.raw
+# A discovered symlink keeps its own name (re), not its target's (store-v2): the
+# extension-release looked up is extension-release.re.
+cp "$IMG2" "$SCRATCH/store-v2.raw"
+ln -s "$SCRATCH/store-v2.raw" /run/extensions/re.raw
+run "$SYSEXT_IDMAP" run --discover -- re-hello
+assert_eq "$LAST_STDOUT" "hello from re" "--discover: a symlinked image keeps the name of the link"
+after_run "--discover through a symlink"
+rm -f /run/extensions/re.raw "$SCRATCH/store-v2.raw"
 
 finish

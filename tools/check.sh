@@ -75,11 +75,15 @@ for line in open(sys.argv[1]):
     line = line.strip()
     if not line:
         continue
-    r = json.loads(line).get("result")
+    t = json.loads(line)
+    r = t.get("result")
     if r in ("OK", "EXPECTEDFAIL"):
         p += 1
     elif r == "SKIP":
         s += 1
+        # The test's own "SKIP: name: reason" line, so a skip is never silent here either.
+        why = [l for l in (t.get("stdout") or "").splitlines() if l.startswith("SKIP:")]
+        print(why[-1] if why else "SKIP: " + t.get("name", "?") + ": (no reason printed)", file=sys.stderr)
     else:
         f += 1
 print(p, f, s)
@@ -186,6 +190,8 @@ for line in open(sys.argv[1]):
         p += 1
     elif r == "SKIP":
         s += 1
+        why = [l for l in (t.get("stdout") or "").splitlines() if l.startswith("SKIP:")]
+        print("sanitizers: " + (why[-1] if why else "SKIP: " + t.get("name", "?")), file=sys.stderr)
     else:
         f += 1
         print("sanitizers: FAIL asan/" + t.get("name", "?"), file=sys.stderr)

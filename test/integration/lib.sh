@@ -73,6 +73,36 @@ require_binary() {
 
 # Re-execute the calling script once in a private mount namespace, then give it its own /run and
 # /tmp so that nothing we mount, nor the lock file in /run/sysext-idmap, is seen by the host.
+# The directories a test runs from (sources, build, the binaries under test), physical paths.
+_kept_dirs() {
+        local p
+        for p in "$TEST_LIB_DIR" "${SOURCE_ROOT:-}" "$(dirname -- "$SYSEXT_IDMAP")" \
+                 ${PAM_MODULE:+"$(dirname -- "$PAM_MODULE")"} ${PAM_SESSION:+"$(dirname -- "$PAM_SESSION")"}; do
+                [[ -n $p ]] && (cd -- "$p" 2>/dev/null && pwd -P)
+        done | sort -u
+}
+
+# A fresh tmpfs on DIR, with the checkout and build directories that live below DIR bound back
+# in place: a clone in /tmp must not lose its binaries to the test's own /tmp.
+_mount_tmpfs_keeping() {
+        local dir=$1 mode=$2 fd p rel last=
+        local -a keep
+        mapfile -t keep < <(_kept_dirs)
+        exec {fd}<"$dir"
+        mount -t tmpfs -o "mode=$mode" tmpfs "$dir"
+        for p in "${keep[@]}"; do
+                [[ $p == "$dir"/* ]] || continue
+                [[ -n $last && $p == "$last"/* ]] && continue
+                rel=${p#"$dir"/}
+                mkdir -p -- "$p"
+                # -c: the source goes through the old DIR's fd; canonicalizing it would resolve to
+                # the new tmpfs.
+                mount -c --bind "/proc/$$/fd/$fd/$rel" "$p" || { echo "cannot keep $p visible" >&2; exit 1; }
+                last=$p
+        done
+        exec {fd}<&-
+}
+
 # Usage, at the top of a test: enter_private_ns "$@"
 enter_private_ns() {
         if [[ ${SYSEXT_IDMAP_TEST_IN_NS:-} != 1 ]]; then
@@ -83,8 +113,8 @@ enter_private_ns() {
         fi
         # Inside: make sure we really are not sharing mounts with the host.
         mount --make-rprivate / || { echo "cannot make / private" >&2; exit 1; }
-        mount -t tmpfs -o mode=0755 tmpfs /run
-        mount -t tmpfs -o mode=1777 tmpfs /tmp
+        _mount_tmpfs_keeping /run 0755
+        _mount_tmpfs_keeping /tmp 1777
         log "running in a private mount namespace (pid $$)"
 }
 

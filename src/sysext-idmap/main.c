@@ -18,6 +18,7 @@ static const char *arg_root = NULL;
 static JsonMode arg_json = JSON_OFF;
 static bool arg_force = false;
 static bool arg_no_reload = false;
+static bool arg_legend = true;
 static Idmap *arg_idmap = NULL;
 static pid_t arg_namespace_of = 0;
 static ImagePolicy *arg_image_policy = NULL;
@@ -62,7 +63,7 @@ static void print_table(const char * const *header, char ***rows, size_t n_rows,
                         if (strlen(strempty(rows[r][c])) > w[c])
                                 w[c] = strlen(strempty(rows[r][c]));
         }
-        for (size_t c = 0; c < n_cols; c++)
+        for (size_t c = 0; arg_legend && c < n_cols; c++)
                 printf("%-*s%s", c + 1 < n_cols ? (int) w[c] : 0, header[c], c + 1 < n_cols ? " " : "\n");
         for (size_t r = 0; r < n_rows; r++)
                 for (size_t c = 0; c < n_cols; c++)
@@ -570,6 +571,8 @@ static void help(void) {
                "                         Generate JSON output\n"
                "     --force             Ignore version incompatibilities\n"
                "     --no-reload         Do not reload the service manager\n"
+               "     --no-pager          Accepted for systemd-sysext compatibility (never pages)\n"
+               "     --no-legend         Do not show the table headers\n"
                "     --idmap=SPEC        Map ownership of every layer: identity, b|u|g:FROM:TO:COUNT,\n"
                "                         userns:PATH, pid:PID, foreign, user:NAME\n"
                "     --image-policy=POLICY\n"
@@ -596,6 +599,8 @@ enum {
         ARG_JSON,
         ARG_FORCE,
         ARG_NO_RELOAD,
+        ARG_NO_PAGER,
+        ARG_NO_LEGEND,
         ARG_IDMAP,
         ARG_DEBUG,
         ARG_NAMESPACE_OF,
@@ -616,6 +621,8 @@ static int parse_argv(int argc, char **argv) {
                 { "json",      required_argument, NULL, ARG_JSON      },
                 { "force",     no_argument,       NULL, ARG_FORCE     },
                 { "no-reload", no_argument,       NULL, ARG_NO_RELOAD },
+                { "no-pager",  no_argument,       NULL, ARG_NO_PAGER  },
+                { "no-legend", no_argument,       NULL, ARG_NO_LEGEND },
                 { "idmap",     required_argument, NULL, ARG_IDMAP     },
                 { "debug",     no_argument,       NULL, ARG_DEBUG     },
                 { "namespace-of", required_argument, NULL, ARG_NAMESPACE_OF },
@@ -659,6 +666,12 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case ARG_NO_RELOAD:
                         arg_no_reload = true;
+                        break;
+                case ARG_NO_PAGER:
+                        /* Accepted as systemd-sysext does; the output never goes through a pager. */
+                        break;
+                case ARG_NO_LEGEND:
+                        arg_legend = false;
                         break;
                 case ARG_IDMAP: {
                         Idmap *m = NULL;

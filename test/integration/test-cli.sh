@@ -14,7 +14,7 @@ log "--help lists every verb and option"
 assert_ok "$SYSEXT_IDMAP" --help
 help=$LAST_STDOUT
 for w in status list dissect merge unmerge refresh \
-         --help --version --root= --json= --force --no-reload --idmap= --debug; do
+         --help --version --root= --json= --force --no-reload --no-pager --no-legend --idmap= --debug; do
         assert_contains "$help" "$w" "--help"
 done
 assert_eq "$LAST_STDERR" "" "--help stderr"
@@ -56,6 +56,14 @@ done
 assert_ok "$SYSEXT_IDMAP" --root="$R" --json=short list
 assert_json_valid "$LAST_STDOUT" "list --json=short on an empty root"
 assert_eq "$(json_get "$LAST_STDOUT" 'j')" "[]" "list of an empty root"
+
+log "--no-pager is accepted as systemd-sysext accepts it; --no-legend drops the table header"
+assert_ok "$SYSEXT_IDMAP" --root="$R" --no-pager status
+with_legend=$LAST_STDOUT
+assert_contains "$with_legend" "HIERARCHY" "status header"
+assert_ok "$SYSEXT_IDMAP" --root="$R" --no-legend status
+assert_eq "$LAST_STDOUT" "$(tail -n +2 <<<"$with_legend")" "status --no-legend is the table without its header"
+assert_ok "$SYSEXT_IDMAP" --root="$R" list --no-legend --no-pager
 
 log "bad --idmap specs give one clear line"
 for spec in 'b:1:2' 'x:1:2:3' 'u:0:0:0' 'b:a:0:1' 'b:0:0:-1' 'b:4294967295:0:2' \

@@ -67,28 +67,7 @@ if [[ ! -s build/meson-logs/testlog.json ]]; then
         exit 1
 fi
 
-# One JSON object per test; result is OK, FAIL, SKIP, TIMEOUT, EXPECTEDFAIL, UNEXPECTEDPASS, ERROR.
-read -r n_pass n_fail n_skip < <(python3 - build/meson-logs/testlog.json <<'PY'
-import json, sys
-p = f = s = 0
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line:
-        continue
-    t = json.loads(line)
-    r = t.get("result")
-    if r in ("OK", "EXPECTEDFAIL"):
-        p += 1
-    elif r == "SKIP":
-        s += 1
-        # The test's own "SKIP: name: reason" line, so a skip is never silent here either.
-        why = [l for l in (t.get("stdout") or "").splitlines() if l.startswith("SKIP:")]
-        print(why[-1] if why else "SKIP: " + t.get("name", "?") + ": (no reason printed)", file=sys.stderr)
-    else:
-        f += 1
-print(p, f, s)
-PY
-)
+read -r n_pass n_fail n_skip < <(python3 tools/testlog-counts.py build/meson-logs/testlog.json)
 
 # ---- VM test (test/vm/run.sh) ------------------------------------------------------------------
 # sysext-idmap under systemd as PID 1 on Debian's own kernel (6.1: kernel dm-verity, GPT scanning,
@@ -178,26 +157,7 @@ sanitizer_suite() {
                 n_fail=$((n_fail + 1))
                 return
         fi
-        read -r a f s < <(python3 - build-asan/meson-logs/testlog.json <<'PY'
-import json, sys
-p = f = s = 0
-for line in open(sys.argv[1]):
-    if not line.strip():
-        continue
-    t = json.loads(line)
-    r = t.get("result")
-    if r in ("OK", "EXPECTEDFAIL"):
-        p += 1
-    elif r == "SKIP":
-        s += 1
-        why = [l for l in (t.get("stdout") or "").splitlines() if l.startswith("SKIP:")]
-        print("sanitizers: " + (why[-1] if why else "SKIP: " + t.get("name", "?")), file=sys.stderr)
-    else:
-        f += 1
-        print("sanitizers: FAIL asan/" + t.get("name", "?"), file=sys.stderr)
-print(p, f, s)
-PY
-)
+        read -r a f s < <(python3 tools/testlog-counts.py build-asan/meson-logs/testlog.json "sanitizers: ")
         # gcc's combined ASan+UBSan runtime ignores log_path for UBSan reports: those only reach stderr,
         # which meson keeps for every test (passing ones too) in testlog.txt.
         if grep -aqE 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)' build-asan/meson-logs/testlog.txt; then

@@ -71,8 +71,6 @@ require_binary() {
 # ---------------------------------------------------------------------------------------------
 # Namespaces
 
-# Re-execute the calling script once in a private mount namespace, then give it its own /run and
-# /tmp so that nothing we mount, nor the lock file in /run/sysext-idmap, is seen by the host.
 # The directories a test runs from (sources, build, the binaries under test), physical paths.
 _kept_dirs() {
         local p
@@ -103,6 +101,8 @@ _mount_tmpfs_keeping() {
         exec {fd}<&-
 }
 
+# Re-execute the calling script once in a private mount namespace, then give it its own /run and
+# /tmp so that nothing we mount, nor the lock file in /run/sysext-idmap, is seen by the host.
 # Usage, at the top of a test: enter_private_ns "$@"
 enter_private_ns() {
         if [[ ${SYSEXT_IDMAP_TEST_IN_NS:-} != 1 ]]; then

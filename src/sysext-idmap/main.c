@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -54,20 +55,69 @@ static json_object *json_string_or_null(const char *s) {
         return s ? json_object_new_string(s) : NULL;
 }
 
-static void print_table(const char * const *header, char ***rows, size_t n_rows, size_t n_cols) {
+/* A text table: a header and rows of owned strings, printed with aligned columns. */
+typedef struct Table {
+        const char * const *header;
+        size_t n_cols, n_rows;
+        char **cells;           /* n_rows × n_cols */
+} Table;
+
+static void table_done(Table *t) {
+        for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        t->cells = NULL;
+        t->n_rows = 0;
+}
+
+/* Takes over the n_cols strings of row; a NULL among them is a failed allocation. */
+static int table_add_row(Table *t, char **row) {
+        char **c = NULL;
+        size_t i;
+
+        for (i = 0; i < t->n_cols && row[i]; i++)
+                ;
+        if (i == t->n_cols)
+                c = reallocarray(t->cells, (t->n_rows + 1) * t->n_cols, sizeof(char *));
+        if (!c) {
+                for (i = 0; i < t->n_cols; i++)
+                        free(row[i]);
+                return -ENOMEM;
+        }
+        memcpy(c + t->n_rows * t->n_cols, row, t->n_cols * sizeof(char *));
+        t->cells = c;
+        t->n_rows++;
+        return 0;
+}
+
+/* Columns are counted in characters (code points), not bytes: cells carry "…". */
+static size_t text_width(const char *s) {
+        size_t n = 0;
+
+        for (; *s; s++)
+                n += ((unsigned char) *s & 0xC0) != 0x80;
+        return n;
+}
+
+static void table_print(const Table *t) {
         size_t w[16] = {};
 
-        for (size_t c = 0; c < n_cols; c++) {
-                w[c] = strlen(header[c]);
-                for (size_t r = 0; r < n_rows; r++)
-                        if (strlen(strempty(rows[r][c])) > w[c])
-                                w[c] = strlen(strempty(rows[r][c]));
+        assert(t->n_cols <= ELEMENTSOF(w));
+        for (size_t c = 0; c < t->n_cols; c++) {
+                w[c] = text_width(t->header[c]);
+                for (size_t r = 0; r < t->n_rows; r++)
+                        if (text_width(t->cells[r * t->n_cols + c]) > w[c])
+                                w[c] = text_width(t->cells[r * t->n_cols + c]);
         }
-        for (size_t c = 0; arg_legend && c < n_cols; c++)
-                printf("%-*s%s", c + 1 < n_cols ? (int) w[c] : 0, header[c], c + 1 < n_cols ? " " : "\n");
-        for (size_t r = 0; r < n_rows; r++)
-                for (size_t c = 0; c < n_cols; c++)
-                        printf("%-*s%s", c + 1 < n_cols ? (int) w[c] : 0, strempty(rows[r][c]), c + 1 < n_cols ? " " : "\n");
+        for (size_t r = arg_legend ? 0 : 1; r <= t->n_rows; r++)
+                for (size_t c = 0; c < t->n_cols; c++) {
+                        const char *cell = r == 0 ? t->header[c] : t->cells[(r - 1) * t->n_cols + c];
+
+                        if (c + 1 == t->n_cols)
+                                printf("%s\n", cell);
+                        else
+                                printf("%s%*s ", cell, (int) (w[c] - text_width(cell)), "");
+                }
 }
 
 static int make_context(MergeContext *c, char **images) {
@@ -177,8 +227,8 @@ static char *list_version(const ListEntry *e) {
 static char *list_compat(const ListEntry *e) {
         if (e->image->masked)
                 return strdup("masked");
-        if (e->error)
-                return strjoin("no (", e->error, ")");
+        if (!e->ext)
+                return strjoin("no (", e->error ?: "failed to open image", ")");
         if (!e->ext->compatible)
                 return strjoin("no (", e->ext->reason, ")");
         return strdup("yes");
@@ -224,26 +274,18 @@ static int verb_list(int argc, char **argv) {
                 printf("No extensions found.\n");
         else {
                 static const char * const header[] = { "NAME", "TYPE", "PATH", "VERSION", "TRUST", "COMPATIBLE" };
-                char ***rows = calloc(n, sizeof(char **));
-                for (size_t i = 0; rows && i < n; i++) {
-                        rows[i] = calloc(6, sizeof(char *));
-                        if (!rows[i])
-                                continue;
-                        rows[i][0] = strdup(entries[i].image->name);
-                        rows[i][1] = strdup(image_type_to_string(entries[i].image->type));
-                        rows[i][2] = strdup(entries[i].image->path);
-                        rows[i][3] = list_version(&entries[i]);
-                        rows[i][4] = entries[i].ext ? trust_text(entries[i].ext) : strdup("-");
-                        rows[i][5] = list_compat(&entries[i]);
-                }
-                if (rows)
-                        print_table(header, rows, n, 6);
-                for (size_t i = 0; rows && i < n; i++) {
-                        for (size_t c = 0; rows[i] && c < 6; c++)
-                                free(rows[i][c]);
-                        free(rows[i]);
-                }
-                free(rows);
+                _cleanup_(table_done) Table t = { .header = header, .n_cols = ELEMENTSOF(header) };
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        r = table_add_row(&t, (char *[]) {
+                                strdup(entries[i].image->name),
+                                strdup(image_type_to_string(entries[i].image->type)),
+                                strdup(entries[i].image->path),
+                                list_version(&entries[i]),
+                                entries[i].ext ? trust_text(entries[i].ext) : strdup("-"),
+                                list_compat(&entries[i]),
+                        });
+                if (r >= 0)
+                        table_print(&t);
         }
         for (size_t i = 0; i < n; i++) {
                 extension_free(entries[i].ext);
@@ -251,7 +293,7 @@ static int verb_list(int argc, char **argv) {
         }
         free(entries);
         image_array_free(images, n);
-        return 0;
+        return r;
 }
 
 /* ---- dissect ---- */
@@ -315,13 +357,11 @@ static json_object *dissect_json(const Extension *e) {
         return o;
 }
 
-static void dissect_print_text(const Extension *e) {
+static int dissect_print_text(const Extension *e) {
         const DissectedImage *m = e->dissected;
         static const char * const header[] = { "DESIGNATOR", "PARTNO", "TYPE-UUID", "PARTITION-UUID", "FSTYPE", "ARCH", "SIZE", "FLAGS", "LABEL" };
-        char *rows_store[_PARTITION_DESIGNATOR_MAX][9] = {};
-        char **rows[_PARTITION_DESIGNATOR_MAX];
+        _cleanup_(table_done) Table t = { .header = header, .n_cols = ELEMENTSOF(header) };
         char buf[FORMAT_BYTES_MAX];
-        size_t n = 0;
 
         printf("      Name: %s\n      Path: %s\n      Type: %s\n      Size: %s\n", e->image->name, e->image->path,
                dissect_kind_to_string(m->kind), format_bytes(buf, sizeof(buf), m->size));
@@ -358,22 +398,23 @@ static void dissect_print_text(const Extension *e) {
                 char u1[SD_ID128_UUID_STRING_MAX], u2[SD_ID128_UUID_STRING_MAX];
                 if (!p->found)
                         continue;
-                char **row = rows_store[n];
-                row[0] = strdup(partition_designator_to_string(d));
-                (void) asprintf_safe(&row[1], "%d", p->partno);
-                row[2] = strdup(sd_id128_is_null(p->type_uuid) ? "-" : sd_id128_to_uuid_string(p->type_uuid, u1));
-                row[3] = strdup(sd_id128_is_null(p->uuid) ? "-" : sd_id128_to_uuid_string(p->uuid, u2));
-                row[4] = strdup(p->fstype ?: "-");
-                row[5] = strdup(p->architecture ?: "-");
-                row[6] = strdup(format_bytes(buf, sizeof(buf), p->size));
-                row[7] = strjoin(p->read_only ? "ro " : "", p->no_auto ? "no-auto " : "", p->growfs ? "growfs" : "");
-                row[8] = strdup(p->label ?: "-");
-                rows[n++] = row;
+                char *partno = NULL;
+                (void) asprintf_safe(&partno, "%d", p->partno);
+                if (table_add_row(&t, (char *[]) {
+                                strdup(partition_designator_to_string(d)),
+                                partno,
+                                strdup(sd_id128_is_null(p->type_uuid) ? "-" : sd_id128_to_uuid_string(p->type_uuid, u1)),
+                                strdup(sd_id128_is_null(p->uuid) ? "-" : sd_id128_to_uuid_string(p->uuid, u2)),
+                                strdup(p->fstype ?: "-"),
+                                strdup(p->architecture ?: "-"),
+                                strdup(format_bytes(buf, sizeof(buf), p->size)),
+                                strjoin(p->read_only ? "ro " : "", p->no_auto ? "no-auto " : "", p->growfs ? "growfs" : ""),
+                                strdup(p->label ?: "-"),
+                        }) < 0)
+                        return -ENOMEM;
         }
-        print_table(header, rows, n, 9);
-        for (size_t i = 0; i < n; i++)
-                for (size_t c = 0; c < 9; c++)
-                        free(rows_store[i][c]);
+        table_print(&t);
+        return 0;
 }
 
 static int verb_dissect(int argc, char **argv) {
@@ -403,9 +444,9 @@ static int verb_dissect(int argc, char **argv) {
                 json_object *j = dissect_json(e);
                 json_print(j);
                 json_object_put(j);
-        } else
-                dissect_print_text(e);
-        return 0;
+                return 0;
+        }
+        return dissect_print_text(e);
 }
 
 /* ---- merge, unmerge, refresh, status ---- */
@@ -525,27 +566,19 @@ static int verb_status(int argc, char **argv) {
                 json_object_put(a);
         } else {
                 static const char * const header[] = { "HIERARCHY", "EXTENSIONS", "IDMAP", "SINCE" };
-                char ***rows = calloc(n + 1, sizeof(char **));
-                for (size_t i = 0; rows && i < n; i++) {
-                        rows[i] = calloc(4, sizeof(char *));
-                        if (!rows[i])
-                                continue;
-                        rows[i][0] = strdup(s[i].hierarchy);
-                        rows[i][1] = s[i].merged ? strv_join(s[i].extensions, ", ") : strdup("none");
-                        rows[i][2] = strdup(s[i].merged ? (s[i].idmap ?: "identity") : "-");
-                        rows[i][3] = s[i].merged ? format_timestamp(s[i].since_usec) : strdup("-");
-                }
-                if (rows)
-                        print_table(header, rows, n, 4);
-                for (size_t i = 0; rows && i < n; i++) {
-                        for (size_t k = 0; rows[i] && k < 4; k++)
-                                free(rows[i][k]);
-                        free(rows[i]);
-                }
-                free(rows);
+                _cleanup_(table_done) Table t = { .header = header, .n_cols = ELEMENTSOF(header) };
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        r = table_add_row(&t, (char *[]) {
+                                strdup(s[i].hierarchy),
+                                s[i].merged ? strv_join(s[i].extensions, ", ") : strdup("none"),
+                                strdup(s[i].merged ? (s[i].idmap ?: "identity") : "-"),
+                                s[i].merged ? format_timestamp(s[i].since_usec) : strdup("-"),
+                        });
+                if (r >= 0)
+                        table_print(&t);
         }
         hierarchy_status_free_many(s, n);
-        return 0;
+        return r;
 }
 
 /* ---- CLI ---- */

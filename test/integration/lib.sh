@@ -80,15 +80,14 @@ _kept_dirs() {
         done | sort -u
 }
 
-# A fresh tmpfs on DIR, with the checkout and build directories that live below DIR bound back
-# in place: a clone in /tmp must not lose its binaries to the test's own /tmp.
+# _mount_tmpfs_keeping DIR MODE KEPT-DIR...: a fresh tmpfs on DIR, with the KEPT-DIRs that live
+# below DIR bound back in place: a clone in /tmp must not lose its binaries to the test's own /tmp.
 _mount_tmpfs_keeping() {
         local dir=$1 mode=$2 fd p rel last=
-        local -a keep
-        mapfile -t keep < <(_kept_dirs)
+        shift 2
         exec {fd}<"$dir"
         mount -t tmpfs -o "mode=$mode" tmpfs "$dir"
-        for p in "${keep[@]}"; do
+        for p in "$@"; do
                 [[ $p == "$dir"/* ]] || continue
                 [[ -n $last && $p == "$last"/* ]] && continue
                 rel=${p#"$dir"/}
@@ -113,8 +112,10 @@ enter_private_ns() {
         fi
         # Inside: make sure we really are not sharing mounts with the host.
         mount --make-rprivate / || { echo "cannot make / private" >&2; exit 1; }
-        _mount_tmpfs_keeping /run 0755
-        _mount_tmpfs_keeping /tmp 1777
+        local -a keep
+        mapfile -t keep < <(_kept_dirs)
+        _mount_tmpfs_keeping /run 0755 "${keep[@]}"
+        _mount_tmpfs_keeping /tmp 1777 "${keep[@]}"
         log "running in a private mount namespace (pid $$)"
 }
 

@@ -3,9 +3,13 @@
 /* pam_sysext_idmap: per-session extensions for a user. On open_session the session gets a mount
  * namespace of its own, and /usr and /opt are merged there from the system's extensions for users
  * and the user's own, every layer idmapped the systemd-homed way (on-disk nobody appears as the
- * user; every other id, root included, stays unmapped). Nothing a user's image holds can appear
- * root-owned, and an overlay with any layer a user controls is mounted nosuid,nodev. A failing
- * image is logged and left out; the login never fails because of extensions. */
+ * user; every other id, root included, stays unmapped).
+ *
+ * The PAM application (sshd, login, su) and every later session module keep running as root in
+ * that namespace, so it gets trusted layers only: images on a path only root can change, or images
+ * signed by a trusted certificate whose bytes cannot change after the check. Anything else is left
+ * out with one log line; the login never fails because of extensions. The module reads no
+ * environment variable: in su it is the user's. */
 
 #include <pwd.h>
 #include <sched.h>
@@ -26,12 +30,17 @@
 
 #define DEFAULT_SYSTEM_DIR "/var/lib/sysext-idmap/user-extensions"
 #define DEFAULT_USER_DIR ".local/share/extensions"
+#define DEFAULT_HIERARCHIES "/usr:/opt"
+/* A signed image a user may write is served from a private copy when there is no dm-verity. */
+#define DEFAULT_COPY_LIMIT (UINT64_C(256) * 1024 * 1024)
 
 typedef struct Options {
         const char *system_dir;         /* absolute; "" disables */
         const char *user_dir;           /* relative to the home directory; "" disables */
         const char *image_policy;
         const char *verity;
+        const char *hierarchies;
+        uint64_t copy_limit;
         bool debug;
 } Options;
 
@@ -43,7 +52,12 @@ static void log_notice_cb(const char *m) {
 }
 
 static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Options *o) {
-        *o = (Options) { .system_dir = DEFAULT_SYSTEM_DIR, .user_dir = DEFAULT_USER_DIR };
+        *o = (Options) {
+                .system_dir = DEFAULT_SYSTEM_DIR,
+                .user_dir = DEFAULT_USER_DIR,
+                .hierarchies = DEFAULT_HIERARCHIES,
+                .copy_limit = DEFAULT_COPY_LIMIT,
+        };
         for (int i = 0; i < argc; i++) {
                 const char *v;
                 if (streq(argv[i], "debug"))
@@ -56,7 +70,14 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Option
                         o->image_policy = v;
                 else if ((v = startswith_ptr(argv[i], "verity=")))
                         o->verity = v;
-                else {
+                else if ((v = startswith_ptr(argv[i], "hierarchies=")))
+                        o->hierarchies = v;
+                else if ((v = startswith_ptr(argv[i], "copy_limit="))) {
+                        if (parse_size(v, &o->copy_limit) < 0) {
+                                pam_syslog(pamh, LOG_ERR, "copy_limit=%s is not a size", v);
+                                return -EINVAL;
+                        }
+                } else {
                         pam_syslog(pamh, LOG_ERR, "unknown option '%s'", argv[i]);
                         return -EINVAL;
                 }
@@ -75,70 +96,116 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Option
 typedef struct Found {
         char **paths;
         ImageSource *sources;
+        char **reasons;                 /* owned copies of sources[i].user_controlled_why */
         size_t n;
 } Found;
 
 static void found_done(Found *f) {
         strv_free(f->paths);
+        strv_free(f->reasons);
         free(f->sources);
 }
 
-static int found_add(Found *f, const Image *img, ImageSource src) {
+static int found_add(Found *f, const Image *img, ImageSource src, const char *why) {
         ImageSource *s = reallocarray(f->sources, f->n + 1, sizeof(ImageSource));
 
         if (!s)
                 return -ENOMEM;
         f->sources = s;
-        f->sources[f->n] = src;
-        if (strv_extend(&f->paths, img->path) < 0)
+        if (strv_extend(&f->paths, img->path) < 0 || strv_extend(&f->reasons, strempty(why)) < 0)
                 return -ENOMEM;
-        f->n++;
+        /* the vectors may move while growing: point at the copies once all are in */
+        src.user_controlled_why = NULL;
+        f->sources[f->n++] = src;
         return 0;
 }
 
-/* A system image is trusted when root owns it and nobody else may change it. */
-static bool system_image_trusted(const Image *img) {
-        struct stat st;
-
-        return stat(img->path, &st) >= 0 && st.st_uid == 0 && (st.st_mode & 0022) == 0;
+static void found_seal(Found *f) {
+        for (size_t i = 0; i < f->n; i++)
+                if (f->sources[i].user_controlled)
+                        f->sources[i].user_controlled_why = f->reasons[i];
 }
 
-static int find_images(pam_handle_t *pamh, const Options *o, const struct passwd *pw, Found *f) {
+/* A system image is trusted when only root can change it and the directories leading to it, both
+ * the entry in the system directory and what it resolves to (a symlink there may point elsewhere);
+ * else *ret_why says who else can, and the image needs a signature like a user's. */
+static int system_image_trusted(const Image *img, char **ret_why) {
+        _cleanup_free_ char *dir = strdup(img->path), *target = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        char *slash;
+        int r;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = 0;
+        r = path_is_root_controlled(dir, NULL, ret_why);
+        if (r != 0) {
+                fd = open(img->path, O_PATH | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        r = negative_errno();
+                else if ((r = fd_get_path(fd, &target)) >= 0)
+                        r = path_is_root_controlled(target, &st, ret_why);
+        }
+        if (r < 0)
+                return asprintf_safe(ret_why, "cannot check who may change it: %s", strerror(-r)) < 0 ? -ENOMEM : 0;
+        return r;
+}
+
+static int find_system_images(pam_handle_t *pamh, const Options *o, Found *f) {
+        const char *dirs[] = { o->system_dir + 1, NULL };
         Image **l = NULL;
         size_t n = 0;
         int r;
 
-        if (!isempty(o->system_dir)) {
-                const char *dirs[] = { o->system_dir + 1, NULL };
-                r = image_discover_in("/", dirs, &l, &n);
-                if (r < 0)
-                        pam_syslog(pamh, LOG_WARNING, "%s", strna(sx_last_error()));
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        if (!l[i]->masked)
-                                r = found_add(f, l[i], (ImageSource) { .untrusted = !system_image_trusted(l[i]) });
-                image_array_free(l, n);
-                if (r == -ENOMEM)
-                        return r;
+        r = image_discover_in("/", dirs, &l, &n);
+        if (r < 0)
+                pam_syslog(pamh, LOG_WARNING, "%s", strna(sx_last_error()));
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                _cleanup_free_ char *why = NULL;
+                if (l[i]->masked)
+                        continue;
+                r = system_image_trusted(l[i], &why);
+                if (r >= 0)
+                        r = found_add(f, l[i], (ImageSource) { .user_controlled = r == 0 }, why);
         }
-        if (!isempty(o->user_dir) && !isempty(pw->pw_dir)) {
-                const char *dirs[] = { o->user_dir, NULL };
-                FsIds saved = fsids_switch(true, pw->pw_uid, pw->pw_gid);
-                l = NULL;
-                n = 0;
-                /* The home directory is the root of this search: no symlink leads out of it. */
-                r = image_discover_in(pw->pw_dir, dirs, &l, &n);
-                fsids_restore(&saved);
-                if (r < 0 && r != -ENOENT)
-                        pam_syslog(pamh, LOG_WARNING, "%s", strna(sx_last_error()));
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        if (!l[i]->masked)
-                                r = found_add(f, l[i], (ImageSource) {
-                                        .open_as_user = true, .uid = pw->pw_uid, .gid = pw->pw_gid, .untrusted = true });
-                image_array_free(l, n);
-                if (r == -ENOMEM)
-                        return r;
-        }
-        return 0;
+        image_array_free(l, n);
+        return r == -ENOMEM ? r : 0;
+}
+
+static int find_user_images(pam_handle_t *pamh, const Options *o, const struct passwd *pw, Found *f) {
+        const char *dirs[] = { o->user_dir, NULL };
+        Image **l = NULL;
+        size_t n = 0;
+        int r;
+
+        FsIds saved = fsids_switch(true, pw->pw_uid, pw->pw_gid);
+        /* The home directory is the root of this search: no symlink leads out of it. */
+        r = image_discover_in(pw->pw_dir, dirs, &l, &n);
+        fsids_restore(&saved);
+        if (r < 0 && r != -ENOENT)
+                pam_syslog(pamh, LOG_WARNING, "%s", strna(sx_last_error()));
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (!l[i]->masked)
+                        r = found_add(f, l[i], (ImageSource) {
+                                .open_as_user = true, .uid = pw->pw_uid, .gid = pw->pw_gid, .user_controlled = true,
+                        }, "it lies in the user's home directory");
+        image_array_free(l, n);
+        return r == -ENOMEM ? r : 0;
+}
+
+static int find_images(pam_handle_t *pamh, const Options *o, const struct passwd *pw, Found *f) {
+        int r = 0;
+
+        if (!isempty(o->system_dir))
+                r = find_system_images(pamh, o, f);
+        if (r >= 0 && !isempty(o->user_dir) && !isempty(pw->pw_dir))
+                r = find_user_images(pamh, o, pw, f);
+        if (r >= 0)
+                found_seal(f);
+        return r;
 }
 
 static int session_merge(pam_handle_t *pamh, const Options *o, const struct passwd *pw, Found *f) {
@@ -152,11 +219,11 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
 
         if (!spec)
                 return -ENOMEM;
-        if ((r = idmap_parse(spec, &idmap)) < 0 || (r = hierarchies_from_env(&hierarchies)) < 0 ||
+        if ((r = idmap_parse(spec, &idmap)) < 0 || (r = hierarchies_parse(o->hierarchies, "hierarchies=", &hierarchies)) < 0 ||
             (o->image_policy && (r = image_policy_from_string(o->image_policy, &policy)) < 0))
                 return r;
-        /* The module decides trust per image (ImageSource.untrusted), not for the mapping as a
-         * whole: a session with only trusted system layers keeps setuid. */
+        /* Every layer that gets this far is trusted (ImageSource.user_controlled makes the library
+         * refuse the others), so the session keeps setuid like the host's /usr. */
         idmap->untrusted = false;
         if (o->verity && (mode = verity_mode_from_string(o->verity)) < 0)
                 return sx_error(-EINVAL, "verity=%s: unknown mode", o->verity);
@@ -172,6 +239,7 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
                 .verity_mode = mode,
                 .origin = "pam_sysext_idmap",
                 .notice = log_notice_cb,
+                .private_copy_max = o->copy_limit,
         };
         r = merge_session_open(&c, &s);
         if (r >= 0)
@@ -224,10 +292,11 @@ PAM_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
 PAM_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, const char **argv) {
         const void *merged = NULL;
         _cleanup_strv_free_ char **hierarchies = NULL;
+        Options o;
 
         if (pam_get_data(pamh, DATA_MERGED, &merged) != PAM_SUCCESS || !merged)
                 return PAM_SUCCESS;
-        if (hierarchies_from_env(&hierarchies) < 0)
+        if (parse_options(pamh, argc, argv, &o) < 0 || hierarchies_parse(o.hierarchies, "hierarchies=", &hierarchies) < 0)
                 return PAM_SUCCESS;
         /* Detach what open_session attached in this (the session's) namespace; loop devices go
          * with the last user of the layers. */

@@ -144,12 +144,31 @@ static void extension_apply_use(Extension *e, PartitionDesignator d) {
         }
 }
 
-/* Root hashes and signatures, then the image policy over what the image offers. */
-static int extension_check_trust(Extension *e, const ExtensionOptions *o) {
-        const DissectedImage *m = e->dissected;
+/* The policy for an image a user controls: whatever the caller's policy allows, and signed only. */
+static int user_controlled_policy(const ImagePolicy *policy, ImagePolicy **ret) {
+        _cleanup_image_policy_ ImagePolicy *strict = NULL;
         int r;
 
-        r = verity_settings_load(m, e->image->path, &e->verity);
+        r = image_policy_from_string(image_policy_sysext_strict, &strict);
+        if (r < 0)
+                return r;
+        return image_policy_intersect(policy, strict, ret);
+}
+
+/* Root hashes and signatures, then the image policy over what the image offers. */
+static int extension_check_trust(Extension *e, const ExtensionOptions *o) {
+        _cleanup_image_policy_ ImagePolicy *strict = NULL;
+        const DissectedImage *m = e->dissected;
+        const ImagePolicy *policy = o->policy;
+        int r;
+
+        if (o->user_controlled) {
+                r = user_controlled_policy(o->policy, &strict);
+                if (r < 0)
+                        return r;
+                policy = strict;
+        }
+        r = verity_settings_load(m, e->image->path, e->image->no_symlinks, &e->verity);
         if (r < 0)
                 return fail_naming(r, e->image);
         r = verity_settings_verify_signatures(e->verity, o->verity_root);
@@ -166,15 +185,18 @@ static int extension_check_trust(Extension *e, const ExtensionOptions *o) {
                         prot = VERITY_PROTECTION_UNPROTECTED;   /* not checked, so not protected */
                 e->protection[d] = prot;
                 pf = protection_to_policy_flag(prot);
-                if (prot != VERITY_PROTECTION_ABSENT && image_policy_may_use(o->policy, dn) == 0)
+                if (prot != VERITY_PROTECTION_ABSENT && image_policy_may_use(policy, dn) == 0)
                         pf = PARTITION_POLICY_UNUSED;
-                r = image_policy_check_full(o->policy, dn, pf, p->read_only, p->growfs, p->fstype, &e->use[d], &reason);
+                r = image_policy_check_full(policy, dn, pf, p->read_only, p->growfs, p->fstype, &e->use[d], &reason);
                 if (r < 0)
                         return fail_naming(r, e->image);
                 if (r == 0 && o->report_policy) {
                         e->policy_refusal = strjoin(dn, ": ", strna(reason));
                         return e->policy_refusal ? 0 : -ENOMEM;
                 }
+                if (r == 0 && o->user_controlled)
+                        return sx_error(-EPERM, "%s: not trusted (%s), so it must be signed by a trusted certificate: %s",
+                                        e->image->path, o->user_controlled_why ?: "a user controls it", strna(reason));
                 if (r == 0)
                         return sx_error(-EPERM, "%s: refused by the image policy: %s", e->image->path, strna(reason));
                 extension_apply_use(e, d);
@@ -188,6 +210,9 @@ static int extension_mount(Extension *e, const ExtensionOptions *o) {
         int r;
 
         e->verity_ctx = VERITY_CONTEXT_INIT(e->verity, o->verity_mode);
+        /* A user may rewrite the file after a userspace check: then serve what was checked. */
+        e->verity_ctx.private_copy = o->user_controlled;
+        e->verity_ctx.private_copy_max = o->private_copy_max;
         r = dissected_image_mount(e->dissected, verity_open_partition, &e->verity_ctx, &e->mounts);
         if (r < 0)
                 return fail_naming(r, e->image);

@@ -39,7 +39,6 @@ typedef struct Extension {
         PartitionPolicyFlags use[2];            /* what the policy let us use */
         char *policy_refusal;                   /* report_policy: why the policy refuses the image */
         uint64_t mount_attrs[2];                /* extra MOUNT_ATTR_* per [PARTITION_ROOT], [PARTITION_USR] */
-        bool untrusted;                         /* a user controls it: overlay nosuid,nodev */
 } Extension;
 
 Extension *extension_free(Extension *e);
@@ -57,6 +56,13 @@ typedef struct ExtensionOptions {
         bool open_as_user;              /* open the image file and sidecars with this fsuid/fsgid */
         uid_t uid;
         gid_t gid;
+        /* A user controls the image (it lies in a home, or in a directory others may write): it is
+         * used only if signed by a trusted certificate (the policy is intersected with
+         * root=signed+absent:usr=signed+absent) and only with bytes that cannot change after the
+         * check: dm-verity, or a private copy of at most private_copy_max bytes (0: none). */
+        bool user_controlled;
+        const char *user_controlled_why;        /* for messages, or NULL */
+        uint64_t private_copy_max;
 } ExtensionOptions;
 
 /* Switch the filesystem ids for opening files a user named (undone by fsids_restore). */

@@ -12,6 +12,7 @@
 #include "image.h"
 #include "merge.h"
 #include "run.h"
+#include "test-hooks.h"
 
 typedef enum JsonMode { JSON_OFF, JSON_SHORT, JSON_PRETTY } JsonMode;
 
@@ -120,10 +121,15 @@ static void table_print(const Table *t) {
                 }
 }
 
+/* The environment is the caller's: read here, in the CLI, never in the library (test-hooks.h). */
+static int cli_hierarchies(char ***ret) {
+        return hierarchies_parse(secure_getenv("SYSTEMD_SYSEXT_HIERARCHIES"), "SYSTEMD_SYSEXT_HIERARCHIES", ret);
+}
+
 static int make_context(MergeContext *c, char **images) {
         int r;
 
-        r = hierarchies_from_env(&c->hierarchies);
+        r = cli_hierarchies(&c->hierarchies);
         if (r < 0)
                 return r;
         c->root = arg_root;
@@ -478,7 +484,7 @@ static int verb_run(int argc, char **argv) {
                 return sx_error(-EPERM, "run requires root privileges (it creates mount and user namespaces).");
         if (arg_root || arg_namespace_of)
                 return sx_error(-EINVAL, "run: --root= and --namespace-of= do not apply; the command gets a namespace of its own.");
-        r = hierarchies_from_env(&hierarchies);
+        r = cli_hierarchies(&hierarchies);
         if (r < 0)
                 return r;
         RunOptions o = {
@@ -677,7 +683,9 @@ static int parse_argv(int argc, char **argv) {
                         help();
                         return 0;
                 case ARG_VERSION:
-                        printf("sysext-idmap %s\n", PROJECT_VERSION);
+                        printf("sysext-idmap %s\n%ccryptsetup %copenssl %ctest-hooks\n", PROJECT_VERSION,
+                               HAVE_LIBCRYPTSETUP ? '+' : '-', HAVE_OPENSSL ? '+' : '-',
+                               SYSEXT_IDMAP_TEST_HOOKS ? '+' : '-');
                         return 0;
                 case ARG_ROOT:
                         if (!path_is_absolute(optarg) && !startswith(optarg, "."))
@@ -813,9 +821,12 @@ static int dispatch_verb(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-        const char *d = getenv("SYSEXT_IDMAP_DEBUG");
+        const char *d = secure_getenv("SYSEXT_IDMAP_DEBUG");
         int r;
 
+#if SYSEXT_IDMAP_TEST_HOOKS
+        test_hooks_from_environment();
+#endif
         if (d && (streq(d, "1") || streq(d, "yes") || streq(d, "true")))
                 sx_debug_enabled = true;
         r = parse_argv(argc, argv);

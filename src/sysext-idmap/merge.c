@@ -18,21 +18,20 @@
 
 #define MAX_HIERARCHIES 32
 
-int hierarchies_from_env(char ***ret) {
-        const char *e = getenv("SYSTEMD_SYSEXT_HIERARCHIES");
+int hierarchies_parse(const char *spec, const char *what, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         int r;
 
-        r = strv_split(isempty(e) ? "/usr:/opt" : e, ":", &l);
+        r = strv_split(isempty(spec) ? "/usr:/opt" : spec, ":", &l);
         if (r < 0)
                 return r;
         STRV_FOREACH(h, l) {
                 if (!path_is_absolute(*h) || strstr(*h, "/../") || endswith(*h, "/..") || streq(*h, "/") ||
                     string_has_cc(*h))
-                        return sx_error(-EINVAL, "SYSTEMD_SYSEXT_HIERARCHIES: '%s' is not a valid hierarchy", *h);
+                        return sx_error(-EINVAL, "%s: '%s' is not a valid hierarchy", what, *h);
         }
         if (strv_length(l) == 0 || strv_length(l) > MAX_HIERARCHIES)
-                return sx_error(-EINVAL, "SYSTEMD_SYSEXT_HIERARCHIES: between 1 and %d hierarchies expected", MAX_HIERARCHIES);
+                return sx_error(-EINVAL, "%s: between 1 and %d hierarchies expected", what, MAX_HIERARCHIES);
         *ret = TAKE_PTR(l);
         return 0;
 }
@@ -262,6 +261,9 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
                 eo.open_as_user = src->open_as_user;
                 eo.uid = src->uid;
                 eo.gid = src->gid;
+                eo.user_controlled = src->user_controlled;
+                eo.user_controlled_why = src->user_controlled_why;
+                eo.private_copy_max = c->private_copy_max;
         }
         saved = fsids_switch(eo.open_as_user, eo.uid, eo.gid);
         r = image_from_path(c->images[idx], &img);
@@ -310,11 +312,8 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
                 extension_free(e);
                 return r;
         }
-        if (src) {
+        if (src)
                 memcpy(e->mount_attrs, src->attrs, sizeof(e->mount_attrs));
-                /* a signature by a trusted certificate vouches for what a user brought */
-                e->untrusted = src->untrusted && !streq(extension_trust_summary(e), "signed");
-        }
         return ext_push(exts, n, e);
 }
 
@@ -735,12 +734,6 @@ static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t
         return 0;
 }
 
-static bool no_beneath(void) {
-        const char *e = getenv("SYSEXT_IDMAP_NO_BENEATH");
-
-        return e && (streq(e, "1") || streq(e, "yes") || streq(e, "true"));
-}
-
 /* Swap one hierarchy: the new overlay goes beneath the old one, then the old one is detached, so
  * a reader never sees the hierarchy without extensions. */
 static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
@@ -972,17 +965,14 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
                 if (r < 0)
                         return r;
         }
-        /* A layer a user controls must not bring setuid binaries or device nodes into /usr. */
-        /* overlayfs checks its own mount's flags on exec, not the layers': flags asked for on an
-         * image (ExtensionImages= options) or implied by an untrusted layer go on the overlay. */
+        /* overlayfs checks its own mount's flags on open and exec, not the layers': what an image
+         * asks for (ExtensionImages= options) or a mapping implies goes on the overlay. Device
+         * nodes never work through /usr, as with systemd-sysext (MS_NODEV); setuid binaries do
+         * unless a user's command runs on the overlay (run --user, --idmap=user:NAME). */
         bool untrusted = ph->s->c->untrusted || (ph->s->idmap && ph->s->idmap->untrusted);
-        uint64_t attrs = untrusted ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV : 0;
-        for (size_t i = 0; i < ph->s->n_exts; i++) {
-                const Extension *e = ph->s->exts[i];
-                attrs |= e->mount_attrs[0] | e->mount_attrs[1];
-                if (e->untrusted)
-                        attrs |= MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-        }
+        uint64_t attrs = MOUNT_ATTR_NODEV | (untrusted ? MOUNT_ATTR_NOSUID : 0);
+        for (size_t i = 0; i < ph->s->n_exts; i++)
+                attrs |= ph->s->exts[i]->mount_attrs[0] | ph->s->exts[i]->mount_attrs[1];
         return plans_build_overlays(plans, n, attrs, &fallback);
 }
 
@@ -991,7 +981,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         Phase *ph = userdata;
         const MergeContext *c = ph->s->c;
         _cleanup_close_ int root_fd = -EBADF;
-        bool beneath_ok = !no_beneath(), reload = false;
+        bool beneath_ok = !TEST_HOOK(no_beneath, false), reload = false;
         Plan *plans = NULL;
         size_t n = 0;
         int r;

@@ -25,7 +25,9 @@ typedef struct ImageSource {
         bool open_as_user;              /* open the image and its sidecars with this fsuid/fsgid */
         uid_t uid;
         gid_t gid;
-        bool untrusted;                 /* controlled by a user: overlay nosuid,nodev unless signed */
+        bool user_controlled;           /* a user may change it: used only signed, with bytes that cannot
+                                         * change after the check (ExtensionOptions.user_controlled) */
+        const char *user_controlled_why; /* for messages: "it lies in a home directory" */
         bool discovered;                /* found, not named: incompatible or shadowed by a named one → left out */
         const char *name;               /* the name discovery gave it (a symlink's, not its target's), or NULL */
 } ImageSource;
@@ -44,12 +46,15 @@ typedef struct MergeContext {
         bool skip_broken;               /* an image that fails is reported through notice and left out (PAM) */
         const char *origin;             /* who merged, recorded in the metadata; NULL = "sysext-idmap" */
         bool stack;                     /* layer over whatever is on the hierarchy now (run) */
-        bool untrusted;                 /* overlay nosuid,nodev: a layer is controlled by a user */
+        bool untrusted;                 /* overlay nosuid: a user's command runs on it (run --user) */
+        uint64_t private_copy_max;      /* user-controlled images without dm-verity: largest private copy */
         NoticeFunc notice;              /* informational lines ("Merged extensions into '/usr'.") */
 } MergeContext;
 
-/* Default hierarchies: $SYSTEMD_SYSEXT_HIERARCHIES (colon separated, absolute) or /usr:/opt. */
-int hierarchies_from_env(char ***ret);
+/* Hierarchies from a colon-separated list of absolute paths (NULL or "" = /usr:/opt); what names
+ * the list's origin in messages ("SYSTEMD_SYSEXT_HIERARCHIES", "hierarchies="). The library reads
+ * no environment: the CLI passes $SYSTEMD_SYSEXT_HIERARCHIES, the PAM module its option. */
+int hierarchies_parse(const char *spec, const char *what, char ***ret);
 
 int merge_extensions(const MergeContext *c);
 

@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "test-hooks.h"
+
 #ifndef MOVE_MOUNT_BENEATH
 #define MOVE_MOUNT_BENEATH 0x00000200
 #endif
@@ -28,10 +30,9 @@
 #define AT_RECURSIVE 0x8000
 #endif
 
-/* Test-only fault injection: with SYSEXT_IDMAP_FAULT=N the N-th step that goes through one of
- * these wrappers fails with EIO (SYSEXT_IDMAP_FAULT_LIST=1 prints every step with its number), so
- * tests can show that a failure at any step leaves nothing behind. */
-bool fault_inject(const char *step);
+/* Fault injection (test builds only, see test-hooks.h): the N-th step that goes through one of
+ * these wrappers fails with EIO, so tests can show that a failure at any step leaves nothing
+ * behind. In a default build FAULT() is a constant 0. */
 #define FAULT(step) (fault_inject(step) ? (errno = EIO, -1) : 0)
 
 static inline int sys_open_tree(int dfd, const char *path, unsigned flags) {

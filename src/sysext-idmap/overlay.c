@@ -212,12 +212,6 @@ static int fallback_in_child(void *userdata, int *ret_fds, size_t max_fds) {
         return (int) c->n;
 }
 
-static bool force_path_layers(void) {
-        const char *e = getenv("SYSEXT_IDMAP_FORCE_PATH_LAYERS");
-
-        return e && (streq(e, "1") || streq(e, "yes") || streq(e, "true"));
-}
-
 int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_path_fallback) {
         static int fd_layers_work = -1;        /* cached feature probe */
         _cleanup_free_ char *staging = NULL;
@@ -226,7 +220,7 @@ int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_pa
 
         if (n > MAX_PASSED_FDS)
                 return -E2BIG;
-        if (!force_path_layers() && fd_layers_work != 0) {
+        if (!TEST_HOOK(force_path_layers, false) && fd_layers_work != 0) {
                 for (; done < n; done++) {
                         r = overlay_make_fd(&specs[done], &fds[done]);
                         if (r == -EOPNOTSUPP) {

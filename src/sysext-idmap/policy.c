@@ -3,6 +3,8 @@
 /* Image policy parsing, printing and checking, following systemd.image-policy(7) and the behaviour
  * of systemd's src/shared/image-policy.c + the policy checks in src/shared/dissect-image.c. */
 
+#include <assert.h>
+
 #include "policy.h"
 
 /* systemd's designators, in systemd's order (which is also our canonical output order). */
@@ -398,6 +400,43 @@ PartitionPolicyFlags image_policy_get(const ImagePolicy *p, const char *designat
 
 PartitionPolicyFlags image_policy_get_default(const ImagePolicy *p) {
         return policy_or_default(p)->default_flags;
+}
+
+/* ---- intersection ---- */
+
+/* What both of two effective (normalized) flag sets allow. A pair of attribute flags or a set of
+ * file systems the two do not share cannot be satisfied by an existing partition, and an empty use
+ * set cannot be written down: both become "absent", the strictest rule a policy can state. */
+static PartitionPolicyFlags flags_intersect(PartitionPolicyFlags a, PartitionPolicyFlags b) {
+        PartitionPolicyFlags use = a & b & _PARTITION_POLICY_USE_MASK,
+                             pflags = a & b & _PARTITION_POLICY_PFLAGS_MASK,
+                             fa = a & _PARTITION_POLICY_FSTYPE_MASK, fb = b & _PARTITION_POLICY_FSTYPE_MASK,
+                             fs = !fa ? fb : !fb ? fa : (fa & fb);
+        bool contradiction = (fa && fb && !fs) ||
+                             ((a | b) & _PARTITION_POLICY_READ_ONLY_MASK && !(pflags & _PARTITION_POLICY_READ_ONLY_MASK)) ||
+                             ((a | b) & _PARTITION_POLICY_GROWFS_MASK && !(pflags & _PARTITION_POLICY_GROWFS_MASK));
+
+        if (contradiction || use == 0)
+                return PARTITION_POLICY_ABSENT;
+        return use | pflags | fs;
+}
+
+int image_policy_intersect(const ImagePolicy *a, const ImagePolicy *b, ImagePolicy **ret) {
+        const ImagePolicy *pa = policy_or_default(a), *pb = policy_or_default(b);
+        ImagePolicy *p;
+
+        assert(ret);
+        p = image_policy_new(flags_intersect(flags_extend(pa->default_flags), flags_extend(pb->default_flags)));
+        if (!p)
+                return -ENOMEM;
+        /* Every designator gets its own entry: the rules derived for verity and signature
+         * partitions are intersected as they apply, not re-derived from the intersection. */
+        for (int d = 0; d < _D_MAX; d++) {
+                p->flags[d] = flags_intersect(policy_get(pa, d), policy_get(pb, d));
+                p->listed |= 1u << d;
+        }
+        *ret = p;
+        return 0;
 }
 
 /* ---- printing ---- */

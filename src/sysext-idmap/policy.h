@@ -74,6 +74,10 @@ ImagePolicy *image_policy_free(ImagePolicy *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ImagePolicy *, image_policy_free);
 #define _cleanup_image_policy_ _cleanup_(image_policy_freep)
 
+/* A policy allowing exactly what both a and b allow (NULL is the sysext default): an administrator's
+ * policy can only tighten a rule such as "images a user controls must be signed". */
+int image_policy_intersect(const ImagePolicy *a, const ImagePolicy *b, ImagePolicy **ret);
+
 /* Canonical form, designators in systemd's order, default last. simplify=false spells every flag
  * exactly as stored and parses back to an identical policy; simplify=true uses "open"/"ignore",
  * drops entries equal to the default and "don't care" attribute pairs, and may collapse the whole

@@ -196,6 +196,8 @@ typedef struct RunState {
         uint32_t inside_uid, inside_gid;        /* who the command is inside its namespace */
         struct passwd pw;
         char *user_name;
+        gid_t *groups;                  /* --user: its supplementary groups, looked up before any layer is visible */
+        int n_groups;
         char **paths;
         ImageSource *sources;           /* parallel to paths */
         size_t n_sources;
@@ -206,6 +208,7 @@ static void run_state_done(RunState *st) {
         safe_close(st->userns_fd);
         safe_close(st->range_lock);
         free(st->user_name);
+        free(st->groups);
         strv_free(st->paths);
         for (size_t i = 0; i < st->n_sources; i++)
                 free((char *) st->sources[i].name);
@@ -240,6 +243,22 @@ static int setup_user(const RunOptions *o, RunState *st) {
         if (!st->user_name)
                 return -ENOMEM;
         st->pw.pw_name = st->user_name;
+        /* NSS (and whatever it dlopen()s) runs now, while /usr is still the host's: in the child,
+         * after the layers are attached, only plain syscalls change its identity. */
+        for (int n = 32;;) {
+                gid_t *g = reallocarray(st->groups, (size_t) n, sizeof(gid_t));
+                if (!g)
+                        return -ENOMEM;
+                st->groups = g;
+                int k = n;
+                if (getgrouplist(st->user_name, st->pw.pw_gid, st->groups, &k) >= 0) {
+                        st->n_groups = k;
+                        break;
+                }
+                if (k <= n || k > 65536)
+                        return sx_error(-E2BIG, "--user=%s: cannot list its groups", o->user);
+                n = k;
+        }
         _cleanup_free_ char *spec = strjoin("user:", o->user);
         if (!spec)
                 return -ENOMEM;
@@ -369,7 +388,7 @@ static int child_setup(MergeSession *s, RunState *st) {
                                         st->inside_uid, strerror(errno));
         }
         if (st->user_name) {
-                if (initgroups(st->pw.pw_name, st->pw.pw_gid) < 0 ||
+                if (setgroups((size_t) st->n_groups, st->groups) < 0 ||
                     setresgid(st->pw.pw_gid, st->pw.pw_gid, st->pw.pw_gid) < 0 ||
                     setresuid(st->pw.pw_uid, st->pw.pw_uid, st->pw.pw_uid) < 0)
                         return sx_error(negative_errno(), "cannot become user %s: %s", st->pw.pw_name, strerror(errno));

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <ctype.h>
 #include <limits.h>
 #include <inttypes.h>
@@ -7,7 +8,6 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "mountapi.h"
@@ -655,40 +655,77 @@ char *fs_context_messages(int fs_fd) {
         return TAKE_PTR(all);
 }
 
+/* Only root may change what path names: every directory from / down, and the file itself, belongs
+ * to root and is writable by nobody else (group/other write, which also shows an ACL granting
+ * write). A sticky world-writable directory (/tmp) does not count: others may create there. The
+ * path is resolved once, without following symlinks, and the final inode must be expected's. */
+int path_is_root_controlled(const char *path, const struct stat *expected, char **ret_reason) {
+        _cleanup_free_ char *todo = strdup(path), *walked = strdup("");
+        _cleanup_close_ int cur = -EBADF;
+        struct stat st;
+        char *save = NULL;
+
+        assert(path && ret_reason);
+        if (!todo || !walked)
+                return -ENOMEM;
+        if (!path_is_absolute(path))
+                return -EINVAL;
+        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        for (char *comp = strtok_r(todo, "/", &save);; comp = strtok_r(NULL, "/", &save)) {
+                if (cur < 0 || fstat(cur, &st) < 0)
+                        return negative_errno();
+                if (S_ISLNK(st.st_mode))
+                        return asprintf_safe(ret_reason, "%s is a symlink", walked) < 0 ? -ENOMEM : 0;
+                if (st.st_uid != 0 || (st.st_mode & 0022))
+                        return asprintf_safe(ret_reason, "%s is %s", isempty(walked) ? "/" : walked,
+                                             st.st_uid != 0 ? "not owned by root" : "writable by group or others") < 0 ? -ENOMEM : 0;
+                if (!comp)
+                        break;
+                if (!path_is_safe_component(comp))
+                        return asprintf_safe(ret_reason, "%s is not a canonical path", path) < 0 ? -ENOMEM : 0;
+                char *j = strjoin(walked, "/", comp);
+                if (!j)
+                        return -ENOMEM;
+                free(walked);
+                walked = j;
+                int next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                safe_close(cur);
+                cur = next;
+        }
+        if (expected && (st.st_dev != expected->st_dev || st.st_ino != expected->st_ino))
+                return asprintf_safe(ret_reason, "%s changed while it was checked", path) < 0 ? -ENOMEM : 0;
+        *ret_reason = NULL;
+        return 1;
+}
+
+int parse_size(const char *s, uint64_t *ret) {
+        static const char suffixes[] = "KMGT";
+        _cleanup_free_ char *digits = NULL;
+        const char *sfx;
+        uint64_t v, mult = 1;
+        size_t n;
+        int r;
+
+        if (isempty(s))
+                return -EINVAL;
+        n = strspn(s, "0123456789");
+        if (s[n] && (s[n + 1] || !(sfx = strchr(suffixes, s[n]))))
+                return -EINVAL;
+        if (s[n])
+                for (const char *p = suffixes; p <= sfx; p++)
+                        mult *= 1024;
+        digits = strndup(s, n);
+        if (!digits)
+                return -ENOMEM;
+        r = safe_atou64(digits, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT64_MAX / mult)
+                return -ERANGE;
+        *ret = v * mult;
+        return 0;
+}
+
 const char *sx_runtime_dir(void) {
-        const char *e = getenv("SYSEXT_IDMAP_RUNTIME_DIR");
-
-        return isempty(e) ? "/run/sysext-idmap" : e;
-}
-
-/* One counter for the process and every child it forks (helpers in private namespaces), so each
- * step number names exactly one step of the whole operation. */
-static long fault_target = 0;
-static bool fault_list = false;
-static long *fault_count = NULL;
-
-__attribute__((constructor)) static void fault_setup(void) {
-        const char *e = getenv("SYSEXT_IDMAP_FAULT"), *l = getenv("SYSEXT_IDMAP_FAULT_LIST");
-        void *p;
-
-        fault_target = e && *e ? strtol(e, NULL, 10) : 0;
-        fault_list = l && streq(l, "1");
-        if (fault_target <= 0 && !fault_list)
-                return;
-        p = mmap(NULL, sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        fault_count = p == MAP_FAILED ? NULL : p;
-}
-
-bool fault_inject(const char *step) {
-        long n;
-
-        if (!fault_count)
-                return false;
-        n = __atomic_add_fetch(fault_count, 1, __ATOMIC_SEQ_CST);
-        if (fault_list)
-                fprintf(stderr, "fault-point %ld %s\n", n, step);
-        if (n != fault_target)
-                return false;
-        fprintf(stderr, "sysext-idmap: injected fault at step %ld (%s)\n", n, step);
-        return true;
+        return TEST_HOOK(runtime_dir, "/run/sysext-idmap");
 }

@@ -137,7 +137,15 @@ int fd_get_path(int fd, char **ret);
 /* Size of a regular file or block device; -EBADFD for anything else. */
 int fd_get_size(int fd, uint64_t *ret);
 
+/* Whether only root can change what path names (every directory from / down and the file itself
+ * owned by root, not writable by group or others, no symlink on the way), and it still is the inode
+ * expected (may be NULL). 1 yes, 0 no with *ret_reason saying why ("/var/tmp is writable by group or
+ * others"), negative errno if it could not be checked. */
+int path_is_root_controlled(const char *path, const struct stat *expected, char **ret_reason);
+
 /* ---- misc ---- */
+/* "1024", "64K", "256M", "2G", "1T" (powers of 1024). */
+int parse_size(const char *s, uint64_t *ret);
 /* $SYSEXT_IDMAP_RUNTIME_DIR or /run/sysext-idmap: lock file and staging directory. */
 const char *sx_runtime_dir(void);
 int safe_atou64(const char *s, uint64_t *ret);

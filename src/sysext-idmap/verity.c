@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/xattr.h>
 
 #include <json-c/json.h>
@@ -26,6 +27,7 @@
 #include <openssl/x509.h>
 #endif
 
+#include "mountapi.h"
 #include "verity.h"
 
 /* The signature partition holds a small JSON object; anything bigger is not ours. */
@@ -38,6 +40,8 @@
 #define ROOT_HASH_MAX 64U
 /* 4 MiB */
 #define VERITY_READAHEAD_SECTORS 8192U
+/* Copying an image into its private copy, per read. */
+#define PRIVATE_COPY_CHUNK (1024U * 1024U)
 
 static const char * const verity_mode_table[_VERITY_MODE_MAX] = {
         [VERITY_MODE_AUTO]      = "auto",
@@ -62,6 +66,7 @@ const char *verity_checked_by_to_string(VerityCheckedBy c) {
                 [VERITY_CHECKED_NONE]      = "none",
                 [VERITY_CHECKED_KERNEL]    = "kernel",
                 [VERITY_CHECKED_USERSPACE] = "userspace",
+                [VERITY_CHECKED_USERSPACE_COPY] = "userspace-copy",
         };
         return c >= 0 && c < _VERITY_CHECKED_MAX ? table[c] : NULL;
 }
@@ -143,10 +148,11 @@ static void verity_data_done(VerityData *v) {
         free(v->signature_source);
         free(v->expected_fingerprint);
         free(v->hash_path);
+        safe_close(v->hash_fd);
         free(v->signer_fingerprint);
         free(v->signer_subject);
         free(v->signer_path);
-        *v = (VerityData) {};
+        *v = (VerityData) { .hash_fd = -EBADF };
 }
 
 VeritySettings *verity_settings_free(VeritySettings *s) {
@@ -227,20 +233,37 @@ static int load_xattr_hash(const DissectedImage *m, const char *name, VerityData
         return r < 0 ? r : 1;
 }
 
+/* A file beside the image, with the caller's file system ids. A path a user controls is canonical
+ * (discovery resolved it): a symlink in it now was put there to make us open something else. */
+static int open_sidecar(const char *path, bool no_symlinks) {
+        struct open_how how = {
+                .flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+                .resolve = no_symlinks ? RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS : 0,
+        };
+        int fd = sys_openat2(AT_FDCWD, path, &how, sizeof(how));
+
+        if (fd < 0 && errno == ENOSYS && !no_symlinks)
+                fd = open(path, (int) how.flags);
+        return fd < 0 ? negative_errno() : fd;
+}
+
 /* A sidecar file beside the image; 0 if it does not exist. */
-static int read_sidecar(const char *label, const char *path, size_t max, char **ret, size_t *ret_size) {
-        int r = read_full_file_at(AT_FDCWD, path, max, ret, ret_size);
+static int read_sidecar(const char *label, const char *path, bool no_symlinks, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = open_sidecar(path, no_symlinks);
+        int r = fd < 0 ? fd : read_full_fd(fd, max, ret, ret_size);
 
         if (r == -ENOENT)
                 return 0;
         if (r == -EFBIG)
                 return sx_error(r, "%s: sidecar %s is larger than %zu bytes", label, path, max);
+        if (r == -ELOOP && no_symlinks)
+                return sx_error(r, "%s: sidecar %s is a symlink or lies behind one; refusing to follow it", label, path);
         if (r < 0)
                 return sx_error(r, "%s: cannot read sidecar %s: %s", label, path, strerror(-r));
         return 1;
 }
 
-static int load_sidecar_hash(const char *label, const char *image_path, const char *suffix, VerityData *v) {
+static int load_sidecar_hash(const char *label, const char *image_path, bool no_symlinks, const char *suffix, VerityData *v) {
         _cleanup_free_ char *p = auxiliary_path(image_path, suffix), *text = NULL;
         uint8_t *hash;
         size_t n, size;
@@ -248,7 +271,7 @@ static int load_sidecar_hash(const char *label, const char *image_path, const ch
 
         if (!p)
                 return -ENOMEM;
-        r = read_sidecar(label, p, SIDECAR_HASH_MAX, &text, &n);
+        r = read_sidecar(label, p, no_symlinks, SIDECAR_HASH_MAX, &text, &n);
         if (r <= 0)
                 return r;
         _cleanup_free_ char *what = strjoin("sidecar ", p);
@@ -261,14 +284,14 @@ static int load_sidecar_hash(const char *label, const char *image_path, const ch
         return r < 0 ? r : 1;
 }
 
-static int load_sidecar_sig(const char *label, const char *image_path, const char *suffix, VerityData *v) {
+static int load_sidecar_sig(const char *label, const char *image_path, bool no_symlinks, const char *suffix, VerityData *v) {
         _cleanup_free_ char *p = auxiliary_path(image_path, suffix), *sig = NULL;
         size_t n;
         int r;
 
         if (!p)
                 return -ENOMEM;
-        r = read_sidecar(label, p, SIDECAR_SIG_MAX, &sig, &n);
+        r = read_sidecar(label, p, no_symlinks, SIDECAR_SIG_MAX, &sig, &n);
         if (r <= 0)
                 return r;
         if (n == 0)
@@ -494,7 +517,8 @@ static int check_partition_uuids(const DissectedImage *m, PartitionDesignator d,
 
 /* Root hash (xattr before sidecar, systemd's order), then signature sidecars, then the signature
  * partition fills whatever is missing. */
-static int load_for(const DissectedImage *m, const char *image_path, PartitionDesignator d, const char *kind, VerityData *v) {
+static int load_for(const DissectedImage *m, const char *image_path, bool no_symlinks, PartitionDesignator d,
+                    const char *kind, VerityData *v) {
         _cleanup_free_ char *xattr = strjoin("user.verity.", kind), *hsuffix = strjoin(".", kind),
                             *ssuffix = strjoin(".", kind, ".p7s");
         int r;
@@ -504,11 +528,11 @@ static int load_for(const DissectedImage *m, const char *image_path, PartitionDe
         /* Looked for even if the image lacks the partition: a stray hash is then refused. */
         r = load_xattr_hash(m, xattr, v);
         if (r == 0 && image_path)
-                r = load_sidecar_hash(m->path, image_path, hsuffix, v);
+                r = load_sidecar_hash(m->path, image_path, no_symlinks, hsuffix, v);
         if (r < 0)
                 return r;
         if (v->root_hash && image_path) {
-                r = load_sidecar_sig(m->path, image_path, ssuffix, v);
+                r = load_sidecar_sig(m->path, image_path, no_symlinks, ssuffix, v);
                 if (r < 0)
                         return r;
         }
@@ -517,14 +541,14 @@ static int load_for(const DissectedImage *m, const char *image_path, PartitionDe
         return 0;
 }
 
-static int load_gpt(VeritySettings *s, const DissectedImage *m, const char *image_path) {
+static int load_gpt(VeritySettings *s, const DissectedImage *m, const char *image_path, bool no_symlinks) {
         static const char * const kinds[2] = { [PARTITION_ROOT] = "roothash", [PARTITION_USR] = "usrhash" };
         int r;
 
         for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
                 VerityData *v = &s->data[d];
 
-                r = load_for(m, image_path, d, kinds[d], v);
+                r = load_for(m, image_path, no_symlinks, d, kinds[d], v);
                 if (r < 0)
                         return r;
                 if (!v->root_hash)
@@ -542,32 +566,39 @@ static int load_gpt(VeritySettings *s, const DissectedImage *m, const char *imag
 
 /* A bare filesystem is dissected as the root partition; its hash may be named roothash or usrhash,
  * and the hash tree lies in NAME.verity. */
-static int load_bare(VeritySettings *s, const DissectedImage *m, const char *image_path) {
+static int load_bare(VeritySettings *s, const DissectedImage *m, const char *image_path, bool no_symlinks) {
         VerityData *v = &s->data[PARTITION_ROOT];
         _cleanup_free_ char *hp = NULL;
         int r;
 
-        r = load_for(m, image_path, PARTITION_ROOT, "roothash", v);
+        r = load_for(m, image_path, no_symlinks, PARTITION_ROOT, "roothash", v);
         if (r == 0 && !v->root_hash)
-                r = load_for(m, image_path, PARTITION_ROOT, "usrhash", v);
+                r = load_for(m, image_path, no_symlinks, PARTITION_ROOT, "usrhash", v);
         if (r < 0)
                 return r;
+        if (!v->root_hash)
+                return 0;
         if (!image_path)
-                return v->root_hash ? sx_error(-ENOENT, "%s: a root hash is known but no hash tree file", m->path) : 0;
+                return sx_error(-ENOENT, "%s: a root hash is known but no hash tree file", m->path);
         hp = auxiliary_path(image_path, ".verity");
         if (!hp)
                 return -ENOMEM;
-        if (access(hp, F_OK) >= 0)
-                v->hash_path = TAKE_PTR(hp);
-        else if (errno != ENOENT)
-                return sx_error(negative_errno(), "%s: cannot access %s: %m", m->path, hp);
-        else if (v->root_hash)
-                return sx_error(-ENOENT, "%s: a root hash is known (%s) but the hash tree file %s is missing",
+        /* Opened now, with the same rights as the image and its other sidecars; the mount comes
+         * later, with root's. */
+        r = open_sidecar(hp, no_symlinks);
+        if (r == -ELOOP && no_symlinks)
+                return sx_error(r, "%s: hash tree file %s is a symlink or lies behind one; refusing to follow it", m->path, hp);
+        if (r == -ENOENT)
+                return sx_error(r, "%s: a root hash is known (%s) but the hash tree file %s is missing",
                                 m->path, v->root_hash_source, hp);
+        if (r < 0)
+                return sx_error(r, "%s: cannot open %s: %s", m->path, hp, strerror(-r));
+        v->hash_fd = r;
+        v->hash_path = TAKE_PTR(hp);
         return 0;
 }
 
-int verity_settings_load(const DissectedImage *m, const char *image_path, VeritySettings **ret) {
+int verity_settings_load(const DissectedImage *m, const char *image_path, bool no_symlinks, VeritySettings **ret) {
         _cleanup_(verity_settings_freep) VeritySettings *s = NULL;
         int r = 0;
 
@@ -576,13 +607,15 @@ int verity_settings_load(const DissectedImage *m, const char *image_path, Verity
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(s->data); i++)
+                s->data[i].hash_fd = -EBADF;
         s->image_path = strdup(image_path ?: m->path);
         if (!s->image_path)
                 return -ENOMEM;
         if (m->kind == DISSECT_GPT)
-                r = load_gpt(s, m, image_path);
+                r = load_gpt(s, m, image_path, no_symlinks);
         else if (m->kind == DISSECT_FILESYSTEM)
-                r = load_bare(s, m, image_path);
+                r = load_bare(s, m, image_path, no_symlinks);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
@@ -624,9 +657,9 @@ static const char * const default_cert_dirs[] = {
 
 static int cert_dirs(const char *root, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
-        const char *e = getenv("SYSEXT_IDMAP_VERITY_DIRS");
+        const char *e = TEST_HOOK(verity_dirs, NULL);
 
-        if (e)  /* explicit override (tests): used as given */
+        if (e)  /* test builds: replaces the list */
                 return strv_split(e, ":", ret);
         l = calloc(1, sizeof(char *));
         if (!l)
@@ -1141,12 +1174,10 @@ static int hash_source(const DissectedImage *m, PartitionDesignator d, const Ver
                 *ret_size = p->size;
                 return 0;
         }
-        if (!v->hash_path)
+        if (v->hash_fd < 0)
                 return sx_error(-ENOENT, "%s: no verity hash tree file", m->path);
-        fd = open(v->hash_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return sx_error(negative_errno(), "%s: cannot open %s: %m", m->path, v->hash_path);
-        if (fstat(fd, &st) < 0)
+        fd = fcntl(v->hash_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return negative_errno();
         if (!S_ISREG(st.st_mode) || st.st_size <= 0)
                 return sx_error(-EBADFD, "%s: %s is not a regular, non-empty file", m->path, v->hash_path);
@@ -1180,9 +1211,73 @@ static int resolve_mode(const char *label, VerityMode mode, VerityMode *ret) {
 }
 
 
+static int copy_range(int from, uint64_t offset, uint64_t size, int to, uint64_t to_offset) {
+        _cleanup_free_ uint8_t *buf = malloc(PRIVATE_COPY_CHUNK);
+
+        if (!buf)
+                return -ENOMEM;
+        while (size > 0) {
+                size_t want = size < PRIVATE_COPY_CHUNK ? (size_t) size : PRIVATE_COPY_CHUNK;
+                ssize_t n = pread(from, buf, want, (off_t) offset);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        return -ENODATA;        /* the file shrank under us */
+                for (ssize_t done = 0; done < n;) {
+                        ssize_t w = pwrite(to, buf + done, (size_t) (n - done), (off_t) (to_offset + (uint64_t) done));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0)
+                                return negative_errno();
+                        done += w;
+                }
+                offset += (uint64_t) n;
+                to_offset += (uint64_t) n;
+                size -= (uint64_t) n;
+        }
+        return 0;
+}
+
+/* The bytes checked must be the bytes served. Whoever may write the image file could change it
+ * after a userspace check, and the kernel would mount the new bytes: copy the data area and the
+ * hash tree into a memfd nobody else holds, seal it against any change, and check and serve that.
+ * The hash tree follows the data at the next 4 KiB boundary. */
+static int private_copy(const char *label, int data_fd, uint64_t data_offset, uint64_t data_size,
+                        int hash_fd, uint64_t hash_offset, uint64_t hash_size, uint64_t max,
+                        int *ret_fd, uint64_t *ret_hash_offset) {
+        _cleanup_close_ int fd = -EBADF;
+        uint64_t at = (data_size + 4095) / 4096 * 4096;
+        char a[FORMAT_BYTES_MAX], b[FORMAT_BYTES_MAX];
+        int r;
+
+        if (data_size > UINT64_MAX - 8192 - hash_size || at + hash_size > max)
+                return sx_error(-EFBIG, "%s: someone other than root may write this image and dm-verity is not available, so it "
+                                "would be served from a private copy, but its %s exceed the limit of %s", label,
+                                format_bytes(a, sizeof(a), data_size + hash_size), format_bytes(b, sizeof(b), max));
+        fd = memfd_create("sysext-idmap-verified", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return sx_error(negative_errno(), "%s: cannot create a private copy: memfd_create: %m", label);
+        if (ftruncate(fd, (off_t) (at + hash_size)) < 0)
+                return sx_error(negative_errno(), "%s: cannot size the private copy: %m", label);
+        r = copy_range(data_fd, data_offset, data_size, fd, 0);
+        if (r >= 0)
+                r = copy_range(hash_fd, hash_offset, hash_size, fd, at);
+        if (r < 0)
+                return sx_error(r, "%s: cannot copy the image into a private copy: %s", label,
+                                r == -ENODATA ? "the file shrank while being copied" : strerror(-r));
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return sx_error(negative_errno(), "%s: cannot seal the private copy: %m", label);
+        *ret_fd = TAKE_FD(fd);
+        *ret_hash_offset = at;
+        return 0;
+}
+
 static int open_partition_verified(const DissectedImage *m, PartitionDesignator d, VerityContext *c, int *ret_block_fd) {
         _cleanup_(verity_setup_done) VeritySetup vs = {};
-        _cleanup_close_ int hash_fd = -EBADF, fd = -EBADF;
+        _cleanup_close_ int hash_fd = -EBADF, fd = -EBADF, copy_fd = -EBADF;
         const VerityData *v;
         VerityResult *res;
         uint64_t hoff = 0, hsize = 0;
@@ -1210,8 +1305,24 @@ static int open_partition_verified(const DissectedImage *m, PartitionDesignator 
         r = hash_source(m, d, v, &hash_fd, &hoff, &hsize);
         if (r < 0)
                 return r;
-        r = verity_setup(m->path, m->fd, m->partitions[d].offset, m->partitions[d].size,
-                         hash_fd >= 0 ? hash_fd : m->fd, hoff, hsize, v->root_hash_size, mode != VERITY_MODE_KERNEL, &vs);
+        int data_fd = m->fd;
+        uint64_t doff = m->partitions[d].offset, dsize = m->partitions[d].size;
+        if (hash_fd < 0)
+                hash_fd = fcntl(m->fd, F_DUPFD_CLOEXEC, 3);
+        if (hash_fd < 0)
+                return negative_errno();
+        if (mode != VERITY_MODE_KERNEL && c->private_copy) {
+                r = private_copy(m->path, data_fd, doff, dsize, hash_fd, hoff, hsize, c->private_copy_max, &copy_fd, &hoff);
+                if (r < 0)
+                        return r;
+                data_fd = copy_fd;
+                doff = 0;
+                safe_close(hash_fd);
+                hash_fd = fcntl(copy_fd, F_DUPFD_CLOEXEC, 3);
+                if (hash_fd < 0)
+                        return negative_errno();
+        }
+        r = verity_setup(m->path, data_fd, doff, dsize, hash_fd, hoff, hsize, v->root_hash_size, mode != VERITY_MODE_KERNEL, &vs);
         if (r < 0)
                 return r;
         if (mode == VERITY_MODE_KERNEL) {
@@ -1226,7 +1337,7 @@ static int open_partition_verified(const DissectedImage *m, PartitionDesignator 
                 fd = fcntl(vs.data->fd, F_DUPFD_CLOEXEC, 3);
                 if (fd < 0)
                         return negative_errno();
-                res->checked_by = VERITY_CHECKED_USERSPACE;
+                res->checked_by = copy_fd >= 0 ? VERITY_CHECKED_USERSPACE_COPY : VERITY_CHECKED_USERSPACE;
         }
         *ret_block_fd = TAKE_FD(fd);
         return 0;

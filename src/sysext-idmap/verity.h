@@ -28,6 +28,7 @@ typedef enum VerityCheckedBy {
         VERITY_CHECKED_NONE,
         VERITY_CHECKED_KERNEL,
         VERITY_CHECKED_USERSPACE,
+        VERITY_CHECKED_USERSPACE_COPY,  /* checked in userspace and served from a private sealed copy */
         _VERITY_CHECKED_MAX,
 } VerityCheckedBy;
 
@@ -55,6 +56,7 @@ typedef struct VerityData {
         char *signature_source;
         char *expected_fingerprint;     /* "certificateFingerprint" from the signature JSON, lowercase hex */
         char *hash_path;                /* NAME.verity beside a bare filesystem image, else NULL */
+        int hash_fd;                    /* that file, opened once by verity_settings_load(), or -EBADF */
 
         /* filled by verity_settings_verify_signatures() */
         bool signature_checked;
@@ -78,8 +80,9 @@ const VerityData *verity_settings_get(const VeritySettings *s, PartitionDesignat
 /* Collect root hashes, signatures and the hash file for image m (image_path: the file it was opened
  * from, for sidecars and xattrs; may differ from m->path only in tests). For GPT images the data and
  * verity partition UUIDs must match the root hash. Directories give empty settings. Errors name the
- * image. */
-int verity_settings_load(const DissectedImage *m, const char *image_path, VeritySettings **ret);
+ * image. Sidecars are opened with the caller's file system ids; no_symlinks (a path a user
+ * controls): a sidecar that is a symlink, or reached through one, is refused rather than followed. */
+int verity_settings_load(const DissectedImage *m, const char *image_path, bool no_symlinks, VeritySettings **ret);
 
 /* Parse the contents of a verity signature partition (size bytes: a JSON object with rootHash,
  * signature (base64 DER PKCS#7) and optionally certificateFingerprint, NUL padded). Pure: reads
@@ -115,6 +118,11 @@ typedef struct VerityResult {
 typedef struct VerityContext {
         const VeritySettings *settings;
         VerityMode mode;
+        /* Without dm-verity, check and serve a private sealed copy (memfd) of the data area and hash
+         * tree instead of the image file, which someone else may rewrite after the check; refuse an
+         * image of more than private_copy_max bytes. */
+        bool private_copy;
+        uint64_t private_copy_max;
         VerityResult result[2];         /* indexed by PARTITION_ROOT, PARTITION_USR */
 } VerityContext;
 

@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check_partitions(m);
                 /* image_path NULL: no sidecars; the signature partition and xattrs of the memfd only. */
                 sx_clear_error();
-                r = verity_settings_load(m, NULL, &s);
+                r = verity_settings_load(m, NULL, false, &s);
                 fuzz_check_error_message();
                 if (r >= 0)
                         for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {

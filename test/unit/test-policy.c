@@ -536,6 +536,57 @@ static void test_robustness(void) {
         CHECK(all_ok, "20000 garbage strings: %u parsed and round-tripped, %u refused with a clean message", n_ok, n_bad);
 }
 
+/* intersect(a, b) equivalent to expected; and the result checks like expected does. */
+static void intersects(const char *a, const char *b, const char *expected) {
+        _cleanup_image_policy_ ImagePolicy *pa = NULL, *pb = NULL, *pe = NULL, *pi = NULL, *pj = NULL;
+        _cleanup_free_ char *got = NULL;
+
+        if ((a && image_policy_from_string(a, &pa) < 0) || image_policy_from_string(b, &pb) < 0 ||
+            image_policy_from_string(expected, &pe) < 0) {
+                CHECK(false, "parse %s / %s / %s", strna(a), b, expected);
+                return;
+        }
+        CHECK(image_policy_intersect(pa, pb, &pi) == 0 && image_policy_intersect(pb, pa, &pj) == 0 &&
+              image_policy_to_string(pi, true, &got) == 0 && image_policy_equivalent(pi, pe) && image_policy_equivalent(pj, pe),
+              "intersect(\"%s\", \"%s\") = \"%s\" (expected \"%s\")", strna(a), b, strna(got), expected);
+}
+
+static void test_intersect(void) {
+        const char *strict = image_policy_sysext_strict;
+
+        /* What the PAM module does for a user's image: the administrator's policy can only tighten. */
+        intersects(NULL, strict, strict);
+        intersects("*", strict, strict);
+        intersects(strict, strict, strict);
+        /* Rules derived for verity partitions are intersected too: strict's do not allow "unused". */
+        intersects("usr=verity+signed+absent:root=absent", strict,
+                   "usr=signed+absent:root=absent:root-verity=absent:root-verity-sig=absent");
+        intersects("usr=unprotected+absent:root=unprotected+absent", strict,
+                   "usr=absent:root=absent:root-verity=absent:usr-verity=absent:root-verity-sig=absent:usr-verity-sig=absent");
+        intersects("root=signed+absent+erofs:usr=signed+absent+squashfs", strict,
+                   "root=signed+absent+erofs:usr=signed+absent+squashfs");
+        /* No file system, or no read-only flag, satisfies both: the partition cannot exist. */
+        intersects("usr=open+erofs", "usr=open+squashfs",
+                   "usr=absent:usr-verity=unprotected+unused+absent:usr-verity-sig=unprotected+unused+absent");
+        intersects("usr=open+read-only-on", "usr=open+read-only-off", "usr=absent:usr-verity=absent:usr-verity-sig=absent");
+        intersects("usr=open+read-only-on", "usr=signed", "usr=signed+read-only-on");
+        intersects("~", "*", "~");
+
+        /* And by effect: an unsigned partition is refused, a signed one allowed. */
+        _cleanup_image_policy_ ImagePolicy *open = NULL, *st = NULL, *i = NULL;
+        _cleanup_free_ char *reason = NULL;
+        CHECK(image_policy_from_string("*", &open) == 0 && image_policy_from_string(strict, &st) == 0 &&
+              image_policy_intersect(open, st, &i) == 0, "intersect(*, strict)");
+        CHECK(image_policy_check(i, "root", PARTITION_POLICY_UNPROTECTED, false, false, &reason) == 0 && reason,
+              "intersect(*, strict) refuses an unprotected root: %s", strna(reason));
+        CHECK(image_policy_check(i, "usr", PARTITION_POLICY_VERITY, false, false, NULL) == 0,
+              "intersect(*, strict) refuses a verity (unsigned) usr");
+        CHECK(image_policy_check(i, "usr", PARTITION_POLICY_SIGNED, false, false, NULL) == 1,
+              "intersect(*, strict) allows a signed usr");
+        CHECK(image_policy_check(i, "usr-verity-sig", PARTITION_POLICY_UNPROTECTED, false, false, NULL) == 1,
+              "intersect(*, strict) uses the signature partition");
+}
+
 int main(void) {
         test_grammar();
         test_sysext_default();
@@ -545,6 +596,7 @@ int main(void) {
         test_check();
         test_equivalence();
         test_robustness();
+        test_intersect();
 
         return test_result();
 }

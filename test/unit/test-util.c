@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <inttypes.h>
+
 #include "test-helpers.h"
+#include "test-hooks.h"
 #include "util.h"
+
+static char *mfree_str(char *p) {
+        free(p);
+        return NULL;
+}
 
 static void test_strv(void) {
         _cleanup_strv_free_ char **l = NULL;
@@ -99,10 +107,81 @@ static void test_errors(void) {
                         CHECK(strlen(dst) < sizeof(dst) && strstr(dst, "...") && utf8_is_valid(dst),
                               "copy_message cuts at character boundaries (%zu, %zu)", pre, post);
                 }
+        /* The library reads no environment: only the CLI's main() fills the test hooks. */
         setenv("SYSEXT_IDMAP_RUNTIME_DIR", "/tmp/x", 1);
-        CHECK(streq(sx_runtime_dir(), "/tmp/x"), "runtime dir from the environment");
+        CHECK(streq(sx_runtime_dir(), "/run/sysext-idmap"), "the library ignores $SYSEXT_IDMAP_RUNTIME_DIR");
+#if SYSEXT_IDMAP_TEST_HOOKS
+        test_hooks_from_environment();
+        CHECK(streq(sx_runtime_dir(), "/tmp/x"), "runtime dir from the test hook");
         unsetenv("SYSEXT_IDMAP_RUNTIME_DIR");
+        test_hooks_from_environment();
+#else
+        unsetenv("SYSEXT_IDMAP_RUNTIME_DIR");
+#endif
         CHECK(streq(sx_runtime_dir(), "/run/sysext-idmap"), "default runtime dir");
+}
+
+static void sizes(const char *s, int r_expected, uint64_t expected) {
+        uint64_t v = 0;
+        int r = parse_size(s, &v);
+
+        CHECK(r == r_expected && (r < 0 || v == expected), "parse_size(\"%s\") = %d, %" PRIu64, s, r, v);
+}
+
+/* Who may change what a path names: every directory from / and the file must be root's and not
+ * group/other writable, without symlinks. Built in a scratch tree below /run (root's, 0755). */
+static void test_root_controlled(void) {
+        _cleanup_free_ char *why = NULL;
+        char dir[] = "/run/test-util-XXXXXX", p[256];
+        struct stat st;
+
+        sizes("0", 0, 0);
+        sizes("4096", 0, 4096);
+        sizes("64K", 0, 64 * 1024);
+        sizes("256M", 0, UINT64_C(256) << 20);
+        sizes("2G", 0, UINT64_C(2) << 30);
+        sizes("1T", 0, UINT64_C(1) << 40);
+        sizes("", -EINVAL, 0);
+        sizes("12Q", -EINVAL, 0);
+        sizes("1KB", -EINVAL, 0);
+        sizes("-1", -EINVAL, 0);
+        sizes("99999999999999999999", -ERANGE, 0);
+        sizes("20000000000000T", -ERANGE, 0);
+
+        if (geteuid() != 0 || !mkdtemp(dir)) {
+                SKIP("path_is_root_controlled: needs root and a writable /run");
+                return;
+        }
+        snprintf(p, sizeof(p), "%s/img.raw", dir);
+        CHECK(chmod(dir, 0755) == 0 && write_string_at(AT_FDCWD, p, "x", 0644) == 0 && stat(p, &st) == 0, "scratch tree");
+        CHECK(path_is_root_controlled(p, &st, &why) == 1 && !why, "%s: root-controlled", p);
+        CHECK(path_is_root_controlled(dir, NULL, &why) == 1, "%s: root-controlled directory", dir);
+        chmod(p, 0664);
+        CHECK(path_is_root_controlled(p, &st, &why) == 0 && why && strstr(why, "writable by group or others"),
+              "group-writable image: %s", strna(why));
+        why = mfree_str(why);
+        chmod(p, 0644);
+        chmod(dir, 01777);
+        CHECK(path_is_root_controlled(p, &st, &why) == 0 && why && strstr(why, dir), "sticky world-writable directory: %s",
+              strna(why));
+        why = mfree_str(why);
+        chmod(dir, 0755);
+        CHECK(chown(p, 65534, 65534) == 0 && path_is_root_controlled(p, &st, &why) == 0 && why && strstr(why, "not owned by root"),
+              "image owned by nobody: %s", strna(why));
+        why = mfree_str(why);
+        CHECK(chown(p, 0, 0) == 0, "chown back");
+        char l[300];
+        snprintf(l, sizeof(l), "%s/link.raw", dir);
+        CHECK(symlink("img.raw", l) == 0 && path_is_root_controlled(l, &st, &why) == 0 && why && strstr(why, "symlink"),
+              "a symlink: %s", strna(why));
+        why = mfree_str(why);
+        struct stat other = st;
+        other.st_ino++;
+        CHECK(path_is_root_controlled(p, &other, &why) == 0 && why && strstr(why, "changed"), "another inode: %s", strna(why));
+        why = mfree_str(why);
+        CHECK(path_is_root_controlled("/var/tmp", NULL, &why) == 0 && why, "/var/tmp (1777): %s", strna(why));
+        why = mfree_str(why);
+        CHECK(unlink(l) == 0 && unlink(p) == 0 && rmdir(dir) == 0, "scratch tree removed");
 }
 
 int main(void) {
@@ -112,5 +191,6 @@ int main(void) {
         test_numbers();
         test_files();
         test_errors();
+        test_root_controlled();
         return test_result();
 }

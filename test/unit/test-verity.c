@@ -9,6 +9,7 @@
 
 #include "dissect.h"
 #include "test-helpers.h"
+#include "test-hooks.h"
 #include "verity.h"
 
 #ifndef TEST_SOURCE_DIR
@@ -62,7 +63,7 @@ static int load(const char *name, DissectedImage **ret_m, VeritySettings **ret_s
         r = dissect_image(&img, &m);
         if (r < 0)
                 return r;
-        r = verity_settings_load(m, T(name), ret_s);
+        r = verity_settings_load(m, T(name), false, ret_s);
         if (r < 0)
                 return r;
         *ret_m = TAKE_PTR(m);
@@ -85,6 +86,7 @@ static void set_cert_dirs(const char *dirs) {
         v = strv_join(full, ":");
         if (!v || setenv("SYSEXT_IDMAP_VERITY_DIRS", v, 1) < 0)
                 abort();
+        test_hooks_from_environment();  /* what the CLI's main() does; the library reads no environment */
 }
 
 /* Open designator d with the given mode; returns r of verity_open_partition. */
@@ -383,6 +385,96 @@ static void test_modes(void) {
               streq(verity_protection_to_string(VERITY_PROTECTION_UNPROTECTED), "unprotected"), "protection strings");
 }
 
+static int load_as_user_image(const char *name, DissectedImage **ret_m, VeritySettings **ret_s) {
+        _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
+        Image img = { .name = (char *) "test", .path = T(name), .type = IMAGE_RAW, .no_symlinks = true };
+        int r;
+
+        sx_clear_error();
+        r = dissect_image(&img, &m);
+        if (r < 0)
+                return r;
+        r = verity_settings_load(m, T(name), true, ret_s);
+        if (r < 0)
+                return r;
+        *ret_m = TAKE_PTR(m);
+        return 0;
+}
+
+/* An image someone else may write: checked and served from a private sealed copy, so rewriting the
+ * file after the check changes nothing that is read; the copy has a size limit. Sidecars of such an
+ * image are never followed through a symlink. */
+static void test_private_copy(void) {
+        _cleanup_(dissected_image_freep) DissectedImage *m = NULL, *m2 = NULL;
+        _cleanup_(verity_settings_freep) VeritySettings *s = NULL, *s2 = NULL;
+        ImageMounts mounts = IMAGE_MOUNTS_NULL;
+        _cleanup_free_ char *hello = NULL;
+        int r, dir_fd = -EBADF;
+
+        CHECK(run("cp bare.raw pc.raw && cp bare.verity pc.verity && cp bare.roothash pc.roothash && "
+                  "cp bare.roothash.p7s pc.roothash.p7s") == 0, "copy: pc.raw with sidecars");
+        set_cert_dirs("certs");
+        r = load_as_user_image("pc.raw", &m, &s);
+        if (r >= 0)
+                r = verity_settings_verify_signatures(s, NULL);
+        CHECK(r == 0 && verity_protection(m, s, PARTITION_ROOT) == VERITY_PROTECTION_SIGNED,
+              "pc.raw: loaded as a user's image, signed (%s)", strna(sx_last_error()));
+        if (r < 0)
+                return;
+        {
+                _cleanup_(verity_context_done) VerityContext c = VERITY_CONTEXT_INIT(s, VERITY_MODE_USERSPACE);
+                c.private_copy = true;
+                c.private_copy_max = 4096;
+                sx_clear_error();
+                r = dissected_image_mount(m, verity_open_partition, &c, &mounts);
+                CHECK(r == -EFBIG && error_says("exceed the limit"), "pc.raw: a private copy over the limit is refused: %s",
+                      strna(sx_last_error()));
+                CHECK(loops_in_tmpdir() == 0, "pc.raw: nothing left after the refusal");
+        }
+        if (!can_mount)
+                return;
+        _cleanup_(verity_context_done) VerityContext c = VERITY_CONTEXT_INIT(s, VERITY_MODE_USERSPACE);
+        c.private_copy = true;
+        c.private_copy_max = UINT64_C(1) << 30;
+        sx_clear_error();
+        r = dissected_image_mount(m, verity_open_partition, &c, &mounts);
+        CHECK(r == 0 && c.result[PARTITION_ROOT].checked_by == VERITY_CHECKED_USERSPACE_COPY,
+              "pc.raw: mounted from a private copy (%s)", strna(sx_last_error()));
+        if (r < 0)
+                return;
+        CHECK(loops_in_tmpdir() == 0, "pc.raw: no loop device is backed by the image file itself");
+        /* The owner rewrites the whole file after the check, before anything is read. */
+        CHECK(run("dd if=/dev/zero of=pc.raw bs=4096 count=$(( $(stat -c %%s pc.raw) / 4096 )) conv=notrunc status=none") == 0,
+              "pc.raw: overwritten with zeros while mounted");
+        if (image_mounts_open_hierarchy(&mounts, "/usr/share/testext", &dir_fd) >= 0)
+                (void) read_full_file_at(dir_fd, "hello", 64, &hello, NULL);
+        CHECK(hello && streq(hello, "hello\n"), "pc.raw: the mount still serves the verified bytes");
+        safe_close(dir_fd);
+        image_mounts_done(&mounts);
+
+        CHECK(run("cp bare.raw pcs.raw && cp bare.roothash pcs.roothash && cp bare.roothash.p7s pcs.roothash.p7s && "
+                  "cp bare.verity hidden.verity && chmod 0600 hidden.verity && ln -s hidden.verity pcs.verity") == 0,
+              "copy: pcs.raw whose .verity is a symlink");
+        r = load_as_user_image("pcs.raw", &m2, &s2);
+        CHECK(r == -ELOOP && error_says("symlink"), "pcs.raw: a symlinked sidecar of a user's image is not followed: %s",
+              strna(sx_last_error()));
+        CHECK(run("rm pcs.roothash && ln -s pc.roothash pcs.roothash && rm pcs.verity && cp bare.verity pcs.verity") == 0,
+              "copy: pcs.raw whose .roothash is a symlink");
+        m2 = dissected_image_free(m2);
+        s2 = verity_settings_free(s2);
+        r = load_as_user_image("pcs.raw", &m2, &s2);
+        CHECK(r == -ELOOP && error_says("symlink"), "pcs.raw: a symlinked root hash sidecar is not followed: %s",
+              strna(sx_last_error()));
+}
+
+#if !SYSEXT_IDMAP_TEST_HOOKS
+/* The trusted certificates of these tests live in a scratch directory, which only the test hook
+ * SYSEXT_IDMAP_VERITY_DIRS can name. */
+int main(void) {
+        printf("SKIP: test-verity needs a build with -Dtest_hooks=true\n");
+        return 77;
+}
+#else
 int main(void) {
         test_setup_output();
         test_modes();
@@ -417,7 +509,9 @@ int main(void) {
         test_tampered_ddi();
         test_sidecar_on_ddi();
         test_bare();
+        test_private_copy();
         CHECK(loops_in_tmpdir() == 0, "no loop device of ours left at the end");
         CHECK(count_fds() == fds_at_start, "no fd leaked (%d open at start, %d at end)", fds_at_start, count_fds());
         return test_result();
 }
+#endif

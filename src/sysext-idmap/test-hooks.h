@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Test hooks: switches the test suite uses to reach fallback paths and failure points. They exist
+ * only in a build configured with -Dtest_hooks=true (SYSEXT_IDMAP_TEST_HOOKS=1), and only the CLI's
+ * main() fills them, from its environment (test_hooks_from_environment()). Library code never reads
+ * an environment variable: it runs inside PAM stacks of setuid programs (su) and, later, a daemon,
+ * where the environment belongs to the user being logged in. A default build has none of this;
+ * every accessor below is then a constant. */
+
+#include <stdbool.h>
+
+typedef struct TestHooks {
+        const char *runtime_dir;        /* SYSEXT_IDMAP_RUNTIME_DIR: lock, staging, pick locks */
+        const char *verity_dirs;        /* SYSEXT_IDMAP_VERITY_DIRS: replaces the verity.d list */
+        bool force_path_layers;         /* SYSEXT_IDMAP_FORCE_PATH_LAYERS=1: the staging fallback */
+        bool no_beneath;                /* SYSEXT_IDMAP_NO_BENEATH=1: refresh by unmerge + merge */
+} TestHooks;
+
+#if SYSEXT_IDMAP_TEST_HOOKS
+extern TestHooks test_hooks;
+/* The CLI's main() only. Also arms fault injection: SYSEXT_IDMAP_FAULT=N fails the N-th step that
+ * goes through a mountapi.h wrapper with EIO, SYSEXT_IDMAP_FAULT_LIST=1 prints every step. */
+void test_hooks_from_environment(void);
+bool fault_inject(const char *step);
+#define TEST_HOOK(field, fallback) (test_hooks.field ? test_hooks.field : (fallback))
+#else
+static inline bool fault_inject(const char *step) {
+        return false;
+}
+#define TEST_HOOK(field, fallback) (fallback)
+#endif

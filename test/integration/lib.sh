@@ -68,6 +68,18 @@ require_binary() {
         [[ -x $SYSEXT_IDMAP ]] || skip "missing sysext-idmap binary at $SYSEXT_IDMAP"
 }
 
+# The test hooks (SYSEXT_IDMAP_FAULT, _FAULT_LIST, _FORCE_PATH_LAYERS, _NO_BENEATH, _VERITY_DIRS,
+# _RUNTIME_DIR) exist only in a build with -Dtest_hooks=true, which says "+test-hooks" in
+# --version; a default build ignores the variables. has_test_hooks: whether the binary has them.
+has_test_hooks() {
+        "$SYSEXT_IDMAP" --version 2>/dev/null | grep -qF -- '+test-hooks'
+}
+# require_test_hooks: skip the whole test without them (for a test that needs them throughout).
+require_test_hooks() {
+        has_test_hooks ||
+                skip "$SYSEXT_IDMAP has no test hooks (no +test-hooks in --version; build with -Dtest_hooks=true)"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Namespaces
 

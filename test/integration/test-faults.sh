@@ -16,6 +16,7 @@ source "$TEST_LIB"
 source "$(dirname "$TEST_LIB")/lib-merge.sh"
 enter_private_ns "$@"
 require_binary
+require_test_hooks
 require_cmd python3 mksquashfs mkfs.erofs losetup unshare timeout
 setup_merge_scratch
 

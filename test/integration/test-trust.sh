@@ -8,6 +8,8 @@ source "$TEST_LIB"
 source "$(dirname "$TEST_LIB")/lib-merge.sh"
 enter_private_ns "$@"
 require_binary
+# SYSEXT_IDMAP_VERITY_DIRS switches the trusted certificates throughout.
+require_test_hooks
 require_cmd systemd-repart veritysetup openssl
 require_cmd python3 mksquashfs mkfs.erofs sfdisk losetup setpriv base64 sha256sum
 setup_merge_scratch

@@ -47,10 +47,10 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 if [[ -d build/meson-private ]]; then
-        setup=(meson setup --wipe build)
+        setup=(meson setup --wipe -Dtest_hooks=true build)
 else
         rm -rf build
-        setup=(meson setup build)
+        setup=(meson setup -Dtest_hooks=true build)
 fi
 if ! "${setup[@]}" || ! ninja -C build; then
         echo "build failed" >&2
@@ -143,7 +143,7 @@ n_pass=$((n_pass + vm_pass)) n_fail=$((n_fail + vm_fail)) n_skip=$((n_skip + vm_
 sanitizer_suite() {
         local logs=$PWD/build-asan/sanitizer-logs a f s
         rm -rf build-asan
-        if ! meson setup -Db_sanitize=address,undefined -Db_lundef=false build-asan >/dev/null || ! ninja -C build-asan >/dev/null; then
+        if ! meson setup -Dtest_hooks=true -Db_sanitize=address,undefined -Db_lundef=false build-asan >/dev/null || ! ninja -C build-asan >/dev/null; then
                 echo "sanitizers: build-asan failed" >&2
                 n_fail=$((n_fail + 1))
                 return

@@ -12,8 +12,13 @@
 
 #include <unistd.h>
 
+#include "test-hooks.h"
 #include "verity.h"
 #include "fuzz.h"
+
+#if !SYSEXT_IDMAP_TEST_HOOKS
+#error "fuzz-verity-sig names its certificate directory through a test hook: build with -Dtest_hooks=true"
+#endif
 
 /* The root hash the DER-mode seeds are signed over (as lowercase hex, like the real thing). */
 #define FIXED_ROOT_HASH "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -25,6 +30,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                         abort();
                 setenv("SYSEXT_IDMAP_VERITY_DIRS", dir, 1);
         }
+        test_hooks_from_environment();  /* the library itself reads no environment */
         return 0;
 }
 

@@ -54,20 +54,25 @@ static int patch_byte(const char *name, uint64_t offset, uint8_t xor, int set) {
         return pwrite(fd, &b, 1, (off_t) offset) == 1 ? 0 : -EIO;
 }
 
-static int load(const char *name, DissectedImage **ret_m, VeritySettings **ret_s) {
+/* user_image: opened as a path a user controls (no symlinks, sidecars included). */
+static int load_image(const char *name, bool user_image, DissectedImage **ret_m, VeritySettings **ret_s) {
         _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
-        Image img = { .name = (char *) "test", .path = T(name), .type = IMAGE_RAW };
+        Image img = { .name = (char *) "test", .path = T(name), .type = IMAGE_RAW, .no_symlinks = user_image };
         int r;
 
         sx_clear_error();
         r = dissect_image(&img, &m);
         if (r < 0)
                 return r;
-        r = verity_settings_load(m, T(name), false, ret_s);
+        r = verity_settings_load(m, T(name), user_image, ret_s);
         if (r < 0)
                 return r;
         *ret_m = TAKE_PTR(m);
         return 0;
+}
+
+static int load(const char *name, DissectedImage **ret_m, VeritySettings **ret_s) {
+        return load_image(name, false, ret_m, ret_s);
 }
 
 static void set_cert_dirs(const char *dirs) {
@@ -385,22 +390,6 @@ static void test_modes(void) {
               streq(verity_protection_to_string(VERITY_PROTECTION_UNPROTECTED), "unprotected"), "protection strings");
 }
 
-static int load_as_user_image(const char *name, DissectedImage **ret_m, VeritySettings **ret_s) {
-        _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
-        Image img = { .name = (char *) "test", .path = T(name), .type = IMAGE_RAW, .no_symlinks = true };
-        int r;
-
-        sx_clear_error();
-        r = dissect_image(&img, &m);
-        if (r < 0)
-                return r;
-        r = verity_settings_load(m, T(name), true, ret_s);
-        if (r < 0)
-                return r;
-        *ret_m = TAKE_PTR(m);
-        return 0;
-}
-
 /* An image someone else may write: checked and served from a private sealed copy, so rewriting the
  * file after the check changes nothing that is read; the copy has a size limit. Sidecars of such an
  * image are never followed through a symlink. */
@@ -414,7 +403,7 @@ static void test_private_copy(void) {
         CHECK(run("cp bare.raw pc.raw && cp bare.verity pc.verity && cp bare.roothash pc.roothash && "
                   "cp bare.roothash.p7s pc.roothash.p7s") == 0, "copy: pc.raw with sidecars");
         set_cert_dirs("certs");
-        r = load_as_user_image("pc.raw", &m, &s);
+        r = load_image("pc.raw", true, &m, &s);
         if (r >= 0)
                 r = verity_settings_verify_signatures(s, NULL);
         CHECK(r == 0 && verity_protection(m, s, PARTITION_ROOT) == VERITY_PROTECTION_SIGNED,
@@ -455,14 +444,14 @@ static void test_private_copy(void) {
         CHECK(run("cp bare.raw pcs.raw && cp bare.roothash pcs.roothash && cp bare.roothash.p7s pcs.roothash.p7s && "
                   "cp bare.verity hidden.verity && chmod 0600 hidden.verity && ln -s hidden.verity pcs.verity") == 0,
               "copy: pcs.raw whose .verity is a symlink");
-        r = load_as_user_image("pcs.raw", &m2, &s2);
+        r = load_image("pcs.raw", true, &m2, &s2);
         CHECK(r == -ELOOP && error_says("symlink"), "pcs.raw: a symlinked sidecar of a user's image is not followed: %s",
               strna(sx_last_error()));
         CHECK(run("rm pcs.roothash && ln -s pc.roothash pcs.roothash && rm pcs.verity && cp bare.verity pcs.verity") == 0,
               "copy: pcs.raw whose .roothash is a symlink");
         m2 = dissected_image_free(m2);
         s2 = verity_settings_free(s2);
-        r = load_as_user_image("pcs.raw", &m2, &s2);
+        r = load_image("pcs.raw", true, &m2, &s2);
         CHECK(r == -ELOOP && error_says("symlink"), "pcs.raw: a symlinked root hash sidecar is not followed: %s",
               strna(sx_last_error()));
 }

@@ -142,7 +142,7 @@ static int system_image_trusted(const Image *img, char **ret_why) {
         if (slash)
                 *(slash == dir ? slash + 1 : slash) = 0;
         r = path_is_root_controlled(dir, NULL, ret_why);
-        if (r != 0) {
+        if (r > 0) {
                 fd = open(img->path, O_PATH | O_CLOEXEC);
                 if (fd < 0 || fstat(fd, &st) < 0)
                         r = negative_errno();

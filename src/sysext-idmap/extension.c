@@ -203,6 +203,11 @@ static int extension_check_trust(Extension *e, const ExtensionOptions *o) {
         }
         if (!m->partitions[PARTITION_ROOT].found && !m->partitions[PARTITION_USR].found)
                 return sx_error(-EPERM, "%s: the image policy leaves no partition to use", e->image->path);
+        /* The policy says so already; this must hold whatever a policy given to us says. */
+        for (PartitionDesignator d = PARTITION_ROOT; o->user_controlled && d <= PARTITION_USR; d++)
+                if (m->partitions[d].found && e->use[d] != PARTITION_POLICY_SIGNED)
+                        return sx_error(-EPERM, "%s: not trusted (%s), so it must be signed by a trusted certificate",
+                                        e->image->path, o->user_controlled_why ?: "a user controls it");
         return 0;
 }
 

@@ -51,7 +51,7 @@ _pam_cleanup() {
 bg_pids_remove() {
         local l=" $BG_PIDS "
         l=${l// $1 / }
-        BG_PIDS=$(echo $l)
+        BG_PIDS=${l# }
 }
 
 setup_pam_scratch() {
@@ -68,7 +68,7 @@ setup_pam_scratch() {
         [[ $(stat -c '%u %a' /run) == "0 755" ]] || { echo "/run is not a private 0755 root tmpfs" >&2; exit 1; }
         PRIV=$(mktemp -d "/run/sxtest-$TEST_NAME.XXXXXX")
         chmod 0755 "$PRIV"
-        mkdir -p -m 0755 /run/verity.d
+        install -d -m 0755 /run/verity.d
         log "host os-release: ID=$HOST_ID VERSION_ID=$HOST_VERSION_ID; private dir $PRIV"
         setup_dev
         setup_syslog

@@ -19,8 +19,9 @@
 #   f. a sidecar opened as root: symlinked NAME.verity / NAME.roothash
 #   g. a system_dir whose path others can write is untrusted
 #
-# Written against the design of issue 11 (/tmp/design-11.md at the time): every check here failed
-# on the code before it. This test does not need the test hooks: it checks that they are ignored.
+# Every attack check here failed on the code before issue 11 was fixed (c1166b8); the positive
+# controls next to them (the trusted merge still works, a signed image is merged) did not. This
+# test does not need the test hooks: it checks that the module ignores them, in any build.
 set -euo pipefail
 source "$TEST_LIB"
 source "$(dirname "$TEST_LIB")/lib-merge.sh"
@@ -48,7 +49,6 @@ mkdir -m 0755 "$MARKS"
 mkdir -m 1777 "$RAN"
 trust_test_cert
 
-# What the user's files would do as root: write the euid to a marker.
 DEVOPEN=$SCRATCH/devopen.py
 cat >"$DEVOPEN" <<'EOF'
 import errno, os, sys

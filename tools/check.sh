@@ -69,6 +69,37 @@ fi
 
 read -r n_pass n_fail n_skip < <(python3 tools/testlog-counts.py build/meson-logs/testlog.json)
 
+# ---- default build: what `meson install` installs has no test hooks ----------------------------
+# The suite runs a -Dtest_hooks=true build; an installed system gets the default. Build that too and
+# check that it compiles, says -test-hooks, and that the PAM module imports no getenv at all and
+# names no SYSEXT_IDMAP_* variable (library code running in su must read no environment).
+default_build() {
+        local mod=build-default/src/pam/pam_sysext_idmap.so bin=build-default/src/sysext-idmap/sysext-idmap
+        rm -rf build-default
+        if ! meson setup build-default >/dev/null || ! ninja -C build-default >/dev/null; then
+                echo "FAIL: default-build: meson setup/ninja without -Dtest_hooks failed"
+                n_fail=$((n_fail + 1))
+                return
+        fi
+        if [[ $("$bin" --version) == *"-test-hooks"* ]]; then
+                echo "PASS: default-build: --version says -test-hooks"; n_pass=$((n_pass + 1))
+        else
+                echo "FAIL: default-build: --version does not say -test-hooks: $("$bin" --version | tr '\n' ' ')"; n_fail=$((n_fail + 1))
+        fi
+        if [[ ! -f $mod ]]; then
+                echo "SKIP: default-build: no PAM module built (libpam missing)"; n_skip=$((n_skip + 1))
+        elif nm -D --undefined-only "$mod" | grep -qE '\b(secure_)?getenv\b' || strings "$mod" | grep -q 'SYSEXT_IDMAP_'; then
+                echo "FAIL: default-build: $mod imports getenv or names a SYSEXT_IDMAP_ variable:"
+                nm -D --undefined-only "$mod" | grep -E 'getenv' || true
+                strings "$mod" | grep 'SYSEXT_IDMAP_' | head -n 5 || true
+                n_fail=$((n_fail + 1))
+        else
+                echo "PASS: default-build: the PAM module reads no environment and has no test hooks"; n_pass=$((n_pass + 1))
+        fi
+}
+echo "=== default build (no test hooks): build-default/"
+default_build
+
 # ---- VM test (test/vm/run.sh) ------------------------------------------------------------------
 # sysext-idmap under systemd as PID 1 on Debian's own kernel (6.1: kernel dm-verity, GPT scanning,
 # the old overlay path), in qemu with TCG, in a guest built by mkosi (mkosi.conf). It prints each

@@ -12,6 +12,15 @@
 #include "test-hooks.h"
 #include "verity.h"
 
+#if !SYSEXT_IDMAP_TEST_HOOKS
+/* The trusted certificates of these tests live in a scratch directory, which only the test hook
+ * SYSEXT_IDMAP_VERITY_DIRS can name. */
+int main(void) {
+        printf("SKIP: test-verity needs a build with -Dtest_hooks=true\n");
+        return 77;
+}
+#else
+
 #ifndef TEST_SOURCE_DIR
 #error "TEST_SOURCE_DIR must be defined"
 #endif
@@ -456,14 +465,6 @@ static void test_private_copy(void) {
               strna(sx_last_error()));
 }
 
-#if !SYSEXT_IDMAP_TEST_HOOKS
-/* The trusted certificates of these tests live in a scratch directory, which only the test hook
- * SYSEXT_IDMAP_VERITY_DIRS can name. */
-int main(void) {
-        printf("SKIP: test-verity needs a build with -Dtest_hooks=true\n");
-        return 77;
-}
-#else
 int main(void) {
         test_setup_output();
         test_modes();

@@ -343,7 +343,7 @@ fi
 # env_attacks HOW RUNNER...: RUNNER (a command prefix that takes env assignments through `env`)
 # opens a session for TARGET ($target) running the probe; each variable must be ignored.
 env_attacks() {
-        local how=$1
+        local how=$1 env what
         shift
         rm -rf /run/nologin
         run "$@" SYSTEMD_SYSEXT_HIERARCHIES=/usr:/opt:/etc -- "$PROBE" sysa
@@ -357,24 +357,18 @@ env_attacks() {
         assert_eq "$(val has:uself)" no "b.$how SYSEXT_IDMAP_VERITY_DIRS=~/certs: the self-signed image in the session"
         assert_eq "$(val has:sysa)" yes "b.$how SYSEXT_IDMAP_VERITY_DIRS=~/certs: the trusted image in the session"
 
-        run "$@" SYSEXT_IDMAP_RUNTIME_DIR=/run/nologin SYSEXT_IDMAP_FORCE_PATH_LAYERS=1 SYSEXT_IDMAP_FAULT=1 -- "$PROBE" sysa
-        assert_eq "$LAST_RC" 0 "b.$how RUNTIME_DIR+FORCE_PATH_LAYERS+FAULT=1: exit status"
-        if [[ -e /run/nologin ]]; then
-                fail "b.$how SYSEXT_IDMAP_RUNTIME_DIR=/run/nologin: root created /run/nologin ($(find /run/nologin | head -n 3 | tr '\n' ' '))"
-        else
-                pass "b.$how SYSEXT_IDMAP_RUNTIME_DIR=/run/nologin: /run/nologin was not created"
-        fi
-        assert_eq "$(val run:sysa)" "hello from sysa" "b.$how RUNTIME_DIR+FORCE_PATH_LAYERS+FAULT=1: the trusted merge works"
-        rm -rf /run/nologin
-
-        run "$@" SYSEXT_IDMAP_RUNTIME_DIR=/run/nologin SYSEXT_IDMAP_FORCE_PATH_LAYERS=1 -- "$PROBE" sysa
-        if [[ -e /run/nologin ]]; then
-                fail "b.$how RUNTIME_DIR+FORCE_PATH_LAYERS: root created /run/nologin"
-        else
-                pass "b.$how RUNTIME_DIR+FORCE_PATH_LAYERS: /run/nologin was not created"
-        fi
-        assert_eq "$(val run:sysa)" "hello from sysa" "b.$how RUNTIME_DIR+FORCE_PATH_LAYERS: the trusted merge works"
-        rm -rf /run/nologin
+        for env in "SYSEXT_IDMAP_FAULT=1" ""; do
+                what="RUNTIME_DIR+FORCE_PATH_LAYERS${env:++FAULT=1}"
+                run "$@" SYSEXT_IDMAP_RUNTIME_DIR=/run/nologin SYSEXT_IDMAP_FORCE_PATH_LAYERS=1 $env -- "$PROBE" sysa
+                assert_eq "$LAST_RC" 0 "b.$how $what: exit status"
+                if [[ -e /run/nologin ]]; then
+                        fail "b.$how $what: root created /run/nologin ($(find /run/nologin | head -n 3 | tr '\n' ' '))"
+                else
+                        pass "b.$how $what: /run/nologin was not created"
+                fi
+                assert_eq "$(val run:sysa)" "hello from sysa" "b.$how $what: the trusted merge works"
+                rm -rf /run/nologin
+        done
 
         run "$@" SYSEXT_IDMAP_FAULT=1 -- "$PROBE" sysa
         assert_eq "$(val run:sysa)" "hello from sysa" "b.$how SYSEXT_IDMAP_FAULT=1: the trusted merge works"

@@ -129,8 +129,8 @@ static void found_seal(Found *f) {
 /* A system image is trusted when only root can change it and the directories leading to it, both
  * the entry in the system directory and what it resolves to (a symlink there may point elsewhere);
  * else *ret_why says who else can, and the image needs a signature like a user's. */
-static int system_image_trusted(const Image *img, char **ret_why) {
-        _cleanup_free_ char *dir = strdup(img->path), *target = NULL;
+static int system_image_trusted(const Image *img, const char *system_dir, char **ret_why) {
+        _cleanup_free_ char *dir = strdup(img->path), *target = NULL, *canonical = realpath(system_dir, NULL);
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
         char *slash;
@@ -141,6 +141,11 @@ static int system_image_trusted(const Image *img, char **ret_why) {
         slash = strrchr(dir, '/');
         if (slash)
                 *(slash == dir ? slash + 1 : slash) = 0;
+        /* Discovery hands us resolved paths: an entry that is a symlink shows up where it points.
+         * Its hops cannot be checked from here, so only images lying in the directory itself count
+         * as the administrator's. */
+        if (!canonical || !streq(dir, canonical))
+                return asprintf_safe(ret_why, "it is reached through a symlink out of %s", system_dir) < 0 ? -ENOMEM : 0;
         r = path_is_root_controlled(dir, NULL, ret_why);
         if (r > 0) {
                 fd = open(img->path, O_PATH | O_CLOEXEC);
@@ -167,7 +172,7 @@ static int find_system_images(pam_handle_t *pamh, const Options *o, Found *f) {
                 _cleanup_free_ char *why = NULL;
                 if (l[i]->masked)
                         continue;
-                r = system_image_trusted(l[i], &why);
+                r = system_image_trusted(l[i], o->system_dir, &why);
                 if (r >= 0)
                         r = found_add(f, l[i], (ImageSource) { .user_controlled = r == 0 }, why);
         }

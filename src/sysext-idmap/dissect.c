@@ -692,6 +692,20 @@ static int mount_partition(const DissectedImage *m, PartitionDesignator d, Disse
                 if (fstat(block_fd, &st) < 0 || !S_ISBLK(st.st_mode))
                         return sx_error(-ENOTBLK, "%s: %s partition: trust hook did not return a block device", m->path,
                                         partition_designator_to_string(d));
+                /* The type was probed on bytes that were not yet verified, and a writer of the
+                 * image could have shown another file system then (a polyglot, one magic zeroed
+                 * while we looked): probe again on the verified device, which is what the kernel
+                 * will parse, and mount only if it is the same single type. */
+                _cleanup_free_ char *verified = NULL;
+                uint64_t size;
+                r = fd_get_size(block_fd, &size);
+                if (r >= 0)
+                        r = probe_fstype(m->path, block_fd, 0, size, 0, &verified);
+                if (r < 0)
+                        return r;
+                if (!streq(verified, p->fstype))
+                        return sx_error(-EBADMSG, "%s: %s partition: probed as %s before verification but %s after; refusing it",
+                                        m->path, partition_designator_to_string(d), p->fstype, verified);
                 /* The kernel resolves the magic link to the very device we hold. */
                 (void) snprintf(source, sizeof(source), "/proc/self/fd/%i", block_fd);
         }

@@ -289,6 +289,9 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
                 }
                 img->no_symlinks = true;
         }
+        /* An image someone else may change: neither it nor its sidecars through a symlink. */
+        if (eo.user_controlled)
+                img->no_symlinks = true;
         for (size_t i = 0; i < *n; i++)
                 if (streq((*exts)[i]->image->name, img->name)) {
                         if (src && src->discovered) {   /* a named image of that name wins */

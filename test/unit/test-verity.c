@@ -450,6 +450,22 @@ static void test_private_copy(void) {
         safe_close(dir_fd);
         image_mounts_done(&mounts);
 
+        /* The type probed before verification must be the verified device's (a polyglot whose
+         * magic a writer flipped while we probed): pretend the early probe said squashfs. */
+        {
+                _cleanup_(verity_context_done) VerityContext c2 = VERITY_CONTEXT_INIT(s, VERITY_MODE_USERSPACE);
+                ImageMounts mounts2 = IMAGE_MOUNTS_NULL;
+                char *saved = m->partitions[PARTITION_ROOT].fstype;
+                CHECK(run("cp bare.raw pc.raw") == 0, "pc.raw: restored");
+                m->partitions[PARTITION_ROOT].fstype = (char *) "squashfs";
+                sx_clear_error();
+                r = dissected_image_mount(m, verity_open_partition, &c2, &mounts2);
+                m->partitions[PARTITION_ROOT].fstype = saved;
+                CHECK(r == -EBADMSG && error_says("probed as squashfs before verification but erofs after"),
+                      "pc.raw: a type that differs after verification is refused: %s", strna(sx_last_error()));
+                image_mounts_done(&mounts2);
+        }
+
         CHECK(run("cp bare.raw pcs.raw && cp bare.roothash pcs.roothash && cp bare.roothash.p7s pcs.roothash.p7s && "
                   "cp bare.verity hidden.verity && chmod 0600 hidden.verity && ln -s hidden.verity pcs.verity") == 0,
               "copy: pcs.raw whose .verity is a symlink");

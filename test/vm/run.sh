@@ -58,7 +58,7 @@ phase_done() {
 [[ $(id -u) -eq 0 ]] || skip_all "needs root (mkosi, loop devices for the fixtures)"
 missing=()
 for c in qemu-system-x86_64 mkosi debootstrap busybox cpio mkfs.ext4 modprobe depmod meson ninja \
-         systemd-repart mkfs.erofs mksquashfs openssl python3 unshare timeout; do
+         systemd-repart mkfs.erofs mksquashfs veritysetup sfdisk openssl python3 unshare timeout; do
         command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 done
 ((${#missing[@]} == 0)) || skip_all "missing ${missing[*]} (apt-get install qemu-system-x86 mkosi debootstrap busybox-static cpio linux-image-amd64 ...)"

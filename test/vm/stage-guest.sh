@@ -29,7 +29,8 @@ say() { printf 'stage-guest: %s\n' "$*"; }
 
 # ---- what an earlier run staged
 rm -rf "$ROOT"/var/lib/extensions "$ROOT"/srv/vmtest "$ROOT"/etc/verity.d \
-       "$ROOT"/usr/lib/sysext-idmap-vmtest "$ROOT"/usr/lib/modules/"$KVER"
+       "$ROOT"/usr/lib/sysext-idmap-vmtest "$ROOT"/usr/lib/modules/"$KVER" \
+       "$ROOT"/var/lib/sysext-idmap
 rm -f "$ROOT"/etc/systemd/system/sysext-idmap-vm*.service
 
 # ---- the project, built and installed by meson
@@ -150,11 +151,61 @@ with open(img, "r+b") as f:
 print("tampered %s at byte %d (squashfs superblock mkfs_time)" % (img, off + 8))
 PY
 
+# ---- the login tests (guest/logins.sh): pam_sysext_idmap in Debian's own PAM stack
+# The module as the man page installs it: in common-session, after pam_systemd (the tree is
+# reused, so an earlier run's line goes first).
+CS=$ROOT/etc/pam.d/common-session
+sed -i '/pam_sysext_idmap\.so/d' "$CS"
+sed -i '/^session[[:space:]].*pam_systemd\.so/a session optional pam_sysext_idmap.so' "$CS"
+grep -q '^session optional pam_sysext_idmap\.so$' "$CS" ||
+        { echo "stage-guest.sh: no pam_systemd line in $CS to put pam_sysext_idmap after" >&2; exit 1; }
+[[ -f $ROOT/usr/lib/x86_64-linux-gnu/security/pam_sysext_idmap.so ]] ||
+        { echo "stage-guest.sh: meson did not install pam_sysext_idmap.so into Debian's PAM module directory" >&2; exit 1; }
+
+# Files owned by nobody (65534) on disk: the session's user owns them (user:NAME mapping).
+LOGINS=$SRV/logins
+mkdir -p "$LOGINS"
+# The user's /usr/bin/run-parts: pam_motd runs run-parts as root in the session; if this one
+# ever runs it leaves its euid where only root can write.
+hook_runparts() {
+        printf '#!/bin/sh\n# %s: the user shadowing /usr/bin/run-parts\nid -u >/run/sxvm-marker.%s 2>/dev/null\necho "$(id -u) $0 $*" >>/run/sxvm/ran.%s 2>/dev/null\nexit 0\n' \
+                "$2" "$2" "$2" >"$1/usr/bin/run-parts"
+        chmod 0755 "$1/usr/bin/run-parts"
+}
+# For SYSTEMD_SYSEXT_HIERARCHIES=/usr:/opt:/etc: a trusted image that also ships etc/.
+hook_etc() {
+        mkdir -p "$1/etc"
+        echo "sxvm-etc from $2" >"$1/etc/sxvm-etc"
+}
+# The trusted system image for every session: unsigned erofs, only root can change its path.
+install -d -m 0755 "$ROOT/var/lib/sysext-idmap" "$ROOT/var/lib/sysext-idmap/user-extensions"
+EXT_UID=65534 EXT_HOOK=hook_etc make_ext_erofs "$SCRATCH/sxvmsys.raw" sxvmsys "${REL[@]}"
+install -o 0 -g 0 -m 0644 "$SCRATCH/sxvmsys.raw" "$ROOT/var/lib/sysext-idmap/user-extensions/sxvmsys.raw"
+# Copied into home directories at test time: an unsigned erofs shadowing run-parts; a DDI signed
+# with the VM test's key (its certificate is /etc/verity.d/vmtest.crt); one signed with the
+# attacker's own self-signed certificate (made in a scratch dir of its own: one key per dir).
+EXT_UID=65534 EXT_HOOK=hook_runparts make_ext_erofs "$LOGINS/uxrp.raw" uxrp "${REL[@]}"
+EXT_UID=65534 EXT_HOOK= make_ext_ddi_unpriv --sign "$LOGINS/uxsigned.raw" uxsigned "${REL[@]}"
+echo "$DDI_ROOTHASH" >"$LOGINS/uxsigned.roothash-expected"
+(
+        SCRATCH=$SCRATCH/attacker
+        mkdir -p "$SCRATCH"
+        EXT_UID=65534 EXT_HOOK= make_ext_ddi_unpriv --sign "$LOGINS/uself.raw" uself "${REL[@]}"
+        cp "$TEST_CERT" "$LOGINS/attacker.crt"
+)
+if cmp -s "$LOGINS/attacker.crt" "$ROOT/etc/verity.d/vmtest.crt"; then
+        echo "stage-guest.sh: the attacker's image was signed with the trusted key" >&2
+        exit 1
+fi
+chmod 0644 "$LOGINS"/*
+
 # ---- the in-guest test and its units
 install -D -m 0755 "$VM_DIR/guest/vmtest.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/vmtest.sh"
 install -D -m 0755 "$VM_DIR/guest/shutdown-check.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/shutdown-check.sh"
 install -D -m 0755 "$VM_DIR/guest/run-probe.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/run-probe.sh"
 install -D -m 0755 "$VM_DIR/guest/holders.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/holders.sh"
+install -D -m 0644 "$VM_DIR/guest/logins.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/logins.sh"
+install -D -m 0755 "$VM_DIR/guest/session-probe.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/session-probe.sh"
 for u in "$VM_DIR"/guest/*.service; do
         install -m 0644 "$u" "$ROOT/etc/systemd/system/"
 done
@@ -165,5 +216,5 @@ systemctl --root="$ROOT" enable sysext-idmap-vmtest.service sysext-idmap-vmtest-
 # first boot PID 1 applies the presets, whose default in Debian enables every unit, so also
 # systemd-sysext.service (which sysext-idmap.service conflicts with).
 systemd-machine-id-setup --root="$ROOT" >/dev/null
-say "fixtures: $(cd "$ROOT" && ls var/lib/extensions srv/vmtest | tr '\n' ' ')"
+say "fixtures: $(cd "$ROOT" && ls var/lib/extensions srv/vmtest srv/vmtest/logins var/lib/sysext-idmap/user-extensions | tr '\n' ' ')"
 say "done in $((SECONDS - T0)) s"

@@ -283,6 +283,13 @@ fi
 systemctl stop sysext-idmap-vmrun-pick.service
 
 # ---------------------------------------------------------------------------------------------
+# Logins through pam_sysext_idmap: sshd and su with Debian's own PAM files, issue 11's attacks
+# (logins.sh).
+say "tests before the logins took $((SECONDS - T0)) s"
+# shellcheck source=test/vm/guest/logins.sh
+. /usr/lib/sysext-idmap-vmtest/logins.sh
+
+# ---------------------------------------------------------------------------------------------
 # systemd-sysext sees the merge; unmerge and merge by hand; leave it merged for the shutdown check.
 run_cmd systemd-sysext status
 printf '%s\n' "$OUT" | diag

@@ -13,6 +13,7 @@
 #include "merge.h"
 #include "run.h"
 #include "test-hooks.h"
+#include "test-hooks-env.h"
 
 typedef enum JsonMode { JSON_OFF, JSON_SHORT, JSON_PRETTY } JsonMode;
 

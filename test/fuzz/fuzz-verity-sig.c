@@ -24,13 +24,16 @@
 #define FIXED_ROOT_HASH "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-        if (!getenv("SYSEXT_IDMAP_VERITY_DIRS")) {
-                static char dir[] = "/tmp/fuzz-verity-sig.XXXXXX";
+        static char dir[] = "/tmp/fuzz-verity-sig.XXXXXX";
+
+        /* The certificate directories, as the CLI's main() takes them from $SYSEXT_IDMAP_VERITY_DIRS
+         * (the library itself reads no environment). */
+        test_hooks.verity_dirs = getenv("SYSEXT_IDMAP_VERITY_DIRS");
+        if (!test_hooks.verity_dirs) {
                 if (!mkdtemp(dir))
                         abort();
-                setenv("SYSEXT_IDMAP_VERITY_DIRS", dir, 1);
+                test_hooks.verity_dirs = dir;
         }
-        test_hooks_from_environment();  /* the library itself reads no environment */
         return 0;
 }
 

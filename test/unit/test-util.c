@@ -110,13 +110,11 @@ static void test_errors(void) {
         /* The library reads no environment: only the CLI's main() fills the test hooks. */
         setenv("SYSEXT_IDMAP_RUNTIME_DIR", "/tmp/x", 1);
         CHECK(streq(sx_runtime_dir(), "/run/sysext-idmap"), "the library ignores $SYSEXT_IDMAP_RUNTIME_DIR");
+        unsetenv("SYSEXT_IDMAP_RUNTIME_DIR");
 #if SYSEXT_IDMAP_TEST_HOOKS
-        test_hooks_from_environment();
+        test_hooks.runtime_dir = "/tmp/x";
         CHECK(streq(sx_runtime_dir(), "/tmp/x"), "runtime dir from the test hook");
-        unsetenv("SYSEXT_IDMAP_RUNTIME_DIR");
-        test_hooks_from_environment();
-#else
-        unsetenv("SYSEXT_IDMAP_RUNTIME_DIR");
+        test_hooks.runtime_dir = NULL;
 #endif
         CHECK(streq(sx_runtime_dir(), "/run/sysext-idmap"), "default runtime dir");
 }

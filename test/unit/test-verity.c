@@ -84,6 +84,8 @@ static int load(const char *name, DissectedImage **ret_m, VeritySettings **ret_s
         return load_image(name, false, ret_m, ret_s);
 }
 
+static char *verity_dirs_hook;
+
 static void set_cert_dirs(const char *dirs) {
         _cleanup_free_ char *v = NULL;
         _cleanup_strv_free_ char **l = NULL;
@@ -98,9 +100,11 @@ static void set_cert_dirs(const char *dirs) {
                 if (strv_extend(&full, T(*d)) < 0)
                         abort();
         v = strv_join(full, ":");
-        if (!v || setenv("SYSEXT_IDMAP_VERITY_DIRS", v, 1) < 0)
+        if (!v)
                 abort();
-        test_hooks_from_environment();  /* what the CLI's main() does; the library reads no environment */
+        /* What the CLI's main() does from $SYSEXT_IDMAP_VERITY_DIRS; the library reads no environment. */
+        free(verity_dirs_hook);
+        test_hooks.verity_dirs = verity_dirs_hook = TAKE_PTR(v);
 }
 
 /* Open designator d with the given mode; returns r of verity_open_partition. */

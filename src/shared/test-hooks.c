@@ -3,7 +3,6 @@
 /* Built only with -Dtest_hooks=true: see test-hooks.h. */
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -17,30 +16,11 @@ static long fault_target;
 static bool fault_list;
 static long *fault_count;
 
-static bool env_true(const char *name) {
-        const char *e = secure_getenv(name);
-
-        return e && (strcmp(e, "1") == 0 || strcmp(e, "yes") == 0 || strcmp(e, "true") == 0);
-}
-
-static const char *env_nonempty(const char *name) {
-        const char *e = secure_getenv(name);
-
-        return e && *e ? e : NULL;
-}
-
-void test_hooks_from_environment(void) {
-        const char *e = env_nonempty("SYSEXT_IDMAP_FAULT");
+void test_hooks_arm_faults(long target, bool list) {
         void *p;
 
-        test_hooks = (TestHooks) {
-                .runtime_dir = env_nonempty("SYSEXT_IDMAP_RUNTIME_DIR"),
-                .verity_dirs = secure_getenv("SYSEXT_IDMAP_VERITY_DIRS"),
-                .force_path_layers = env_true("SYSEXT_IDMAP_FORCE_PATH_LAYERS"),
-                .no_beneath = env_true("SYSEXT_IDMAP_NO_BENEATH"),
-        };
-        fault_target = e ? strtol(e, NULL, 10) : 0;
-        fault_list = env_true("SYSEXT_IDMAP_FAULT_LIST");
+        fault_target = target;
+        fault_list = list;
         if (fault_target <= 0 && !fault_list)
                 return;
         p = mmap(NULL, sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -3,7 +3,8 @@
 
 /* Test hooks: switches the test suite uses to reach fallback paths and failure points. They exist
  * only in a build configured with -Dtest_hooks=true (SYSEXT_IDMAP_TEST_HOOKS=1), and only the CLI's
- * main() fills them, from its environment (test_hooks_from_environment()). Library code never reads
+ * main() fills them, from its environment (src/sysext-idmap/test-hooks-env.c; unit tests and
+ * fuzzers set the fields directly). Library code never reads
  * an environment variable: it runs inside PAM stacks of setuid programs (su) and, later, a daemon,
  * where the environment belongs to the user being logged in. A default build has none of this;
  * every accessor below is then a constant. */
@@ -19,9 +20,9 @@ typedef struct TestHooks {
 
 #if SYSEXT_IDMAP_TEST_HOOKS
 extern TestHooks test_hooks;
-/* The CLI's main() only. Also arms fault injection: SYSEXT_IDMAP_FAULT=N fails the N-th step that
- * goes through a mountapi.h wrapper with EIO, SYSEXT_IDMAP_FAULT_LIST=1 prints every step. */
-void test_hooks_from_environment(void);
+/* Fault injection: fail the target-th step (1-based, counted across forked children) that goes
+ * through a mountapi.h wrapper with EIO; list prints every step. target <= 0 and !list: off. */
+void test_hooks_arm_faults(long target, bool list);
 bool fault_inject(const char *step);
 #define TEST_HOOK(field, fallback) (test_hooks.field ? test_hooks.field : (fallback))
 #else

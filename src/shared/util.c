@@ -1,0 +1,754 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <ctype.h>
+#include <limits.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "mountapi.h"
+#include "util.h"
+
+static __thread char error_buf[4096];
+bool sx_debug_enabled = false;
+
+/* Copy src into dst (size bytes); if it does not fit, keep its beginning and its end, joined by
+ * "...": the end says what failed, which a long path in front must not cut off. */
+void copy_message(char *dst, size_t size, const char *src) {
+        size_t n = strlen(src), head = size / 4, tail;
+
+        if (n < size) {
+                memcpy(dst, src, n + 1);
+                return;
+        }
+        tail = size - head - sizeof("...");
+        /* Cut between characters, not inside a UTF-8 sequence (found by fuzz-idmap). */
+        while (head > 0 && ((unsigned char) src[head] & 0xC0) == 0x80)
+                head--;
+        while (tail > 0 && ((unsigned char) src[n - tail] & 0xC0) == 0x80)
+                tail--;
+        memcpy(dst, src, head);
+        memcpy(dst + head, "...", 3);
+        memcpy(dst + head + 3, src + n - tail, tail + 1);
+}
+
+static void record_message(int r, char *m) {
+        copy_message(error_buf, sizeof(error_buf), m ?: "out of memory");
+        free(m);
+        sx_debug("error: %s (%s)", error_buf, strerror(r < 0 ? -r : r));
+}
+
+int sx_error(int r, const char *fmt, ...) {
+        char *m = NULL;
+        va_list ap;
+
+        assert(r < 0);
+        /* Formatted apart, so a message may also contain the previous one; %m is strerror(-r). */
+        errno = -r;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        record_message(r, m);
+        return r;
+}
+
+int sx_error_prefix(int r, const char *fmt, ...) {
+        _cleanup_free_ char *context = NULL;
+        char *m = NULL;
+        va_list ap;
+
+        assert(r < 0);
+        errno = -r;
+        va_start(ap, fmt);
+        if (vasprintf(&context, fmt, ap) < 0)
+                context = NULL;
+        va_end(ap);
+        if (context && asprintf(&m, "%s: %s", context, error_buf[0] ? error_buf : strerror(-r)) < 0)
+                m = NULL;
+        record_message(r, m);
+        return r;
+}
+
+const char *sx_last_error(void) {
+        return error_buf[0] ? error_buf : NULL;
+}
+
+void sx_clear_error(void) {
+        error_buf[0] = 0;
+}
+
+void sx_debug(const char *fmt, ...) {
+        va_list ap;
+        int saved = errno;
+
+        if (!sx_debug_enabled)
+                return;
+        va_start(ap, fmt);
+        fputs("sysext-idmap: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        errno = saved;
+}
+
+char **strv_free(char **l) {
+        if (!l)
+                return NULL;
+        for (char **i = l; *i; i++)
+                free(*i);
+        free(l);
+        return NULL;
+}
+
+size_t strv_length(char * const *l) {
+        size_t n = 0;
+
+        while (l && l[n])
+                n++;
+        return n;
+}
+
+int strv_push(char ***l, char *value) {
+        size_t n = strv_length(*l);
+        char **c;
+
+        if (!value)
+                return -EINVAL;
+        c = reallocarray(*l, n + 2, sizeof(char *));
+        if (!c) {
+                free(value);
+                return -ENOMEM;
+        }
+        c[n] = value;
+        c[n + 1] = NULL;
+        *l = c;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *value) {
+        char *v = strdup(value);
+
+        if (!v)
+                return -ENOMEM;
+        return strv_push(l, v);
+}
+
+bool strv_contains(char * const *l, const char *s) {
+        STRV_FOREACH(i, l)
+                if (streq(*i, s))
+                        return true;
+        return false;
+}
+
+int strv_split(const char *s, const char *separators, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        const char *p = s;
+
+        l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        while (*p) {
+                size_t n = strcspn(p, separators);
+                if (n > 0) {
+                        char *w = strndup(p, n);
+                        if (!w || strv_push(&l, w) < 0)
+                                return -ENOMEM;
+                }
+                p += n;
+                if (*p)
+                        p++;
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+char *strv_join(char * const *l, const char *separator) {
+        size_t k = 0, sl = strlen(separator);
+        char *r, *e;
+
+        STRV_FOREACH(i, l)
+                k += strlen(*i) + sl;
+        r = malloc(k + 1);
+        if (!r)
+                return NULL;
+        e = r;
+        STRV_FOREACH(i, l) {
+                if (i != l)
+                        e = stpcpy(e, separator);
+                e = stpcpy(e, *i);
+        }
+        *e = 0;
+        return r;
+}
+
+char *strjoin_real(const char *a, ...) {
+        va_list ap;
+        size_t l = 0;
+        char *r, *p;
+
+        va_start(ap, a);
+        for (const char *s = a; s; s = va_arg(ap, const char *))
+                l += strlen(s);
+        va_end(ap);
+        r = malloc(l + 1);
+        if (!r)
+                return NULL;
+        p = r;
+        va_start(ap, a);
+        for (const char *s = a; s; s = va_arg(ap, const char *))
+                p = stpcpy(p, s);
+        va_end(ap);
+        *p = 0;
+        return r;
+}
+
+int asprintf_safe(char **ret, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(ret, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return r;
+}
+
+bool startswith(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+const char *startswith_ptr(const char *s, const char *prefix) {
+        size_t l = strlen(prefix);
+
+        return strncmp(s, prefix, l) == 0 ? s + l : NULL;
+}
+
+bool endswith(const char *s, const char *suffix) {
+        size_t sl = strlen(s), xl = strlen(suffix);
+
+        return sl >= xl && memcmp(s + sl - xl, suffix, xl) == 0;
+}
+
+bool string_has_cc(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if (*p < ' ' || *p == 127)
+                        return true;
+        return false;
+}
+
+bool utf8_is_valid(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+
+        while (*p) {
+                unsigned n;
+                uint32_t cp;
+
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                if ((*p & 0xE0) == 0xC0) {
+                        n = 1;
+                        cp = *p & 0x1F;
+                } else if ((*p & 0xF0) == 0xE0) {
+                        n = 2;
+                        cp = *p & 0x0F;
+                } else if ((*p & 0xF8) == 0xF0) {
+                        n = 3;
+                        cp = *p & 0x07;
+                } else
+                        return false;
+                p++;
+                for (unsigned i = 0; i < n; i++, p++) {
+                        if ((*p & 0xC0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (*p & 0x3F);
+                }
+                /* overlong forms, surrogates, out of range */
+                if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+                    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+                        return false;
+        }
+        return true;
+}
+
+char *cescape(const char *s) {
+        bool valid = utf8_is_valid(s);
+        char *r = malloc(strlen(s) * 4 + 1), *w = r;
+
+        if (!r)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                if (*p < ' ' || *p == 127 || (!valid && *p >= 0x80))
+                        w += sprintf(w, "\\x%02x", *p);
+                else
+                        *w++ = (char) *p;
+        }
+        *w = 0;
+        return r;
+}
+
+bool path_is_absolute(const char *p) {
+        return p && p[0] == '/';
+}
+
+bool path_is_safe_component(const char *name) {
+        return !isempty(name) && !streq(name, ".") && !streq(name, "..") && !strchr(name, '/');
+}
+
+char *path_join_root(const char *root, const char *path) {
+        _cleanup_free_ char *j = NULL;
+        char *w, *r;
+
+        if (isempty(root) || streq(root, "/"))
+                j = strjoin("/", path);
+        else
+                j = strjoin(root, "/", path);
+        if (!j)
+                return NULL;
+        /* fold duplicate slashes, drop a trailing one (but keep "/") */
+        for (r = w = j; *r; r++) {
+                if (*r == '/' && w > j && w[-1] == '/')
+                        continue;
+                *w++ = *r;
+        }
+        if (w > j + 1 && w[-1] == '/')
+                w--;
+        *w = 0;
+        return TAKE_PTR(j);
+}
+
+/* Userspace fallback for kernels (or valgrind) without openat2(): walk the path one component at a
+ * time with O_PATH|O_NOFOLLOW, expanding symlinks ourselves. in_root: absolute symlinks and ".." at the
+ * top stay at dirfd (RESOLVE_IN_ROOT); otherwise they fail with -EXDEV (RESOLVE_BENEATH). Mount points
+ * are crossed and magic links are not detected, so this is weaker than openat2(); it only runs when the
+ * kernel lacks openat2. */
+static int reopen_fd(int fd, int flags) {
+        char proc[64];
+        int r;
+
+        /* Reopen what we resolved through /proc; the name is never looked up again. */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        r = open(proc, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+        return r < 0 ? negative_errno() : r;
+}
+
+static int open_root_dup(int dirfd) {
+        int fd = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        return fd < 0 ? negative_errno() : fd;
+}
+
+static int openat_beneath_fallback(int dirfd, const char *path, int flags, bool in_root) {
+        _cleanup_free_ char *todo = strdup(path);
+        _cleanup_close_ int cur = -EBADF;
+        struct stat root_st, st;
+        unsigned links = 0;
+        char *p = todo;
+
+        if (!todo)
+                return -ENOMEM;
+        if (fstat(dirfd, &root_st) < 0)
+                return negative_errno();
+        if (todo[0] == '/' && !in_root)
+                return -EXDEV;
+        cur = open_root_dup(dirfd);
+        if (cur < 0)
+                return cur;
+
+        for (;;) {
+                _cleanup_close_ int next = -EBADF;
+                char *comp;
+                bool last;
+
+                p += strspn(p, "/");
+                if (!*p)        /* the path ends in the directory we are at */
+                        return (flags & O_PATH) ? TAKE_FD(cur) : reopen_fd(cur, flags);
+                comp = p;
+                p += strcspn(p, "/");
+                last = p[strspn(p, "/")] == 0;
+                if (*p)
+                        *p++ = 0;
+
+                if (streq(comp, "."))
+                        continue;
+                if (streq(comp, "..")) {
+                        if (fstat(cur, &st) < 0)
+                                return negative_errno();
+                        if (st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino) {
+                                if (!in_root)
+                                        return -EXDEV;
+                                continue;       /* ".." at the top stays at the top */
+                        }
+                        next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                } else
+                        next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0 && errno == ENOENT && last && (flags & O_CREAT)) {
+                        int fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+                        return fd < 0 ? negative_errno() : fd;
+                }
+                if (next < 0 || fstat(next, &st) < 0)
+                        return negative_errno();
+
+                if (S_ISLNK(st.st_mode) && !(last && (flags & O_NOFOLLOW))) {
+                        char target[PATH_MAX];
+                        ssize_t n = readlinkat(next, "", target, sizeof(target) - 1);
+                        char *j;
+
+                        if (n < 0)
+                                return negative_errno();
+                        if (++links > 40)
+                                return -ELOOP;
+                        target[n] = 0;
+                        if (target[0] == '/') {
+                                if (!in_root)
+                                        return -EXDEV;
+                                safe_close(cur);
+                                cur = open_root_dup(dirfd);
+                                if (cur < 0)
+                                        return cur;
+                        }
+                        /* Continue with the link target followed by what is left of the path. */
+                        j = strjoin(target, "/", p);
+                        if (!j)
+                                return -ENOMEM;
+                        free(todo);
+                        todo = p = j;
+                        continue;
+                }
+                if (last) {
+                        if ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode))
+                                return -ENOTDIR;
+                        return (flags & O_PATH) ? TAKE_FD(next) : reopen_fd(next, flags);
+                }
+                if (!S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+                safe_close(cur);
+                cur = TAKE_FD(next);
+        }
+}
+
+#define OPENAT_BENEATH_ATTEMPTS 64
+
+/* Set by tests to exercise the fallback; also set once the kernel said ENOSYS. */
+bool openat_beneath_use_fallback = false;
+
+int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
+        struct open_how how = {
+                .flags = (uint64_t) (flags | O_CLOEXEC),
+                .resolve = RESOLVE_NO_MAGICLINKS | (in_root ? RESOLVE_IN_ROOT : RESOLVE_BENEATH),
+        };
+        int fd;
+
+        if (how.flags & O_CREAT)
+                how.mode = 0644;
+        if (openat_beneath_use_fallback)
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
+        /* With RESOLVE_BENEATH/RESOLVE_IN_ROOT the kernel fails a lookup that crosses ".." with
+         * EAGAIN when any rename or mount happened anywhere meanwhile (it cannot prove the ".."
+         * stayed inside); that is a race to retry, not an error. */
+        for (unsigned attempt = 0; attempt < OPENAT_BENEATH_ATTEMPTS; attempt++) {
+                fd = sys_openat2(dirfd, path, &how, sizeof(how));
+                if (fd >= 0 || errno != EAGAIN)
+                        break;
+                /* Under a storm of mounts elsewhere, back off a little: first spin, then sleep. */
+                if (attempt >= 8)
+                        (void) usleep(attempt < 32 ? 100 : 1000);
+        }
+        if (fd < 0 && errno == EAGAIN)
+                /* Still racing after ~0.3 s: walk the path ourselves, component by component, with
+                 * the same confinement (it cannot see the mount/rename seqcount, so it does not care). */
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
+        if (fd < 0 && errno == ENOSYS) {
+                openat_beneath_use_fallback = true;
+                return openat_beneath_fallback(dirfd, path, flags, in_root);
+        }
+        if (fd < 0)
+                return negative_errno();
+        return fd;
+}
+
+int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size) {
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0, allocated = 0;
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max_size)
+                return -EFBIG;
+        for (;;) {
+                ssize_t k;
+
+                if (n + 1 >= allocated) {
+                        size_t na = allocated ? allocated * 2 : 4096;
+                        char *nb;
+
+                        if (na > max_size + 1)
+                                na = max_size + 1;
+                        if (na <= n + 1)
+                                return -EFBIG;
+                        nb = realloc(buf, na);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        allocated = na;
+                }
+                k = read(fd, buf + n, allocated - n - 1);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        if (!buf) {
+                buf = strdup("");
+                if (!buf)
+                        return -ENOMEM;
+        }
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        if (ret_size)
+                *ret_size = n;
+        return 0;
+}
+
+int read_full_file_at(int dirfd, const char *path, size_t max_size, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        return read_full_fd(fd, max_size, ret, ret_size);
+}
+
+int write_string_at(int dirfd, const char *path, const char *content, mode_t mode) {
+        _cleanup_close_ int fd = -EBADF;
+        size_t l = strlen(content);
+
+        fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, mode);
+        if (fd < 0)
+                return negative_errno();
+        while (l > 0) {
+                ssize_t k = write(fd, content, l);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                content += k;
+                l -= (size_t) k;
+        }
+        return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = 0;
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *s = '/';
+        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+int fd_get_path(int fd, char **ret) {
+        char p[64], buf[PATH_MAX];
+        ssize_t n;
+
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        n = readlink(p, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return negative_errno();
+        buf[n] = 0;
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int fd_get_size(int fd, uint64_t *ret) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISREG(st.st_mode)) {
+                *ret = (uint64_t) st.st_size;
+                return 0;
+        }
+        if (S_ISBLK(st.st_mode))
+                return ioctl(fd, BLKGETSIZE64, ret) < 0 ? negative_errno() : 0;
+        return -EBADFD;
+}
+
+int safe_atou64(const char *s, uint64_t *ret) {
+        char *e = NULL;
+        unsigned long long v;
+
+        if (isempty(s) || !isdigit((unsigned char) s[0]))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &e, 0);
+        if (errno > 0)
+                return -errno;
+        if (!e || *e)
+                return -EINVAL;
+        *ret = (uint64_t) v;
+        return 0;
+}
+
+int safe_atou32(const char *s, uint32_t *ret) {
+        uint64_t v;
+        int r;
+
+        r = safe_atou64(s, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT32_MAX)
+                return -ERANGE;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+uint64_t now_usec(int clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+char *format_bytes(char *buf, size_t l, uint64_t bytes) {
+        static const char suffixes[] = "BKMGTPE";
+        double v = (double) bytes;
+        size_t i = 0;
+
+        while (v >= 1024.0 && i + 1 < sizeof(suffixes) - 1) {
+                v /= 1024.0;
+                i++;
+        }
+        if (i == 0)
+                snprintf(buf, l, "%" PRIu64 "B", bytes);
+        else
+                snprintf(buf, l, "%.1f%c", v, suffixes[i]);
+        return buf;
+}
+
+char *fs_context_messages(int fs_fd) {
+        _cleanup_free_ char *all = NULL;
+        char buf[1024];
+
+        if (fs_fd < 0)
+                return NULL;
+        for (;;) {
+                ssize_t n = read(fs_fd, buf, sizeof(buf) - 1);
+                char *j;
+
+                if (n <= 0)
+                        break;
+                buf[n] = 0;
+                if (n > 0 && buf[n - 1] == '\n')
+                        buf[n - 1] = 0;
+                /* Kernel prefixes: "e " error, "w " warning, "i " info. */
+                const char *m = (buf[0] && buf[1] == ' ') ? buf + 2 : buf;
+                j = all ? strjoin(all, "; ", m) : strdup(m);
+                if (!j)
+                        break;
+                free(all);
+                all = j;
+        }
+        return TAKE_PTR(all);
+}
+
+/* Only root may change what path names: every directory from / down, and the file itself, belongs
+ * to root and is writable by nobody else (group/other write, which also shows an ACL granting
+ * write). A sticky world-writable directory (/tmp) does not count: others may create there. The
+ * path is resolved once, without following symlinks, and the final inode must be expected's. */
+int path_is_root_controlled(const char *path, const struct stat *expected, char **ret_reason) {
+        _cleanup_free_ char *todo = strdup(path), *walked = strdup("");
+        _cleanup_close_ int cur = -EBADF;
+        struct stat st;
+        char *save = NULL;
+
+        assert(path && ret_reason);
+        if (!todo || !walked)
+                return -ENOMEM;
+        if (!path_is_absolute(path))
+                return -EINVAL;
+        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        for (char *comp = strtok_r(todo, "/", &save);; comp = strtok_r(NULL, "/", &save)) {
+                if (cur < 0 || fstat(cur, &st) < 0)
+                        return negative_errno();
+                if (S_ISLNK(st.st_mode))
+                        return asprintf_safe(ret_reason, "%s is a symlink", walked) < 0 ? -ENOMEM : 0;
+                if (st.st_uid != 0 || (st.st_mode & 0022))
+                        return asprintf_safe(ret_reason, "%s is %s", isempty(walked) ? "/" : walked,
+                                             st.st_uid != 0 ? "not owned by root" : "writable by group or others") < 0 ? -ENOMEM : 0;
+                if (!comp)
+                        break;
+                if (!path_is_safe_component(comp))
+                        return asprintf_safe(ret_reason, "%s is not a canonical path", path) < 0 ? -ENOMEM : 0;
+                char *j = strjoin(walked, "/", comp);
+                if (!j)
+                        return -ENOMEM;
+                free(walked);
+                walked = j;
+                int next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                safe_close(cur);
+                cur = next;
+        }
+        if (expected && (st.st_dev != expected->st_dev || st.st_ino != expected->st_ino))
+                return asprintf_safe(ret_reason, "%s changed while it was checked", path) < 0 ? -ENOMEM : 0;
+        *ret_reason = NULL;
+        return 1;
+}
+
+int parse_size(const char *s, uint64_t *ret) {
+        static const char suffixes[] = "KMGT";
+        _cleanup_free_ char *digits = NULL;
+        const char *sfx;
+        uint64_t v, mult = 1;
+        size_t n;
+        int r;
+
+        if (isempty(s))
+                return -EINVAL;
+        n = strspn(s, "0123456789");
+        if (s[n] && (s[n + 1] || !(sfx = strchr(suffixes, s[n]))))
+                return -EINVAL;
+        if (s[n])
+                for (const char *p = suffixes; p <= sfx; p++)
+                        mult *= 1024;
+        digits = strndup(s, n);
+        if (!digits)
+                return -ENOMEM;
+        r = safe_atou64(digits, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT64_MAX / mult)
+                return -ERANGE;
+        *ret = v * mult;
+        return 0;
+}
+
+const char *sx_runtime_dir(void) {
+        return TEST_HOOK(runtime_dir, "/run/sysext-idmap");
+}

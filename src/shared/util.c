@@ -14,6 +14,7 @@
 #include "util.h"
 
 static __thread char error_buf[4096];
+static __thread int error_code;     /* the errno error_buf was recorded for */
 bool sx_debug_enabled = false;
 
 /* Copy src into dst (size bytes); if it does not fit, keep its beginning and its end, joined by
@@ -38,6 +39,7 @@ void copy_message(char *dst, size_t size, const char *src) {
 
 static void record_message(int r, char *m) {
         copy_message(error_buf, sizeof(error_buf), m ?: "out of memory");
+        error_code = r;
         free(m);
         sx_debug("error: %s (%s)", error_buf, strerror(r < 0 ? -r : r));
 }
@@ -68,7 +70,7 @@ int sx_error_prefix(int r, const char *fmt, ...) {
         if (vasprintf(&context, fmt, ap) < 0)
                 context = NULL;
         va_end(ap);
-        if (context && asprintf(&m, "%s: %s", context, error_buf[0] ? error_buf : strerror(-r)) < 0)
+        if (context && asprintf(&m, "%s: %s", context, error_buf[0] && error_code == r ? error_buf : strerror(-r)) < 0)
                 m = NULL;
         record_message(r, m);
         return r;

@@ -85,7 +85,7 @@ static inline int negative_errno(void) {
  *   sx_error(r, fmt, ...)         records fmt; "%m" in fmt stands for strerror(-r). Returns r.
  *   sx_error_prefix(r, fmt, ...)  puts context in front of what a callee recorded
  *                                 ("image foo: <callee's message>"), or of strerror(-r) if the
- *                                 callee recorded nothing since the last sx_clear_error(). Returns r.
+ *                                 last message recorded was for another errno. Returns r.
  * Both record; neither inspects the text. */
 void copy_message(char *dst, size_t size, const char *src);
 int sx_error(int r, const char *fmt, ...) _printf_(2, 3);

@@ -5,6 +5,7 @@
  * superblocks; we only classify, select and sanity check what it reports, since the file may be
  * hostile and we run as root. */
 
+#include <assert.h>
 #include <blkid/blkid.h>
 #include <inttypes.h>
 #include <linux/fs.h>
@@ -224,7 +225,7 @@ static int probe_fstype(const char *path, int fd, uint64_t offset, uint64_t size
                 (void) snprintf(what, sizeof(what), "GPT partition %i", partno);
         r = probe_new(fd, offset, size, &pr);
         if (r < 0)
-                return sx_error(r, "%s: cannot probe %s: %s", path, what, strerror(-r));
+                return sx_error(r, "%s: cannot probe %s: %m", path, what);
         (void) blkid_probe_enable_partitions(pr, false);
         (void) blkid_probe_enable_superblocks(pr, true);
         (void) blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE);
@@ -514,7 +515,7 @@ static int dissect_probe(DissectedImage *m) {
 
         r = probe_new(m->fd, 0, 0, &pr);
         if (r < 0)
-                return sx_error(r, "%s: cannot probe image: %s", m->path, strerror(-r));
+                return sx_error(r, "%s: cannot probe image: %m", m->path);
         (void) blkid_probe_enable_partitions(pr, true);
         (void) blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
         (void) blkid_probe_enable_superblocks(pr, true);
@@ -550,8 +551,8 @@ int dissect_image_fd(int fd, const char *path, const char *name, DissectedImage 
         _cleanup_(dissected_image_freep) DissectedImage *m = NULL;
         int r;
 
-        if (fd < 0 || !ret)
-                return -EINVAL;
+        assert(fd >= 0);
+        assert(ret);
         m = dissected_image_new(image_label(path), name);
         if (!m)
                 return -ENOMEM;
@@ -563,7 +564,7 @@ int dissect_image_fd(int fd, const char *path, const char *name, DissectedImage 
         if (r == -EBADFD)
                 return sx_error(r, "%s: not a regular file or block device", m->path);
         if (r < 0)
-                return sx_error(r, "%s: cannot determine size: %s", m->path, strerror(-r));
+                return sx_error(r, "%s: cannot determine size: %m", m->path);
         r = dissect_probe(m);
         if (r < 0)
                 return r;
@@ -591,7 +592,9 @@ int dissect_image(const Image *image, DissectedImage **ret) {
         char proc[STRLEN("/proc/self/fd/") + 12];
         struct stat st;
 
-        if (!image || isempty(image->path) || !ret)
+        assert(image);
+        assert(ret);
+        if (isempty(image->path))
                 return -EINVAL;
         /* O_PATH first: opening a device node or FIFO for reading can have side effects. A path a
          * user controls is canonical already: any symlink in it now was swapped in, refuse it. */
@@ -629,7 +632,9 @@ void image_mounts_done(ImageMounts *m) {
 static int mount_error(int r, int fs_fd, const char *path, const char *what) {
         _cleanup_free_ char *msgs = fs_context_messages(fs_fd);
 
-        return sx_error(r, "%s: %s: %s", path, what, msgs ?: strerror(-r));
+        if (!msgs)
+                return sx_error(r, "%s: %s: %m", path, what);
+        return sx_error(r, "%s: %s: %s", path, what, msgs);
 }
 
 /* fsopen/fsconfig/fsmount a read-only detached mount of the block device at source. */
@@ -656,15 +661,13 @@ static int mount_block(const char *path, const char *fstype, const char *source,
 
 /* Plain read-only loop device over the partition's range. */
 static int open_loop(const DissectedImage *m, const DissectedPartition *p, LoopDevice **ret) {
-        _cleanup_free_ char *why = NULL;
         int r;
 
         sx_clear_error();
         r = loop_device_make(m->fd, p->offset, p->size, ret);
         if (r >= 0)
                 return r;
-        why = strdup(sx_last_error() ?: strerror(-r));
-        return sx_error(r, "%s: cannot set up loop device: %s", m->path, strna(why));
+        return sx_error_prefix(r, "%s: cannot set up loop device", m->path);
 }
 
 static int mount_partition(const DissectedImage *m, PartitionDesignator d, DissectOpenPartition open_partition,
@@ -719,8 +722,8 @@ int dissected_image_mount(const DissectedImage *m, DissectOpenPartition open_par
         _cleanup_(image_mounts_done) ImageMounts mounts = IMAGE_MOUNTS_NULL;
         int r;
 
-        if (!m || !ret)
-                return -EINVAL;
+        assert(m);
+        assert(ret);
         if (m->kind == DISSECT_DIRECTORY) {
                 mounts.root_fd = sys_open_tree(m->fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
                 if (mounts.root_fd < 0)
@@ -748,8 +751,9 @@ int image_mounts_open_hierarchy(const ImageMounts *m, const char *hierarchy, int
         const char *rel, *below_usr;
         int dir_fd, fd;
 
-        if (!m || !ret_fd || !path_is_absolute(hierarchy))
-                return -EINVAL;
+        assert(m);
+        assert(ret_fd);
+        assert(path_is_absolute(hierarchy));
         rel = hierarchy + strspn(hierarchy, "/");
         below_usr = startswith_ptr(rel, "usr");
         if (m->usr_fd >= 0 && below_usr && (*below_usr == 0 || *below_usr == '/')) {
@@ -766,7 +770,7 @@ int image_mounts_open_hierarchy(const ImageMounts *m, const char *hierarchy, int
         if (fd == -ENOTDIR)
                 return sx_error(fd, "%s in image is not a directory", hierarchy);
         if (fd < 0 && fd != -ENOENT)
-                return sx_error(fd, "%s in image cannot be opened: %s", hierarchy, strerror(-fd));
+                return sx_error(fd, "%s in image cannot be opened: %m", hierarchy);
         if (fd < 0)
                 return fd;
         *ret_fd = fd;

@@ -364,7 +364,7 @@ static int release_file_load_fd(int fd, const char *what, ReleaseFile **ret) {
         if (r == -EBADFD)
                 return sx_error(r, "%s: not a regular file", what);
         if (r < 0)
-                return sx_error(r, "%s: cannot read: %s", what, strerror(-r));
+                return sx_error(r, "%s: cannot read: %m", what);
         return release_file_parse(what, data, size, ret);
 }
 
@@ -372,8 +372,7 @@ static int open_root(const char *root) {
         int fd = open(isempty(root) ? "/" : root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
         if (fd < 0)
-                return sx_error(negative_errno(), "%s: cannot open root directory: %s", isempty(root) ? "/" : root,
-                                strerror(errno));
+                return sx_error(negative_errno(), "%s: cannot open root directory: %m", isempty(root) ? "/" : root);
         return fd;
 }
 
@@ -395,7 +394,7 @@ int host_release_load(const char *root, ReleaseFile **ret) {
                 if (fd == -ENOENT)
                         continue;
                 if (fd < 0)
-                        return sx_error(fd, "%s: cannot open: %s", what, strerror(-fd));
+                        return sx_error(fd, "%s: cannot open: %m", what);
                 return release_file_load_fd(fd, what, ret);
         }
         return sx_error(-ENOENT, "%s: no os-release found (neither etc/os-release nor usr/lib/os-release)",
@@ -532,8 +531,7 @@ int extension_release_load(int image_root_fd, bool usr_only, const char *image_n
                 if (r < 0)
                         return r;
         } else if (fd < 0)
-                return sx_error(fd, "%s: cannot open /usr/lib/extension-release.d/%s: %s", image_name, fn,
-                                strerror(-fd));
+                return sx_error(fd, "%s: cannot open /usr/lib/extension-release.d/%s: %m", image_name, fn);
 
         /* The path as the image sees it, also for a usr-only tree. */
         logical = strjoin("/usr/lib/extension-release.d/", fn);
@@ -564,7 +562,7 @@ int image_has_os_release(int image_root_fd, bool usr_only) {
         if (fd == -ENOENT)
                 return 0;
         if (fd < 0)
-                return sx_error(fd, "cannot check for /usr/lib/os-release in image: %s", strerror(-fd));
+                return sx_error(fd, "cannot check for /usr/lib/os-release in image: %m");
         return 1;
 }
 

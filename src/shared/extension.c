@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 
@@ -58,14 +59,18 @@ static bool parse_boolean_loose(const char *v) {
         return v && (streq(v, "1") || streq(v, "yes") || streq(v, "y") || streq(v, "true") || streq(v, "on"));
 }
 
-/* Library messages from the helpers may or may not name the image; make sure they do. */
+/* Who names the image in a message: callees given the image or its path (dissect_image(),
+ * dissected_image_mount(), verity_settings_*(), verity_context_relinquish()) name it, or the
+ * sidecar or certificate they read, themselves; callees given only an fd or a name
+ * (image_has_os_release(), extension_release_*(), image_policy_*(), image_mounts_open_hierarchy())
+ * do not, and get the image's path put in front here. */
 static int fail_naming(int r, const Image *i) {
-        const char *m = sx_last_error();
-        _cleanup_free_ char *copy = m ? strdup(m) : NULL;
+        return sx_error_prefix(r, "%s", i->path);
+}
 
-        if (copy && strstr(copy, i->path))
-                return r;
-        return sx_error(r, "%s: %s", i->path, copy ?: strerror(-r));
+/* For callees that name the image: only if one said nothing about r (out of memory, say). */
+static int named_by_callee(int r, const Image *i) {
+        return sx_error_fallback(r, "%s: %m", i->path);
 }
 
 static int extension_read_release(Extension *e, const ExtensionOptions *o) {
@@ -170,10 +175,10 @@ static int extension_check_trust(Extension *e, const ExtensionOptions *o) {
         }
         r = verity_settings_load(m, e->image->path, e->image->no_symlinks, &e->verity);
         if (r < 0)
-                return fail_naming(r, e->image);
+                return named_by_callee(r, e->image);
         r = verity_settings_verify_signatures(e->verity, o->verity_root);
         if (r < 0)
-                return fail_naming(r, e->image);
+                return named_by_callee(r, e->image);
         for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
                 const DissectedPartition *p = &m->partitions[d];
                 const char *dn = partition_designator_to_string(d);
@@ -220,11 +225,11 @@ static int extension_mount(Extension *e, const ExtensionOptions *o) {
         e->verity_ctx.private_copy_max = o->private_copy_max;
         r = dissected_image_mount(e->dissected, verity_open_partition, &e->verity_ctx, &e->mounts);
         if (r < 0)
-                return fail_naming(r, e->image);
+                return named_by_callee(r, e->image);
         /* From now on dm devices live exactly as long as the mounts on them. */
         r = verity_context_relinquish(&e->verity_ctx);
         if (r < 0)
-                return fail_naming(r, e->image);
+                return named_by_callee(r, e->image);
         return 0;
 }
 
@@ -264,6 +269,9 @@ int extension_open(Image *image, const ExtensionOptions *o, Extension **ret) {
         _cleanup_(extension_freep) Extension *e = NULL;
         int r;
 
+        assert(image);
+        assert(o);
+        assert(ret);
         e = calloc(1, sizeof(Extension));
         if (!e) {
                 image_free(image);
@@ -274,9 +282,10 @@ int extension_open(Image *image, const ExtensionOptions *o, Extension **ret) {
         /* A user's image is opened with the user's file access rights: a symlink to a file only
          * root may read gets EACCES, not dissected. Loop devices and mounts need root's. */
         FsIds saved = fsids_switch(o->open_as_user, o->uid, o->gid);
+        sx_clear_error();
         r = dissect_image(e->image, &e->dissected);
         if (r < 0)
-                r = fail_naming(r, e->image);
+                r = named_by_callee(r, e->image);
         else
                 r = extension_check_trust(e, o);
         fsids_restore(&saved);

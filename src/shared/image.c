@@ -163,7 +163,7 @@ static int image_new(const char *name, const char *version, const char *path, Im
         i->type = t;
         i->masked = masked;
         if (st) {
-                i->mtime_usec = (uint64_t) st->st_mtim.tv_sec * 1000000ULL + (uint64_t) st->st_mtim.tv_nsec / 1000ULL;
+                i->mtime_usec = timespec_to_usec(&st->st_mtim);
                 if (t == IMAGE_RAW)
                         i->size = (uint64_t) st->st_size;
                 else if (t == IMAGE_BLOCK && fd >= 0)
@@ -185,9 +185,9 @@ int image_from_path(const char *path, Image **ret) {
                 return sx_error(-EINVAL, "empty image path");
         fd = open(path, O_PATH | O_CLOEXEC);
         if (fd < 0)
-                return sx_error(negative_errno(), "%s: cannot open: %s", path, strerror(errno));
+                return sx_error(negative_errno(), "%s: cannot open: %m", path);
         if (fstat(fd, &st) < 0)
-                return sx_error(negative_errno(), "%s: cannot stat: %s", path, strerror(errno));
+                return sx_error(negative_errno(), "%s: cannot stat: %m", path);
         t = image_type_from_mode(st.st_mode);
         if (t < 0)
                 return sx_error(-EMEDIUMTYPE, "%s: not a directory, regular file or block device", path);
@@ -206,7 +206,7 @@ int image_from_path(const char *path, Image **ret) {
 
         resolved = realpath(path, NULL);
         if (!resolved)
-                return sx_error(negative_errno(), "%s: cannot resolve path: %s", path, strerror(errno));
+                return sx_error(negative_errno(), "%s: cannot resolve path: %m", path);
         return image_new(name, version, resolved, t, false, &st, fd, ret);
 }
 
@@ -362,7 +362,7 @@ static int image_discover_dir(const char *root, int root_fd, const char *dir, Im
         if (dfd == -ENOENT || dfd == -ENOTDIR)
                 return 0;
         if (dfd < 0)
-                return sx_error(dfd, "/%s: cannot open search directory: %s", dir, strerror(-dfd));
+                return sx_error(dfd, "/%s: cannot open search directory: %m", dir);
         d = fdopendir(dfd);
         if (!d) {
                 safe_close(dfd);
@@ -416,8 +416,8 @@ int image_discover_in(const char *root, const char * const *dirs, Image ***ret_i
 
         root_fd = open(isempty(root) ? "/" : root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root_fd < 0)
-                return sx_error(negative_errno(), "%s: cannot open root directory: %s",
-                                isempty(root) ? "/" : root, strerror(errno));
+                return sx_error(negative_errno(), "%s: cannot open root directory: %m",
+                                isempty(root) ? "/" : root);
 
         for (size_t i = 0; dirs[i]; i++) {
                 ImageList dir = {};

@@ -5,6 +5,7 @@
  * lo_sizelimit. LOOP_CONFIGURE sets fd, offset, size and flags in one ioctl, so there is no window in
  * which a half-configured (e.g. writable, or whole-file) device is visible to others. */
 
+#include <assert.h>
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
@@ -67,8 +68,8 @@ int loop_device_make(int image_fd, uint64_t offset, uint64_t size, LoopDevice **
         uint64_t backing;
         int r, nr = -1;
 
-        if (image_fd < 0 || !ret)
-                return -EINVAL;
+        assert(image_fd >= 0);
+        assert(ret);
         r = fd_get_size(image_fd, &backing);
         if (r < 0)
                 return r;

@@ -6,15 +6,56 @@
  * anything is mounted. The bytes come from a file we do not trust: reads stay inside the range,
  * fields are range checked, products saturate instead of wrapping. */
 
+#include <assert.h>
 #include <endian.h>
 #include <inttypes.h>
 
 #include "superblock.h"
 
-#define EROFS_MAGIC              0xE0F5E1E2U
-#define EROFS_FEATURE_INCOMPAT_48BIT 0x80U
-#define EXT4_MAGIC               0xEF53U
-#define EXT4_FEATURE_INCOMPAT_64BIT 0x80U
+/* On-disk layouts, as the kernel's fs/erofs/erofs_fs.h, fs/ext4/ext4.h, fs/btrfs and fs/xfs read
+ * them: where each superblock lies and the offsets of the fields we use within it. */
+#define EROFS_SB_OFFSET                 1024
+#define EROFS_SB_SIZE                   128
+#define EROFS_MAGIC                     0xE0F5E1E2U
+#define EROFS_OFF_BLKSZBITS             0x0C
+#define EROFS_OFF_ROOT_NID_HI           0x0E    /* blocks_hi in the 48-bit layout */
+#define EROFS_OFF_BLOCKS                0x24
+#define EROFS_OFF_FEATURE_INCOMPAT      0x50
+#define EROFS_OFF_ROOT_NID_8B           0x70
+#define EROFS_FEATURE_INCOMPAT_48BIT    0x80U
+#define EROFS_BLKSZBITS_MIN             9       /* 512 bytes */
+#define EROFS_BLKSZBITS_MAX             16      /* 64 KiB */
+
+#define SQUASHFS_SB_SIZE                96
+#define SQUASHFS_MAGIC                  "hsqs"
+#define SQUASHFS_OFF_BYTES_USED         40
+
+#define EXT4_SB_OFFSET                  1024
+#define EXT4_SB_SIZE                    0x154
+#define EXT4_MAGIC                      0xEF53U
+#define EXT4_OFF_BLOCKS_LO              0x04
+#define EXT4_OFF_LOG_BLOCK_SIZE         0x18
+#define EXT4_OFF_MAGIC                  0x38
+#define EXT4_OFF_FEATURE_INCOMPAT       0x60
+#define EXT4_OFF_BLOCKS_HI              0x150
+#define EXT4_FEATURE_INCOMPAT_64BIT     0x80U
+#define EXT4_BLOCK_SIZE_MIN             UINT64_C(1024)
+#define EXT4_LOG_BLOCK_SIZE_MAX         6       /* 1 KiB << 6 = 64 KiB, the kernel's maximum */
+
+#define BTRFS_SB_OFFSET                 (64 * 1024)
+#define BTRFS_SB_SIZE                   0xD9
+#define BTRFS_MAGIC                     "_BHRfS_M"
+#define BTRFS_OFF_MAGIC                 0x40
+#define BTRFS_OFF_TOTAL_BYTES           0x70
+#define BTRFS_OFF_NUM_DEVICES           0x88
+#define BTRFS_OFF_DEV_ITEM_TOTAL_BYTES  (0xC9 + 8)
+
+#define XFS_SB_SIZE                     16
+#define XFS_MAGIC                       "XFSB"
+#define XFS_OFF_BLOCKSIZE               4
+#define XFS_OFF_DBLOCKS                 8
+#define XFS_BLOCK_SIZE_MIN              512
+#define XFS_BLOCK_SIZE_MAX              65536
 
 static uint16_t le16(const uint8_t *p) { uint16_t v; memcpy(&v, p, sizeof(v)); return le16toh(v); }
 static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, sizeof(v)); return le32toh(v); }
@@ -52,7 +93,7 @@ static int sb_read(const SbRead *s, uint64_t off, void *buf, size_t n) {
         k = pread(s->fd, buf, n, (off_t) (s->offset + off));
         if (k < 0) {
                 int r = negative_errno();
-                return sx_error(r, "%s: cannot read %s superblock: %s", s->path, s->fstype, strerror(-r));
+                return sx_error(r, "%s: cannot read %s superblock: %m", s->path, s->fstype);
         }
         if ((size_t) k != n)
                 return sb_error(s, -EBADMSG, "lies beyond the end of the image");
@@ -60,84 +101,85 @@ static int sb_read(const SbRead *s, uint64_t off, void *buf, size_t n) {
 }
 
 static int erofs_size(const SbRead *s, uint64_t *ret) {
-        uint8_t sb[128];
+        uint8_t sb[EROFS_SB_SIZE];
         uint64_t blocks;
-        int r = sb_read(s, 1024, sb, sizeof(sb));
+        int r = sb_read(s, EROFS_SB_OFFSET, sb, sizeof(sb));
 
         if (r < 0)
                 return r;
         if (le32(sb) != EROFS_MAGIC)
                 return sb_error(s, -EBADMSG, "has a bad magic number");
-        if (sb[0x0C] < 9 || sb[0x0C] > 16)
+        if (sb[EROFS_OFF_BLKSZBITS] < EROFS_BLKSZBITS_MIN || sb[EROFS_OFF_BLKSZBITS] > EROFS_BLKSZBITS_MAX)
                 return sb_error(s, -EBADMSG, "has an invalid block size");
-        blocks = le32(sb + 0x24);
+        blocks = le32(sb + EROFS_OFF_BLOCKS);
         /* 48-bit layout: the kernel takes the high bits only when the 64-bit root nid is in use. */
-        if ((le32(sb + 0x50) & EROFS_FEATURE_INCOMPAT_48BIT) && le64(sb + 0x70) != 0)
-                blocks |= (uint64_t) le16(sb + 0x0E) << 32;
-        *ret = blocks << sb[0x0C];      /* < 2^48 << 16: cannot overflow */
+        if ((le32(sb + EROFS_OFF_FEATURE_INCOMPAT) & EROFS_FEATURE_INCOMPAT_48BIT) && le64(sb + EROFS_OFF_ROOT_NID_8B) != 0)
+                blocks |= (uint64_t) le16(sb + EROFS_OFF_ROOT_NID_HI) << 32;
+        *ret = blocks << sb[EROFS_OFF_BLKSZBITS];      /* < 2^48 << 16: cannot overflow */
         return 0;
 }
 
 static int squashfs_size(const SbRead *s, uint64_t *ret) {
-        uint8_t sb[96];
+        uint8_t sb[SQUASHFS_SB_SIZE];
         int r = sb_read(s, 0, sb, sizeof(sb));
 
         if (r < 0)
                 return r;
-        if (memcmp(sb, "hsqs", 4) != 0)
+        if (memcmp(sb, SQUASHFS_MAGIC, STRLEN(SQUASHFS_MAGIC)) != 0)
                 return sb_error(s, -EBADMSG, "has a bad magic number");
         /* bytes_used: what the filesystem needs; mksquashfs pads the file beyond it */
-        *ret = le64(sb + 40);
+        *ret = le64(sb + SQUASHFS_OFF_BYTES_USED);
         return 0;
 }
 
 static int ext4_size(const SbRead *s, uint64_t *ret) {
-        uint8_t sb[0x154];
+        uint8_t sb[EXT4_SB_SIZE];
         uint64_t blocks;
         uint32_t log;
-        int r = sb_read(s, 1024, sb, sizeof(sb));
+        int r = sb_read(s, EXT4_SB_OFFSET, sb, sizeof(sb));
 
         if (r < 0)
                 return r;
-        if (le16(sb + 0x38) != EXT4_MAGIC)
+        if (le16(sb + EXT4_OFF_MAGIC) != EXT4_MAGIC)
                 return sb_error(s, -EBADMSG, "has a bad magic number");
-        log = le32(sb + 0x18);
-        if (log > 6)    /* 1 KiB << 6 = 64 KiB, the kernel's maximum */
+        log = le32(sb + EXT4_OFF_LOG_BLOCK_SIZE);
+        if (log > EXT4_LOG_BLOCK_SIZE_MAX)
                 return sb_error(s, -EBADMSG, "has an invalid block size");
-        blocks = le32(sb + 0x04);
-        if (le32(sb + 0x60) & EXT4_FEATURE_INCOMPAT_64BIT)
-                blocks |= (uint64_t) le32(sb + 0x150) << 32;
-        *ret = mul_sat(blocks, UINT64_C(1024) << log);
+        blocks = le32(sb + EXT4_OFF_BLOCKS_LO);
+        if (le32(sb + EXT4_OFF_FEATURE_INCOMPAT) & EXT4_FEATURE_INCOMPAT_64BIT)
+                blocks |= (uint64_t) le32(sb + EXT4_OFF_BLOCKS_HI) << 32;
+        *ret = mul_sat(blocks, EXT4_BLOCK_SIZE_MIN << log);
         return 0;
 }
 
 static int btrfs_size(const SbRead *s, uint64_t *ret) {
-        uint8_t sb[0xD9];
-        int r = sb_read(s, 64 * 1024, sb, sizeof(sb));
+        uint8_t sb[BTRFS_SB_SIZE];
+        int r = sb_read(s, BTRFS_SB_OFFSET, sb, sizeof(sb));
 
         if (r < 0)
                 return r;
-        if (memcmp(sb + 0x40, "_BHRfS_M", 8) != 0)
+        if (memcmp(sb + BTRFS_OFF_MAGIC, BTRFS_MAGIC, STRLEN(BTRFS_MAGIC)) != 0)
                 return sb_error(s, -EBADMSG, "has a bad magic number");
         /* total_bytes sums all devices; of a multi-device filesystem only this device's share
          * (dev_item.total_bytes) must be here. */
-        *ret = le64(sb + 0x88) == 1 ? le64(sb + 0x70) : le64(sb + 0xC9 + 8);
+        *ret = le64(sb + BTRFS_OFF_NUM_DEVICES) == 1 ? le64(sb + BTRFS_OFF_TOTAL_BYTES)
+                                                      : le64(sb + BTRFS_OFF_DEV_ITEM_TOTAL_BYTES);
         return 0;
 }
 
 static int xfs_size(const SbRead *s, uint64_t *ret) {
-        uint8_t sb[16];
+        uint8_t sb[XFS_SB_SIZE];
         uint32_t bs;
         int r = sb_read(s, 0, sb, sizeof(sb));
 
         if (r < 0)
                 return r;
-        if (memcmp(sb, "XFSB", 4) != 0)
+        if (memcmp(sb, XFS_MAGIC, STRLEN(XFS_MAGIC)) != 0)
                 return sb_error(s, -EBADMSG, "has a bad magic number");
-        bs = be32(sb + 4);
-        if (bs < 512 || bs > 65536 || (bs & (bs - 1)) != 0)
+        bs = be32(sb + XFS_OFF_BLOCKSIZE);
+        if (bs < XFS_BLOCK_SIZE_MIN || bs > XFS_BLOCK_SIZE_MAX || (bs & (bs - 1)) != 0)
                 return sb_error(s, -EBADMSG, "has an invalid block size");
-        *ret = mul_sat(be64(sb + 8), bs);
+        *ret = mul_sat(be64(sb + XFS_OFF_DBLOCKS), bs);
         return 0;
 }
 
@@ -155,7 +197,11 @@ int superblock_fs_size(const char *path, int partno, int fd, uint64_t offset, ui
         };
         SbRead s = { .path = path, .partno = partno, .fstype = fstype, .fd = fd, .offset = offset, .limit = limit };
 
-        if (!path || fd < 0 || !fstype || !ret_size || offset > UINT64_MAX - limit || offset + limit > INT64_MAX)
+        assert(path);
+        assert(fd >= 0);
+        assert(fstype);
+        assert(ret_size);
+        if (offset > UINT64_MAX - limit || offset + limit > INT64_MAX)
                 return -EINVAL;
         for (size_t i = 0; i < ELEMENTSOF(table); i++)
                 if (streq(table[i].fstype, fstype))

@@ -44,18 +44,24 @@ static void record_message(int r, char *m) {
         sx_debug("error: %s (%s)", error_buf, strerror(r < 0 ? -r : r));
 }
 
-int sx_error(int r, const char *fmt, ...) {
+static int record_formatted(int r, const char *fmt, va_list ap) {
         char *m = NULL;
-        va_list ap;
 
         assert(r < 0);
         /* Formatted apart, so a message may also contain the previous one; %m is strerror(-r). */
         errno = -r;
-        va_start(ap, fmt);
         if (vasprintf(&m, fmt, ap) < 0)
                 m = NULL;
-        va_end(ap);
         record_message(r, m);
+        return r;
+}
+
+int sx_error(int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = record_formatted(r, fmt, ap);
+        va_end(ap);
         return r;
 }
 
@@ -76,12 +82,25 @@ int sx_error_prefix(int r, const char *fmt, ...) {
         return r;
 }
 
+int sx_error_fallback(int r, const char *fmt, ...) {
+        va_list ap;
+
+        assert(r < 0);
+        if (error_buf[0] && error_code == r)
+                return r;
+        va_start(ap, fmt);
+        r = record_formatted(r, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
 const char *sx_last_error(void) {
         return error_buf[0] ? error_buf : NULL;
 }
 
 void sx_clear_error(void) {
         error_buf[0] = 0;
+        error_code = 0;
 }
 
 void sx_debug(const char *fmt, ...) {
@@ -349,96 +368,145 @@ static int open_root_dup(int dirfd) {
         return fd < 0 ? negative_errno() : fd;
 }
 
-static int openat_beneath_fallback(int dirfd, const char *path, int flags, bool in_root) {
-        _cleanup_free_ char *todo = strdup(path);
-        _cleanup_close_ int cur = -EBADF;
-        struct stat root_st, st;
-        unsigned links = 0;
-        char *p = todo;
+#define SYMLINKS_MAX 40  /* links followed in one lookup, as the kernel's MAXSYMLINKS */
 
-        if (!todo)
-                return -ENOMEM;
-        if (fstat(dirfd, &root_st) < 0)
+/* The state of one fallback walk: the root it must stay beneath, where it is, what is left. */
+typedef struct Walk {
+        int dirfd;
+        struct stat root_st;
+        bool in_root;
+        int cur;                /* O_PATH fd of the directory reached so far */
+        char *todo, *p;         /* the path left to walk is p, which points into todo */
+        unsigned links;
+} Walk;
+
+static void walk_done(Walk *w) {
+        w->cur = safe_close(w->cur);
+        free(w->todo);
+}
+
+/* Open comp in w->cur: "..", which at the root fails with -EXDEV unless in_root, where it stays at
+ * the top (*ret_stay, returns -EBADF); or any other name, not followed if a symlink. */
+static int walk_open(Walk *w, const char *comp, bool *ret_stay) {
+        struct stat st;
+        int fd;
+
+        *ret_stay = false;
+        if (!streq(comp, "..")) {
+                fd = openat(w->cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                return fd < 0 ? negative_errno() : fd;
+        }
+        if (fstat(w->cur, &st) < 0)
                 return negative_errno();
-        if (todo[0] == '/' && !in_root)
+        if (st.st_dev == w->root_st.st_dev && st.st_ino == w->root_st.st_ino) {
+                *ret_stay = w->in_root;
+                return w->in_root ? -EBADF : -EXDEV;
+        }
+        fd = openat(w->cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+/* Continue the walk with the target of the symlink link_fd followed by what is left of the path. */
+static int walk_symlink(Walk *w, int link_fd) {
+        char target[PATH_MAX];
+        ssize_t n = readlinkat(link_fd, "", target, sizeof(target) - 1);
+        char *j;
+
+        if (n < 0)
+                return negative_errno();
+        if (++w->links > SYMLINKS_MAX)
+                return -ELOOP;
+        target[n] = 0;
+        if (target[0] == '/') {
+                if (!w->in_root)
+                        return -EXDEV;
+                safe_close(w->cur);
+                w->cur = open_root_dup(w->dirfd);
+                if (w->cur < 0)
+                        return w->cur;
+        }
+        j = strjoin(target, "/", w->p);
+        if (!j)
+                return -ENOMEM;
+        free(w->todo);
+        w->todo = w->p = j;
+        return 0;
+}
+
+/* Take the next component off w->p; NULL at the end of the path. */
+static char *walk_next_component(Walk *w, bool *ret_last) {
+        char *comp;
+
+        w->p += strspn(w->p, "/");
+        if (!*w->p)
+                return NULL;
+        comp = w->p;
+        w->p += strcspn(w->p, "/");
+        *ret_last = w->p[strspn(w->p, "/")] == 0;
+        if (*w->p)
+                *w->p++ = 0;
+        return comp;
+}
+
+static int openat_beneath_fallback(int dirfd, const char *path, int flags, bool in_root) {
+        _cleanup_(walk_done) Walk w = { .dirfd = dirfd, .in_root = in_root, .cur = -EBADF };
+        char *comp;
+        bool last;
+
+        w.todo = w.p = strdup(path);
+        if (!w.todo)
+                return -ENOMEM;
+        if (fstat(dirfd, &w.root_st) < 0)
+                return negative_errno();
+        if (path[0] == '/' && !in_root)
                 return -EXDEV;
-        cur = open_root_dup(dirfd);
-        if (cur < 0)
-                return cur;
+        w.cur = open_root_dup(dirfd);
+        if (w.cur < 0)
+                return w.cur;
 
-        for (;;) {
+        while ((comp = walk_next_component(&w, &last))) {
                 _cleanup_close_ int next = -EBADF;
-                char *comp;
-                bool last;
-
-                p += strspn(p, "/");
-                if (!*p)        /* the path ends in the directory we are at */
-                        return (flags & O_PATH) ? TAKE_FD(cur) : reopen_fd(cur, flags);
-                comp = p;
-                p += strcspn(p, "/");
-                last = p[strspn(p, "/")] == 0;
-                if (*p)
-                        *p++ = 0;
+                struct stat st;
+                bool stay;
+                int r;
 
                 if (streq(comp, "."))
                         continue;
-                if (streq(comp, "..")) {
-                        if (fstat(cur, &st) < 0)
-                                return negative_errno();
-                        if (st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino) {
-                                if (!in_root)
-                                        return -EXDEV;
-                                continue;       /* ".." at the top stays at the top */
-                        }
-                        next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                } else
-                        next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-                if (next < 0 && errno == ENOENT && last && (flags & O_CREAT)) {
-                        int fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
+                next = walk_open(&w, comp, &stay);
+                if (stay)
+                        continue;
+                if (next == -ENOENT && last && (flags & O_CREAT)) {
+                        int fd = openat(w.cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, 0644);
                         return fd < 0 ? negative_errno() : fd;
                 }
-                if (next < 0 || fstat(next, &st) < 0)
+                if (next < 0)
+                        return next;
+                if (fstat(next, &st) < 0)
                         return negative_errno();
-
                 if (S_ISLNK(st.st_mode) && !(last && (flags & O_NOFOLLOW))) {
-                        char target[PATH_MAX];
-                        ssize_t n = readlinkat(next, "", target, sizeof(target) - 1);
-                        char *j;
-
-                        if (n < 0)
-                                return negative_errno();
-                        if (++links > 40)
-                                return -ELOOP;
-                        target[n] = 0;
-                        if (target[0] == '/') {
-                                if (!in_root)
-                                        return -EXDEV;
-                                safe_close(cur);
-                                cur = open_root_dup(dirfd);
-                                if (cur < 0)
-                                        return cur;
-                        }
-                        /* Continue with the link target followed by what is left of the path. */
-                        j = strjoin(target, "/", p);
-                        if (!j)
-                                return -ENOMEM;
-                        free(todo);
-                        todo = p = j;
+                        r = walk_symlink(&w, next);
+                        if (r < 0)
+                                return r;
                         continue;
                 }
-                if (last) {
-                        if ((flags & O_DIRECTORY) && !S_ISDIR(st.st_mode))
-                                return -ENOTDIR;
+                if (last && (flags & O_DIRECTORY) && !S_ISDIR(st.st_mode))
+                        return -ENOTDIR;
+                if (last)
                         return (flags & O_PATH) ? TAKE_FD(next) : reopen_fd(next, flags);
-                }
                 if (!S_ISDIR(st.st_mode))
                         return -ENOTDIR;
-                safe_close(cur);
-                cur = TAKE_FD(next);
+                safe_close(w.cur);
+                w.cur = TAKE_FD(next);
         }
+        /* the path ends in the directory we are at */
+        return (flags & O_PATH) ? TAKE_FD(w.cur) : reopen_fd(w.cur, flags);
 }
 
+/* openat2()'s EAGAIN (a rename or mount raced the lookup): retries before the userspace walk; the
+ * first ones at once, then up to the second bound after 100 µs, the rest after 1 ms (~0.3 s in all). */
 #define OPENAT_BENEATH_ATTEMPTS 64
+#define OPENAT_BENEATH_SPINS 8
+#define OPENAT_BENEATH_SHORT_SLEEPS 32
 
 /* Set by tests to exercise the fallback; also set once the kernel said ENOSYS. */
 bool openat_beneath_use_fallback = false;
@@ -462,8 +530,8 @@ int openat_beneath(int dirfd, const char *path, int flags, bool in_root) {
                 if (fd >= 0 || errno != EAGAIN)
                         break;
                 /* Under a storm of mounts elsewhere, back off a little: first spin, then sleep. */
-                if (attempt >= 8)
-                        (void) usleep(attempt < 32 ? 100 : 1000);
+                if (attempt >= OPENAT_BENEATH_SPINS)
+                        (void) usleep(attempt < OPENAT_BENEATH_SHORT_SLEEPS ? 100 : 1000);
         }
         if (fd < 0 && errno == EAGAIN)
                 /* Still racing after ~0.3 s: walk the path ourselves, component by component, with
@@ -631,11 +699,15 @@ int safe_atou32(const char *s, uint32_t *ret) {
         return 0;
 }
 
+uint64_t timespec_to_usec(const struct timespec *ts) {
+        return (uint64_t) ts->tv_sec * USEC_PER_SEC + (uint64_t) ts->tv_nsec / NSEC_PER_USEC;
+}
+
 uint64_t now_usec(int clock) {
         struct timespec ts;
 
         clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+        return timespec_to_usec(&ts);
 }
 
 char *format_bytes(char *buf, size_t l, uint64_t bytes) {

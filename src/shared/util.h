@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _unused_ __attribute__((unused))
@@ -86,10 +87,13 @@ static inline int negative_errno(void) {
  *   sx_error_prefix(r, fmt, ...)  puts context in front of what a callee recorded
  *                                 ("image foo: <callee's message>"), or of strerror(-r) if the
  *                                 last message recorded was for another errno. Returns r.
- * Both record; neither inspects the text. */
+ *   sx_error_fallback(r, fmt, ...) records fmt only if the last message was recorded for another
+ *                                 errno (the callee said nothing about r). Returns r.
+ * They look at the errno a message was recorded for, never at its text. */
 void copy_message(char *dst, size_t size, const char *src);
 int sx_error(int r, const char *fmt, ...) _printf_(2, 3);
 int sx_error_prefix(int r, const char *fmt, ...) _printf_(2, 3);
+int sx_error_fallback(int r, const char *fmt, ...) _printf_(2, 3);
 const char *sx_last_error(void);
 void sx_clear_error(void);
 
@@ -157,6 +161,9 @@ int parse_size(const char *s, uint64_t *ret);
 const char *sx_runtime_dir(void);
 int safe_atou64(const char *s, uint64_t *ret);
 int safe_atou32(const char *s, uint32_t *ret);
+#define USEC_PER_SEC UINT64_C(1000000)
+#define NSEC_PER_USEC UINT64_C(1000)
+uint64_t timespec_to_usec(const struct timespec *ts);
 uint64_t now_usec(int clock);   /* CLOCK_REALTIME / CLOCK_MONOTONIC in µs */
 char *format_bytes(char *buf, size_t l, uint64_t bytes);
 #define FORMAT_BYTES_MAX 16

@@ -182,6 +182,29 @@ static void test_root_controlled(void) {
         CHECK(unlink(l) == 0 && unlink(p) == 0 && rmdir(dir) == 0, "scratch tree removed");
 }
 
+/* Messages carry the errno's text through %m and context through a prefix; the helpers decide on the
+ * errno a message was recorded for, never on its text. */
+static void test_error_helpers(void) {
+        sx_clear_error();
+        CHECK(sx_error(-ENOENT, "/x: cannot open: %m") == -ENOENT &&
+              streq(strna(sx_last_error()), "/x: cannot open: No such file or directory"), "sx_error %%m: %s",
+              strna(sx_last_error()));
+        CHECK(sx_error_prefix(-ENOENT, "image %s", "a") == -ENOENT &&
+              streq(strna(sx_last_error()), "image a: /x: cannot open: No such file or directory"),
+              "sx_error_prefix keeps the callee's message: %s", strna(sx_last_error()));
+        CHECK(sx_error_prefix(-EACCES, "image %s", "b") == -EACCES &&
+              streq(strna(sx_last_error()), "image b: Permission denied"),
+              "sx_error_prefix does not glue a message of another errno: %s", strna(sx_last_error()));
+        CHECK(sx_error_fallback(-EACCES, "fallback") == -EACCES && startswith(strna(sx_last_error()), "image b"),
+              "sx_error_fallback keeps a message recorded for the same errno: %s", strna(sx_last_error()));
+        CHECK(sx_error_fallback(-ENOMEM, "c: %m") == -ENOMEM && streq(strna(sx_last_error()), "c: Cannot allocate memory"),
+              "sx_error_fallback records when nothing was said about the errno: %s", strna(sx_last_error()));
+        sx_clear_error();
+        CHECK(!sx_last_error() && sx_error_prefix(-EIO, "d") == -EIO && streq(strna(sx_last_error()), "d: Input/output error"),
+              "sx_error_prefix after sx_clear_error: %s", strna(sx_last_error()));
+        sx_clear_error();
+}
+
 int main(void) {
         test_strv();
         test_strings();
@@ -189,6 +212,7 @@ int main(void) {
         test_numbers();
         test_files();
         test_errors();
+        test_error_helpers();
         test_root_controlled();
         return test_result();
 }

@@ -2,6 +2,7 @@
 
 /* Discovery of extension images in the search path, resolved strictly inside --root. */
 
+#include <assert.h>
 #include <dirent.h>
 #include <limits.h>
 #include <linux/fs.h>
@@ -439,4 +440,39 @@ int image_discover_in(const char *root, const char * const *dirs, Image ***ret_i
         *ret_images = l.images;
         *ret_n = l.n;
         return 0;
+}
+
+/* The directory an image lies in: its path up to the last '/' ("/" for an image at the top). */
+static char *image_parent(const Image *img) {
+        char *dir = strdup(img->path), *slash;
+
+        if (dir && (slash = strrchr(dir, '/')))
+                *(slash == dir ? slash + 1 : slash) = 0;
+        return dir;
+}
+
+int image_is_root_controlled(const Image *img, const char *system_dir, char **ret_why) {
+        _cleanup_free_ char *dir = image_parent(img), *target = NULL, *canonical = realpath(system_dir, NULL);
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        int r;
+
+        assert(img);
+        assert(system_dir);
+        assert(ret_why);
+        if (!dir)
+                return -ENOMEM;
+        if (!canonical || !streq(dir, canonical))
+                return asprintf_safe(ret_why, "it is reached through a symlink out of %s", system_dir) < 0 ? -ENOMEM : 0;
+        r = path_is_root_controlled(dir, NULL, ret_why);
+        if (r > 0) {
+                fd = open(img->path, O_PATH | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        r = negative_errno();
+                else if ((r = fd_get_path(fd, &target)) >= 0)
+                        r = path_is_root_controlled(target, &st, ret_why);
+        }
+        if (r < 0)
+                return asprintf_safe(ret_why, "cannot check who may change it: %s", strerror(-r)) < 0 ? -ENOMEM : 0;
+        return r;
 }

@@ -54,3 +54,12 @@ int image_from_path(const char *path, Image **ret);
 int image_discover(const char *root, Image ***ret_images, size_t *ret_n);
 /* The same over other search directories (relative to root, which confines their symlinks). */
 int image_discover_in(const char *root, const char * const *dirs, Image ***ret_images, size_t *ret_n);
+
+/* Whether img, found by discovery in system_dir, is the administrator's: only root can change it,
+ * the directories leading to it, and, for an entry that resolves elsewhere, what it resolves to.
+ * Only images lying in system_dir itself count (discovery gives resolved paths, whose hops cannot
+ * be checked afterwards). 1 yes; 0 no, with *ret_why saying who else can ("it is reached through a
+ * symlink out of /var/lib/extensions"); negative errno only for out of memory: an image that
+ * cannot be checked is not trusted. Used by front ends that must tell trusted images from others
+ * (the PAM module, the broker daemon). */
+int image_is_root_controlled(const Image *img, const char *system_dir, char **ret_why);

@@ -274,6 +274,38 @@ static void test_from_path(void) {
         CHECK(r == -EMEDIUMTYPE && !i, "from_path: character device refused");
 }
 
+/* Who may change an image found in a system directory (what the PAM module and the broker trust). */
+static void test_root_controlled(void) {
+        _cleanup_free_ char *why = NULL, *file = NULL, *outside = at("var/lib/extensions");
+        char sysdir[] = "/run/test-image-trust.XXXXXX";
+        Image img = {};
+        int r;
+
+        img.path = at("var/lib/extensions/a.raw");
+        r = image_is_root_controlled(&img, outside, &why);
+        CHECK(r == 0 && why && strstr(why, "writable by group or others"), "an image below /var/tmp is not trusted: %s",
+              strna(why));
+        free(img.path);
+        if (geteuid() != 0 || !mkdtemp(sysdir)) {
+                SKIP("root-controlled system directory: needs root and /run");
+                return;
+        }
+        file = strjoin(sysdir, "/a.raw");
+        if (file && close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) == 0) {
+                img.path = file;
+                free(why), why = NULL;
+                r = image_is_root_controlled(&img, sysdir, &why);
+                CHECK(r == 1, "an image only root can change is trusted (%s)", strna(why));
+                free(why), why = NULL;
+                img.path = outside;     /* where a symlink in sysdir would resolve to */
+                r = image_is_root_controlled(&img, sysdir, &why);
+                CHECK(r == 0 && why && strstr(why, "reached through a symlink"), "an entry resolving elsewhere is not: %s",
+                      strna(why));
+                (void) unlink(file);
+        }
+        (void) rmdir(sysdir);
+}
+
 int main(void) {
         test_names();
         if (tmpdir_create("/var/tmp/test-image.XXXXXX") < 0) {
@@ -289,6 +321,7 @@ int main(void) {
                 test_discover();
         }
         test_from_path();
+        test_root_controlled();
         free(root);
         return test_result();
 }

@@ -653,6 +653,19 @@ enum {
         ARG_USER,
 };
 
+/* "--root" for a long option's value, "-h" for a short one: how messages name an option. */
+static const char *option_name(const struct option *options, int val) {
+        static char buf[64];
+
+        for (const struct option *o = options; o->name; o++)
+                if (o->val == val) {
+                        snprintf(buf, sizeof(buf), "--%s", o->name);
+                        return buf;
+                }
+        snprintf(buf, sizeof(buf), "-%c", val);
+        return buf;
+}
+
 static int parse_argv(int argc, char **argv) {
         static const struct option options[] = {
                 { "help",      no_argument,       NULL, 'h'           },
@@ -677,8 +690,9 @@ static int parse_argv(int argc, char **argv) {
         };
         int c;
 
+        /* Leading ':': a missing value is ':' (not '?'), so it can be reported by the option's name. */
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -771,17 +785,22 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
-                        if (safe_atou32(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+                        if (idmap_parse_number(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
                                 return sx_error(-EINVAL, "--namespace-of=: '%s' is not a valid PID", optarg);
                         arg_namespace_of = (pid_t) pid;
                         break;
                 }
+                case ':':
+                        return sx_error(-EINVAL, "Option '%s' needs an argument.", option_name(options, optopt));
                 case '?':
+                        if (optopt >= ARG_VERSION)      /* a long option without a value given one */
+                                return sx_error(-EINVAL, "Option '%s' takes no argument.", option_name(options, optopt));
                         if (optopt)
                                 return sx_error(-EINVAL, "Unknown option '-%c'. Try --help.", optopt);
                         return sx_error(-EINVAL, "Unknown option '%s'. Try --help.", argv[optind - 1]);
-                default:
-                        return sx_error(-EINVAL, "Option '%s' needs an argument.", argv[optind - 1]);
+                default:        /* getopt_long() returns only the table's values, ':' and '?' */
+                        assert(false);
+                        return -EINVAL;
                 }
         return 1;
 }

@@ -200,6 +200,17 @@ typedef struct ListEntry {
         char *error;
 } ListEntry;
 
+/* One rule for the text and the JSON: the version in the file name (NAME_VERSION.raw), else the
+ * extension's own SYSEXT_VERSION_ID, else none. VERSION_ID is not the extension's version: it names
+ * the host OS release the extension is built for. */
+static const char *list_version(const ListEntry *e) {
+        if (e->image->version)
+                return e->image->version;
+        if (e->ext && e->ext->release)
+                return release_file_get(e->ext->release, "SYSEXT_VERSION_ID");
+        return NULL;
+}
+
 static json_object *list_entry_json(const ListEntry *e) {
         json_object *o = json_object_new_object();
         const char *reason = e->error ?: (e->ext && !e->ext->compatible ? e->ext->reason : NULL);
@@ -207,7 +218,7 @@ static json_object *list_entry_json(const ListEntry *e) {
         json_object_object_add(o, "name", json_object_new_string(e->image->name));
         json_object_object_add(o, "type", json_object_new_string(image_type_to_string(e->image->type)));
         json_object_object_add(o, "path", json_object_new_string(e->image->path));
-        json_object_object_add(o, "version", json_string_or_null(e->image->version));
+        json_object_object_add(o, "version", json_string_or_null(list_version(e)));
         json_object_object_add(o, "masked", json_object_new_boolean(e->image->masked));
         json_object_object_add(o, "compatible", json_object_new_boolean(e->ext && e->ext->compatible));
         json_object_object_add(o, "reason", json_string_or_null(e->image->masked ? "masked" : reason));
@@ -221,14 +232,6 @@ static json_object *list_entry_json(const ListEntry *e) {
         }
         json_object_object_add(o, "mtime", json_object_new_uint64(e->image->mtime_usec));
         return o;
-}
-
-static char *list_version(const ListEntry *e) {
-        const char *v = e->image->version;
-
-        if (!v && e->ext && e->ext->release)
-                v = release_file_get(e->ext->release, "SYSEXT_VERSION_ID") ?: release_file_get(e->ext->release, "VERSION_ID");
-        return strdup(v ?: "-");
 }
 
 static char *list_compat(const ListEntry *e) {
@@ -287,7 +290,7 @@ static int verb_list(int argc, char **argv) {
                                 strdup(entries[i].image->name),
                                 strdup(image_type_to_string(entries[i].image->type)),
                                 strdup(entries[i].image->path),
-                                list_version(&entries[i]),
+                                strdup(list_version(&entries[i]) ?: "-"),
                                 entries[i].ext ? trust_text(entries[i].ext) : strdup("-"),
                                 list_compat(&entries[i]),
                         });

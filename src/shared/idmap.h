@@ -33,7 +33,7 @@ typedef struct IdmapExtent {
 
 typedef struct Idmap {
         IdmapKind kind;
-        char *spec;                     /* canonical form, as recorded in merge metadata */
+        char *spec;                     /* as given (idmap_from_extents(): u:…,g:…), recorded in merge metadata */
         IdmapExtent uid[IDMAP_EXTENTS_MAX], gid[IDMAP_EXTENTS_MAX];
         size_t n_uid, n_gid;
         char *userns_path;              /* IDMAP_USERNS: the namespace file */
@@ -45,8 +45,9 @@ typedef struct Idmap {
 Idmap *idmap_free(Idmap *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Idmap *, idmap_free);
 
-/* Parse SPEC (NULL or "" = identity). Names user:NAME are resolved with getpwnam(). Errors:
- * -EINVAL with a message quoting the offending entry. */
+/* Parse SPEC (NULL or "" = identity). Names user:NAME are resolved with getpwnam(). Errors: a
+ * negative errno (-EINVAL, -ERANGE, -E2BIG, -EPERM, -ESRCH...) with a message naming --idmap and
+ * quoting the offending entry. */
 int idmap_parse(const char *spec, Idmap **ret);
 /* Wrap an open user namespace fd (takes ownership); spec is what status shows, e.g. "pid:123". */
 int idmap_from_userns_fd(int fd, const char *spec, Idmap **ret);

@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Show sysext-idmap on sample images:  sudo tools/demo.sh
+# Show sysext-idmap on sample images, on Debian 12. As root:  tools/demo.sh
+# (an ordinary user: sudo tools/demo.sh or su -c tools/demo.sh).
 # Builds the tool, makes a directory, a squashfs, an erofs and a GPT DDI (systemd-repart) image,
 # all owned by an ordinary uid, in a scratch root; shows `list` and `dissect`, merges them idmapped
 # (on-disk uid 1000 appears as root), runs a binary from each, refreshes and unmerges, all inside
-# a throwaway private mount namespace. Nothing outside the scratch directory and it is touched.
+# a throwaway private mount namespace. Nothing outside the scratch directory is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SOURCE_ROOT=$PWD

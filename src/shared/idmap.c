@@ -12,6 +12,28 @@
 #include "idmap.h"
 #include "mountapi.h"
 
+/* One uid_map line: three numbers of at most 10 digits, two blanks and a newline. */
+#define MAP_LINE_MAX (3 * 10 + 3)
+/* A whole map as /proc prints it (every line MAP_LINE_MAX wide), its NUL, and one byte more:
+ * read_full_file_at() refuses a file of exactly its max_size. */
+#define MAP_TEXT_MAX (IDMAP_EXTENTS_MAX * MAP_LINE_MAX + 2)
+
+int idmap_parse_number(const char *s, uint32_t *ret) {
+        uint64_t v = 0;
+
+        if (isempty(s))
+                return -EINVAL;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (uint64_t) (*p - '0');
+                if (v > UINT32_MAX)
+                        return -ERANGE;
+        }
+        *ret = (uint32_t) v;
+        return 0;
+}
+
 Idmap *idmap_free(Idmap *m) {
         if (!m)
                 return NULL;
@@ -59,14 +81,18 @@ static int parse_extent(const char *entry, char *type, IdmapExtent *ret) {
         if (n != 4 || strv_split(entry, ":", &w) < 0 || strv_length(w) != 4 || strlen(w[0]) != 1 ||
             !strchr("bug", w[0][0]))
                 return sx_error(-EINVAL, "--idmap: '%s' is not of the form b|u|g:FROM:TO:COUNT", entry);
-        for (size_t i = 0; i < 3; i++)
-                if (safe_atou32(w[i + 1], &v[i]) < 0)
-                        return sx_error(-EINVAL, "--idmap: '%s': '%s' is not a valid id", entry, w[i + 1]);
+        for (size_t i = 0; i < 3; i++) {
+                int r = idmap_parse_number(w[i + 1], &v[i]);
+                if (r == -ERANGE)
+                        return sx_error(r, "--idmap: '%s': '%s' is out of range (ids end at %" PRIu32 ")", entry,
+                                        w[i + 1], IDMAP_ID_MAX);
+                if (r < 0)
+                        return sx_error(r, "--idmap: '%s': '%s' is not a decimal number", entry, w[i + 1]);
+        }
         if (v[2] == 0)
                 return sx_error(-EINVAL, "--idmap: '%s': COUNT must be at least 1", entry);
-        /* 4294967295 is (uid_t) -1, never a valid id on either side. */
-        if ((uint64_t) v[0] + v[2] > UINT32_MAX || (uint64_t) v[1] + v[2] > UINT32_MAX)
-                return sx_error(-ERANGE, "--idmap: '%s': range reaches beyond id 4294967294", entry);
+        if ((uint64_t) v[0] + v[2] - 1 > IDMAP_ID_MAX || (uint64_t) v[1] + v[2] - 1 > IDMAP_ID_MAX)
+                return sx_error(-ERANGE, "--idmap: '%s': range reaches beyond id %" PRIu32, entry, IDMAP_ID_MAX);
         *type = w[0][0];
         *ret = (IdmapExtent) { .from = v[0], .to = v[1], .count = v[2] };
         return 0;
@@ -96,8 +122,8 @@ static int parse_user(Idmap *m, const char *name) {
                 return sx_error(-EPERM, "--idmap: user '%s' is root; user: maps images to ordinary users only", name);
         m->untrusted = true;
         /* systemd-homed's convention: on-disk nobody is the user; nothing else is mapped. */
-        return idmap_add(m, 'u', (IdmapExtent) { 65534, pw->pw_uid, 1 }, name) ?:
-               idmap_add(m, 'g', (IdmapExtent) { 65534, pw->pw_gid, 1 }, name);
+        return idmap_add(m, 'u', (IdmapExtent) { IDMAP_NOBODY_ID, pw->pw_uid, 1 }, name) ?:
+               idmap_add(m, 'g', (IdmapExtent) { IDMAP_NOBODY_ID, pw->pw_gid, 1 }, name);
 }
 
 static int parse_userns_entry(Idmap *m, const char *entry) {
@@ -109,8 +135,8 @@ static int parse_userns_entry(Idmap *m, const char *entry) {
                 m->userns_path = strdup(v);
         } else if ((v = startswith_ptr(entry, "pid:"))) {
                 uint32_t pid;
-                if (safe_atou32(v, &pid) < 0 || pid == 0 || pid > INT32_MAX)
-                        return sx_error(-EINVAL, "--idmap: '%s': not a valid PID", entry);
+                if (idmap_parse_number(v, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+                        return sx_error(-EINVAL, "--idmap: '%s': '%s' is not a PID (a decimal number)", entry, v);
                 m->pid = (pid_t) pid;
                 if (asprintf_safe(&m->userns_path, "/proc/%" PRIu32 "/ns/user", pid) < 0)
                         return -ENOMEM;
@@ -250,7 +276,7 @@ static int write_map(pid_t pid, const char *file, const IdmapExtent *v, size_t n
         _cleanup_free_ char *buf = NULL, *path = NULL;
         size_t l = 0;
 
-        buf = malloc(n * 36 + 1);
+        buf = malloc(n * MAP_LINE_MAX + 1);
         if (!buf)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
@@ -275,7 +301,7 @@ int userns_create(const IdmapExtent *uid, size_t n_uid, const IdmapExtent *gid, 
                 r = negative_errno();
                 safe_close(pipefd[0]);
                 safe_close(pipefd[1]);
-                return sx_error(r, "failed to create a user namespace: %s", strerror(-r));
+                return sx_error(r, "failed to create a user namespace: %m");
         }
         if (pid == 0) {
                 char c;
@@ -295,7 +321,7 @@ int userns_create(const IdmapExtent *uid, size_t n_uid, const IdmapExtent *gid, 
         safe_close(pipefd[1]);
         (void) waitpid(pid, NULL, 0);
         if (r < 0)
-                return sx_error(r, "failed to set up the id mapping of a user namespace: %s", strerror(-r));
+                return sx_error(r, "failed to set up the id mapping of a user namespace: %m");
         if (ns < 0)
                 return -ENOMEM;
         *ret_fd = TAKE_FD(ns);
@@ -310,11 +336,11 @@ static int open_userns(Idmap *m, int *ret_fd) {
                 /* Pin the process so the namespace we open is the one of that very PID. */
                 pidfd = sys_pidfd_open(m->pid, 0);
                 if (pidfd < 0)
-                        return sx_error(negative_errno(), "--idmap: process %d: %s", (int) m->pid, strerror(errno));
+                        return sx_error(negative_errno(), "--idmap: process %d: %m", (int) m->pid);
         }
         fd = open(m->userns_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return sx_error(negative_errno(), "--idmap: %s: %s", m->userns_path, strerror(errno));
+                return sx_error(negative_errno(), "--idmap: %s: %m", m->userns_path);
         if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
                 return sx_error(-ESRCH, "--idmap: process %d went away", (int) m->pid);
         if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWUSER)
@@ -363,7 +389,7 @@ static int parse_map_text(const char *text, IdmapExtent *v, size_t *n) {
  * column is relative to the namespace's parent, i.e. the host ids for a child of ours. */
 int userns_read_maps(int userns_fd, Idmap **ret) {
         _cleanup_free_ IdmapExtent *uid = NULL, *gid = NULL;
-        char buf[2][8192] = {};
+        char buf[2][MAP_TEXT_MAX] = {};
         int pipefd[2];
         size_t nu, ng;
         pid_t pid;
@@ -392,10 +418,17 @@ int userns_read_maps(int userns_fd, Idmap **ret) {
                 _exit(0);
         }
         safe_close(pipefd[1]);
-        ssize_t k = read(pipefd[0], buf, sizeof(buf));
+        /* More than PIPE_BUF bytes: a read may return part of them. */
+        size_t got = 0;
+        while (got < sizeof(buf)) {
+                ssize_t k = read(pipefd[0], (char *) buf + got, sizeof(buf) - got);
+                if (k <= 0)
+                        break;
+                got += (size_t) k;
+        }
         safe_close(pipefd[0]);
         (void) waitpid(pid, NULL, 0);
-        if (k != (ssize_t) sizeof(buf))
+        if (got != sizeof(buf))
                 return -EIO;
         buf[0][sizeof(buf[0]) - 1] = buf[1][sizeof(buf[1]) - 1] = 0;
         uid = calloc(IDMAP_EXTENTS_MAX, sizeof(IdmapExtent));

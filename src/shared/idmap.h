@@ -6,7 +6,7 @@
  * An idmapped mount with user namespace U shows a file whose on-disk id is X as the id that U maps
  * its namespace-internal id X to. So a mapping entry "FROM TO COUNT" is written as the uid_map line
  * "FROM TO COUNT" of a fresh user namespace: on-disk FROM appears as TO. Ids not covered appear as
- * the overflow id (65534). */
+ * the overflow id (IDMAP_NOBODY_ID). */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,7 +14,10 @@
 
 #include "util.h"
 
-#define IDMAP_EXTENTS_MAX 340          /* the kernel's limit for uid_map/gid_map lines */
+#define IDMAP_EXTENTS_MAX 340                   /* the kernel's limit for uid_map/gid_map lines */
+#define IDMAP_ID_MAX UINT32_C(4294967294)       /* (uid_t) -1 is never a valid id */
+#define IDMAP_NOBODY_ID UINT32_C(65534)         /* nobody, and the kernel's default overflow id */
+/* systemd's foreign range: 65536 ids from 0x7FFE0000, which `foreign` maps to 0…65535. */
 #define FOREIGN_UID_BASE UINT32_C(0x7FFE0000)
 #define FOREIGN_UID_RANGE UINT32_C(0x10000)
 
@@ -30,7 +33,7 @@ typedef struct IdmapExtent {
 
 typedef struct Idmap {
         IdmapKind kind;
-        char *spec;                     /* canonical form, as recorded in merge metadata */
+        char *spec;                     /* as given (idmap_from_extents(): u:…,g:…), recorded in merge metadata */
         IdmapExtent uid[IDMAP_EXTENTS_MAX], gid[IDMAP_EXTENTS_MAX];
         size_t n_uid, n_gid;
         char *userns_path;              /* IDMAP_USERNS: the namespace file */
@@ -42,13 +45,19 @@ typedef struct Idmap {
 Idmap *idmap_free(Idmap *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Idmap *, idmap_free);
 
-/* Parse SPEC (NULL or "" = identity). Names user:NAME are resolved with getpwnam(). Errors:
- * -EINVAL with a message quoting the offending entry. */
+/* Parse SPEC (NULL or "" = identity). Names user:NAME are resolved with getpwnam(). Errors: a
+ * negative errno (-EINVAL, -ERANGE, -E2BIG, -EPERM, -ESRCH...) with a message naming --idmap and
+ * quoting the offending entry. */
 int idmap_parse(const char *spec, Idmap **ret);
-/* Build from uid_map-style extents (used for --private-users and tests). */
 /* Wrap an open user namespace fd (takes ownership); spec is what status shows, e.g. "pid:123". */
 int idmap_from_userns_fd(int fd, const char *spec, Idmap **ret);
+/* Build from uid_map-style extents (userns_read_maps(), tests); spec becomes the canonical u:…,g:… form. */
 int idmap_from_extents(const IdmapExtent *uid, size_t n_uid, const IdmapExtent *gid, size_t n_gid, Idmap **ret);
+
+/* An id, count or PID as newuidmap and the kernel's uid_map read them: decimal digits only (leading
+ * zeros are decimal too, "010" is 10). A sign, whitespace, "0x" or any other character: -EINVAL;
+ * above UINT32_MAX: -ERANGE. Records no message; callers name their option. */
+int idmap_parse_number(const char *s, uint32_t *ret);
 
 static inline bool idmap_is_identity(const Idmap *m) {
         return !m || m->kind == IDMAP_IDENTITY;

@@ -2,20 +2,16 @@
 
 #include <assert.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <json-c/json.h>
-#include <time.h>
 
 #include "dissect.h"
 #include "extension.h"
 #include "idmap.h"
 #include "image.h"
 #include "merge.h"
+#include "output.h"
 #include "run.h"
 #include "test-hooks.h"
 #include "test-hooks-env.h"
-
-typedef enum JsonMode { JSON_OFF, JSON_SHORT, JSON_PRETTY } JsonMode;
 
 static const char *arg_root = NULL;
 static JsonMode arg_json = JSON_OFF;
@@ -45,81 +41,6 @@ static void print_notice(const char *m) {
         _cleanup_free_ char *e = cescape(m);
 
         fprintf(stderr, "%s\n", e ?: m);
-}
-
-static void json_print(json_object *o) {
-        int flags = arg_json == JSON_PRETTY ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN;
-
-        puts(json_object_to_json_string_ext(o, flags | JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
-
-/* A text table: a header and rows of owned strings, printed with aligned columns. */
-typedef struct Table {
-        const char * const *header;
-        size_t n_cols, n_rows;
-        char **cells;           /* n_rows × n_cols */
-} Table;
-
-static void table_done(Table *t) {
-        for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
-                free(t->cells[i]);
-        free(t->cells);
-        t->cells = NULL;
-        t->n_rows = 0;
-}
-
-/* Takes over the n_cols strings of row; a NULL among them is a failed allocation. */
-static int table_add_row(Table *t, char **row) {
-        char **c = NULL;
-        size_t i;
-
-        for (i = 0; i < t->n_cols && row[i]; i++)
-                ;
-        if (i == t->n_cols)
-                c = reallocarray(t->cells, (t->n_rows + 1) * t->n_cols, sizeof(char *));
-        if (!c) {
-                for (i = 0; i < t->n_cols; i++)
-                        free(row[i]);
-                return -ENOMEM;
-        }
-        memcpy(c + t->n_rows * t->n_cols, row, t->n_cols * sizeof(char *));
-        t->cells = c;
-        t->n_rows++;
-        return 0;
-}
-
-/* Columns are counted in characters (code points), not bytes: cells carry "…". */
-static size_t text_width(const char *s) {
-        size_t n = 0;
-
-        for (; *s; s++)
-                n += ((unsigned char) *s & 0xC0) != 0x80;
-        return n;
-}
-
-static void table_print(const Table *t) {
-        size_t w[16] = {};
-
-        assert(t->n_cols <= ELEMENTSOF(w));
-        for (size_t c = 0; c < t->n_cols; c++) {
-                w[c] = text_width(t->header[c]);
-                for (size_t r = 0; r < t->n_rows; r++)
-                        if (text_width(t->cells[r * t->n_cols + c]) > w[c])
-                                w[c] = text_width(t->cells[r * t->n_cols + c]);
-        }
-        for (size_t r = arg_legend ? 0 : 1; r <= t->n_rows; r++)
-                for (size_t c = 0; c < t->n_cols; c++) {
-                        const char *cell = r == 0 ? t->header[c] : t->cells[(r - 1) * t->n_cols + c];
-
-                        if (c + 1 == t->n_cols)
-                                printf("%s\n", cell);
-                        else
-                                printf("%s%*s ", cell, (int) (w[c] - text_width(cell)), "");
-                }
 }
 
 /* The environment is the caller's: read here, in the CLI, never in the library (test-hooks.h). */
@@ -160,85 +81,28 @@ static ExtensionOptions extension_options(const HostInfo *host, bool mount) {
         };
 }
 
-static json_object *verity_json(const Extension *e, PartitionDesignator d) {
-        const VerityData *v = e->verity ? verity_settings_get(e->verity, d) : NULL;
-        const VerityResult *res = &e->verity_ctx.result[d];
-        json_object *o = json_object_new_object();
-        _cleanup_free_ char *hash = v && v->root_hash ? verity_hexmem(v->root_hash, v->root_hash_size) : NULL;
-
-        json_object_object_add(o, "protection", json_object_new_string(verity_protection_to_string(e->protection[d])));
-        json_object_object_add(o, "rootHash", json_string_or_null(hash));
-        json_object_object_add(o, "rootHashSource", json_string_or_null(v ? v->root_hash_source : NULL));
-        json_object_object_add(o, "signatureSource", json_string_or_null(v ? v->signature_source : NULL));
-        json_object_object_add(o, "signed", json_object_new_boolean(v && v->signed_by_trusted));
-        json_object_object_add(o, "signerFingerprint", json_string_or_null(v && v->signed_by_trusted ? v->signer_fingerprint : NULL));
-        json_object_object_add(o, "signerSubject", json_string_or_null(v && v->signed_by_trusted ? v->signer_subject : NULL));
-        json_object_object_add(o, "checkedBy", json_object_new_string(verity_checked_by_to_string(res->checked_by)));
-        return o;
-}
-
-/* "signed (kernel, 3f2a…)", "verity (userspace)", "unprotected" */
-static char *trust_text(const Extension *e) {
-        const VerityResult *v = extension_verity_result(e);
-        const char *t = extension_trust_summary(e);
-        char fp[20] = "";
-
-        if (e->policy_refusal)
-                return strjoin("refused by policy (", e->policy_refusal, ")");
-        if (v->is_signed && v->signer_fingerprint)
-                snprintf(fp, sizeof(fp), ", %.12s…", v->signer_fingerprint);
-        if (v->checked_by == VERITY_CHECKED_NONE)
-                return strdup(t);
-        return strjoin(t, " (", verity_checked_by_to_string(v->checked_by), fp, ")");
-}
-
 /* ---- list ---- */
 
-typedef struct ListEntry {
-        Image *image;
-        Extension *ext;
-        char *error;
-} ListEntry;
+/* Every discovered image, opened (dissected, checked, mounted detached) to tell whether it can be
+ * used; a failure to open one is that entry's error, not the command's. */
+static int list_open_entries(const HostInfo *host, Image **images, size_t n, ListEntry **ret) {
+        ListEntry *entries = calloc(n + 1, sizeof(ListEntry));
+        ExtensionOptions o = extension_options(host, true);
 
-static json_object *list_entry_json(const ListEntry *e) {
-        json_object *o = json_object_new_object();
-        const char *reason = e->error ?: (e->ext && !e->ext->compatible ? e->ext->reason : NULL);
-
-        json_object_object_add(o, "name", json_object_new_string(e->image->name));
-        json_object_object_add(o, "type", json_object_new_string(image_type_to_string(e->image->type)));
-        json_object_object_add(o, "path", json_object_new_string(e->image->path));
-        json_object_object_add(o, "version", json_string_or_null(e->image->version));
-        json_object_object_add(o, "masked", json_object_new_boolean(e->image->masked));
-        json_object_object_add(o, "compatible", json_object_new_boolean(e->ext && e->ext->compatible));
-        json_object_object_add(o, "reason", json_string_or_null(e->image->masked ? "masked" : reason));
-        if (e->ext && e->ext->dissected)
-                json_object_object_add(o, "kind", json_object_new_string(dissect_kind_to_string(e->ext->dissected->kind)));
-        if (e->ext) {
-                const VerityResult *v = extension_verity_result(e->ext);
-                json_object_object_add(o, "verity", json_object_new_string(extension_trust_summary(e->ext)));
-                json_object_object_add(o, "checkedBy", json_object_new_string(verity_checked_by_to_string(v->checked_by)));
-                json_object_object_add(o, "signer", json_string_or_null(v->is_signed ? v->signer_fingerprint : NULL));
+        if (!entries)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                entries[i].image = images[i];
+                if (images[i]->masked)
+                        continue;
+                /* extension_open takes ownership; list keeps its own copy of the image */
+                Image *copy = image_dup(images[i]);
+                sx_clear_error();
+                if (!copy || extension_open(copy, &o, &entries[i].ext) < 0)
+                        entries[i].error = strdup(sx_last_error() ?: "failed to open image");
         }
-        json_object_object_add(o, "mtime", json_object_new_uint64(e->image->mtime_usec));
-        return o;
-}
-
-static char *list_version(const ListEntry *e) {
-        const char *v = e->image->version;
-
-        if (!v && e->ext && e->ext->release)
-                v = release_file_get(e->ext->release, "SYSEXT_VERSION_ID") ?: release_file_get(e->ext->release, "VERSION_ID");
-        return strdup(v ?: "-");
-}
-
-static char *list_compat(const ListEntry *e) {
-        if (e->image->masked)
-                return strdup("masked");
-        if (!e->ext)
-                return strjoin("no (", e->error ?: "failed to open image", ")");
-        if (!e->ext->compatible)
-                return strjoin("no (", e->ext->reason, ")");
-        return strdup("yes");
+        *ret = entries;
+        return 0;
 }
 
 static int verb_list(int argc, char **argv) {
@@ -254,47 +118,10 @@ static int verb_list(int argc, char **argv) {
         r = image_discover(arg_root, &images, &n);
         if (r < 0)
                 return r;
-        entries = calloc(n + 1, sizeof(ListEntry));
-        if (!entries) {
-                image_array_free(images, n);
-                return -ENOMEM;
-        }
-        ExtensionOptions o = extension_options(&host, true);
-        for (size_t i = 0; i < n; i++) {
-                entries[i].image = images[i];
-                if (images[i]->masked)
-                        continue;
-                /* extension_open takes ownership; list keeps its own copy of the image */
-                Image *copy = image_dup(images[i]);
-                sx_clear_error();
-                if (!copy || extension_open(copy, &o, &entries[i].ext) < 0)
-                        entries[i].error = strdup(sx_last_error() ?: "failed to open image");
-        }
-
-        if (arg_json != JSON_OFF) {
-                json_object *a = json_object_new_array();
-                for (size_t i = 0; i < n; i++)
-                        json_object_array_add(a, list_entry_json(&entries[i]));
-                json_print(a);
-                json_object_put(a);
-        } else if (n == 0)
-                printf("No extensions found.\n");
-        else {
-                static const char * const header[] = { "NAME", "TYPE", "PATH", "VERSION", "TRUST", "COMPATIBLE" };
-                _cleanup_(table_done) Table t = { .header = header, .n_cols = ELEMENTSOF(header) };
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        r = table_add_row(&t, (char *[]) {
-                                strdup(entries[i].image->name),
-                                strdup(image_type_to_string(entries[i].image->type)),
-                                strdup(entries[i].image->path),
-                                list_version(&entries[i]),
-                                entries[i].ext ? trust_text(entries[i].ext) : strdup("-"),
-                                list_compat(&entries[i]),
-                        });
-                if (r >= 0)
-                        table_print(&t);
-        }
-        for (size_t i = 0; i < n; i++) {
+        r = list_open_entries(&host, images, n, &entries);
+        if (r >= 0)
+                r = list_print(entries, n, &(OutputMode) { .json = arg_json, .legend = arg_legend });
+        for (size_t i = 0; entries && i < n; i++) {
                 extension_free(entries[i].ext);
                 free(entries[i].error);
         }
@@ -305,125 +132,6 @@ static int verb_list(int argc, char **argv) {
 
 /* ---- dissect ---- */
 
-static json_object *partition_json(PartitionDesignator d, const DissectedPartition *p) {
-        json_object *o = json_object_new_object(), *flags = json_object_new_array();
-        char uuid[SD_ID128_UUID_STRING_MAX];
-
-        json_object_object_add(o, "designator", json_object_new_string(partition_designator_to_string(d)));
-        json_object_object_add(o, "partno", p->partno > 0 ? json_object_new_int(p->partno) : NULL);
-        json_object_object_add(o, "typeUuid",
-                               sd_id128_is_null(p->type_uuid) ? NULL : json_object_new_string(sd_id128_to_uuid_string(p->type_uuid, uuid)));
-        json_object_object_add(o, "partitionUuid",
-                               sd_id128_is_null(p->uuid) ? NULL : json_object_new_string(sd_id128_to_uuid_string(p->uuid, uuid)));
-        json_object_object_add(o, "fstype", json_string_or_null(p->fstype));
-        json_object_object_add(o, "architecture", json_string_or_null(p->architecture));
-        json_object_object_add(o, "label", json_string_or_null(p->label));
-        json_object_object_add(o, "offset", json_object_new_uint64(p->offset));
-        json_object_object_add(o, "size", json_object_new_uint64(p->size));
-        if (p->read_only)
-                json_object_array_add(flags, json_object_new_string("read-only"));
-        if (p->no_auto)
-                json_object_array_add(flags, json_object_new_string("no-auto"));
-        if (p->growfs)
-                json_object_array_add(flags, json_object_new_string("growfs"));
-        json_object_object_add(o, "flags", flags);
-        return o;
-}
-
-static json_object *dissect_json(const Extension *e) {
-        const DissectedImage *m = e->dissected;
-        json_object *o = json_object_new_object(), *parts = json_object_new_array(), *rel = NULL;
-
-        json_object_object_add(o, "name", json_object_new_string(e->image->name));
-        json_object_object_add(o, "path", json_object_new_string(e->image->path));
-        json_object_object_add(o, "type", json_object_new_string(dissect_kind_to_string(m->kind)));
-        json_object_object_add(o, "size", json_object_new_uint64(m->size));
-        for (PartitionDesignator d = 0; d < _PARTITION_DESIGNATOR_MAX; d++)
-                if (m->partitions[d].found)
-                        json_object_array_add(parts, partition_json(d, &m->partitions[d]));
-        json_object_object_add(o, "partitions", parts);
-        if (e->release) {
-                rel = json_object_new_object();
-                for (char **p = e->release->pairs; p && p[0] && p[1]; p += 2)
-                        json_object_object_add(rel, p[0], json_object_new_string(p[1]));
-        }
-        json_object_object_add(o, "extensionRelease", rel);
-        json_object_object_add(o, "extensionReleasePath", json_string_or_null(e->release_path));
-        json_object_object_add(o, "compatible", e->release ? json_object_new_boolean(e->compatible) : NULL);
-        json_object_object_add(o, "reason", json_string_or_null(e->release && !e->compatible ? e->reason : NULL));
-        json_object *v = json_object_new_object();
-        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++)
-                if (m->partitions[d].found || e->protection[d] != VERITY_PROTECTION_ABSENT)
-                        json_object_object_add(v, partition_designator_to_string(d), verity_json(e, d));
-        json_object_object_add(o, "verity", v);
-        _cleanup_free_ char *policy = NULL;
-        if (image_policy_to_string(arg_image_policy, true, &policy) >= 0)
-                json_object_object_add(o, "imagePolicy", json_object_new_string(policy));
-        json_object_object_add(o, "policyAllowed", json_object_new_boolean(!e->policy_refusal));
-        json_object_object_add(o, "policyRefusal", json_string_or_null(e->policy_refusal));
-        return o;
-}
-
-static int dissect_print_text(const Extension *e) {
-        const DissectedImage *m = e->dissected;
-        static const char * const header[] = { "DESIGNATOR", "PARTNO", "TYPE-UUID", "PARTITION-UUID", "FSTYPE", "ARCH", "SIZE", "FLAGS", "LABEL" };
-        _cleanup_(table_done) Table t = { .header = header, .n_cols = ELEMENTSOF(header) };
-        char buf[FORMAT_BYTES_MAX];
-
-        printf("      Name: %s\n      Path: %s\n      Type: %s\n      Size: %s\n", e->image->name, e->image->path,
-               dissect_kind_to_string(m->kind), format_bytes(buf, sizeof(buf), m->size));
-        if (e->release) {
-                printf("Ext. Rel.: %s\n", strna(e->release_path));
-                for (char **p = e->release->pairs; p && p[0] && p[1]; p += 2)
-                        printf("           %s=%s\n", p[0], p[1]);
-                printf("Compatible: %s%s%s\n", e->compatible ? "yes" : "no (", e->compatible ? "" : e->reason,
-                       e->compatible ? "" : ")");
-        } else if (e->policy_refusal)
-                printf("Ext. Rel.: (not mounted: refused by the image policy)\n");
-        else if (geteuid() != 0 || arg_validate)
-                printf("Ext. Rel.: (not read: %s)\n", arg_validate ? "--validate does not mount" : "requires root");
-        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
-                const VerityData *v = e->verity ? verity_settings_get(e->verity, d) : NULL;
-                if (!m->partitions[d].found)
-                        continue;
-                _cleanup_free_ char *hash = v && v->root_hash ? verity_hexmem(v->root_hash, v->root_hash_size) : NULL;
-                printf("%9s: %s", partition_designator_to_string(d), verity_protection_to_string(e->protection[d]));
-                if (hash)
-                        printf(", root hash %s from %s", hash, strna(v->root_hash_source));
-                if (v && v->signed_by_trusted)
-                        printf(", signed by %s (%s)", strna(v->signer_subject), strna(v->signer_fingerprint));
-                else if (v && v->signature)
-                        printf(", signature from %s not by a trusted certificate", strna(v->signature_source));
-                if (e->verity_ctx.result[d].checked_by != VERITY_CHECKED_NONE)
-                        printf(", checked by %s", verity_checked_by_to_string(e->verity_ctx.result[d].checked_by));
-                putchar('\n');
-        }
-        printf("   Policy: %s%s\n", e->policy_refusal ? "refused: " : "allowed", strempty(e->policy_refusal));
-        putchar('\n');
-        for (PartitionDesignator d = 0; d < _PARTITION_DESIGNATOR_MAX; d++) {
-                const DissectedPartition *p = &m->partitions[d];
-                char u1[SD_ID128_UUID_STRING_MAX], u2[SD_ID128_UUID_STRING_MAX];
-                if (!p->found)
-                        continue;
-                char *partno = NULL;
-                (void) asprintf_safe(&partno, "%d", p->partno);
-                if (table_add_row(&t, (char *[]) {
-                                strdup(partition_designator_to_string(d)),
-                                partno,
-                                strdup(sd_id128_is_null(p->type_uuid) ? "-" : sd_id128_to_uuid_string(p->type_uuid, u1)),
-                                strdup(sd_id128_is_null(p->uuid) ? "-" : sd_id128_to_uuid_string(p->uuid, u2)),
-                                strdup(p->fstype ?: "-"),
-                                strdup(p->architecture ?: "-"),
-                                strdup(format_bytes(buf, sizeof(buf), p->size)),
-                                strjoin(p->read_only ? "ro " : "", p->no_auto ? "no-auto " : "", p->growfs ? "growfs" : ""),
-                                strdup(p->label ?: "-"),
-                        }) < 0)
-                        return -ENOMEM;
-        }
-        table_print(&t);
-        return 0;
-}
-
 static int verb_dissect(int argc, char **argv) {
         _cleanup_(host_info_done) HostInfo host = {};
         _cleanup_(extension_freep) Extension *e = NULL;
@@ -433,27 +141,19 @@ static int verb_dissect(int argc, char **argv) {
         r = image_from_path(argv[1], &img);
         if (r < 0)
                 return r;
-        /* Without a host release (odd --root) we can still show the image, just not judge it. */
-        if (host_info_load(arg_root, &host) < 0) {
+        /* Compatibility is judged against the root's os-release: without one (a --root that is not
+         * an OS tree) dissect fails. */
+        r = host_info_load(arg_root, &host);
+        if (r < 0) {
                 image_free(img);
-                return -ENOENT;
+                return r;
         }
         ExtensionOptions o = extension_options(&host, geteuid() == 0 && !arg_validate);
         o.report_policy = !arg_validate;
-        r = extension_open(img, &o, &e);
+        r = extension_open(img, &o, &e);        /* takes over img, also on failure */
         if (r < 0)
                 return r;
-        if (arg_validate && arg_json == JSON_OFF) {
-                printf("%s: %s, allowed by the image policy\n", e->image->path, extension_trust_summary(e));
-                return 0;
-        }
-        if (arg_json != JSON_OFF) {
-                json_object *j = dissect_json(e);
-                json_print(j);
-                json_object_put(j);
-                return 0;
-        }
-        return dissect_print_text(e);
+        return dissect_print(e, arg_image_policy, arg_validate, &(OutputMode) { .json = arg_json, .legend = arg_legend });
 }
 
 /* ---- merge, unmerge, refresh, status ---- */
@@ -513,46 +213,6 @@ static int verb_run(int argc, char **argv) {
         return status;  /* the command's exit status, passed through by main() */
 }
 
-static char *format_timestamp(uint64_t usec) {
-        char buf[64];
-        time_t t = (time_t) (usec / 1000000ULL);
-        struct tm tm;
-
-        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, sizeof(buf), "%a %Y-%m-%d %H:%M:%S %Z", &tm) == 0)
-                return strdup("-");
-        return strdup(buf);
-}
-
-static json_object *status_json(const HierarchyStatus *s) {
-        json_object *o = json_object_new_object(), *a = json_object_new_array(), *layers = json_object_new_array();
-
-        json_object_object_add(o, "hierarchy", json_object_new_string(s->hierarchy));
-        json_object_object_add(o, "path", json_object_new_string(s->path));
-        json_object_object_add(o, "merged", json_object_new_boolean(s->merged));
-        STRV_FOREACH(e, s->extensions)
-                json_object_array_add(a, json_object_new_string(*e));
-        json_object_object_add(o, "extensions", a);
-        json_object_object_add(o, "idmap", json_string_or_null(s->idmap ?: (s->merged ? "identity" : NULL)));
-        json_object_object_add(o, "since", s->since_usec ? json_object_new_uint64(s->since_usec) : NULL);
-        json_object_object_add(o, "device", json_string_or_null(s->device));
-        json_object_object_add(o, "mergedBy", s->merged ? json_object_new_string(s->ours ? "sysext-idmap" : "systemd-sysext") : NULL);
-        for (size_t i = 0; i < s->n_layers; i++) {
-                json_object *l = json_object_new_object();
-                json_object_object_add(l, "name", json_string_or_null(s->layers[i].name));
-                json_object_object_add(l, "path", json_string_or_null(s->layers[i].path));
-                json_object_object_add(l, "type", json_string_or_null(s->layers[i].type));
-                json_object_object_add(l, "version", json_string_or_null(s->layers[i].version));
-                json_object_object_add(l, "idmap", json_string_or_null(s->layers[i].idmap));
-                json_object_object_add(l, "verity", json_string_or_null(s->layers[i].verity));
-                json_object_object_add(l, "checkedBy", json_string_or_null(s->layers[i].checked_by));
-                json_object_object_add(l, "rootHash", json_string_or_null(s->layers[i].root_hash));
-                json_object_object_add(l, "signer", json_string_or_null(s->layers[i].signer));
-                json_object_array_add(layers, l);
-        }
-        json_object_object_add(o, "layers", layers);
-        return o;
-}
-
 static int verb_status(int argc, char **argv) {
         _cleanup_(context_done) MergeContext c = {};
         HierarchyStatus *s = NULL;
@@ -565,29 +225,10 @@ static int verb_status(int argc, char **argv) {
         r = status_hierarchies(&c, &s, &n);
         if (r < 0)
                 return r;
-        if (arg_json != JSON_OFF) {
-                json_object *a = json_object_new_array();
-                for (size_t i = 0; i < n; i++)
-                        json_object_array_add(a, status_json(&s[i]));
-                json_print(a);
-                json_object_put(a);
-        } else {
-                static const char * const header[] = { "HIERARCHY", "EXTENSIONS", "IDMAP", "SINCE" };
-                _cleanup_(table_done) Table t = { .header = header, .n_cols = ELEMENTSOF(header) };
-                for (size_t i = 0; r >= 0 && i < n; i++)
-                        r = table_add_row(&t, (char *[]) {
-                                strdup(s[i].hierarchy),
-                                s[i].merged ? strv_join(s[i].extensions, ", ") : strdup("none"),
-                                strdup(s[i].merged ? (s[i].idmap ?: "identity") : "-"),
-                                s[i].merged ? format_timestamp(s[i].since_usec) : strdup("-"),
-                        });
-                if (r >= 0)
-                        table_print(&t);
-        }
+        r = status_print(s, n, &(OutputMode) { .json = arg_json, .legend = arg_legend });
         hierarchy_status_free_many(s, n);
         return r;
 }
-
 /* ---- CLI ---- */
 
 static void help(void) {
@@ -653,6 +294,19 @@ enum {
         ARG_USER,
 };
 
+/* "--root" for a long option's value, "-h" for a short one: how messages name an option. */
+static const char *option_name(const struct option *options, int val) {
+        static char buf[64];
+
+        for (const struct option *o = options; o->name; o++)
+                if (o->val == val) {
+                        snprintf(buf, sizeof(buf), "--%s", o->name);
+                        return buf;
+                }
+        snprintf(buf, sizeof(buf), "-%c", val);
+        return buf;
+}
+
 static int parse_argv(int argc, char **argv) {
         static const struct option options[] = {
                 { "help",      no_argument,       NULL, 'h'           },
@@ -677,8 +331,9 @@ static int parse_argv(int argc, char **argv) {
         };
         int c;
 
+        /* Leading ':': a missing value is ':' (not '?'), so it can be reported by the option's name. */
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
                         help();
@@ -771,17 +426,22 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
-                        if (safe_atou32(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+                        if (idmap_parse_number(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
                                 return sx_error(-EINVAL, "--namespace-of=: '%s' is not a valid PID", optarg);
                         arg_namespace_of = (pid_t) pid;
                         break;
                 }
+                case ':':
+                        return sx_error(-EINVAL, "Option '%s' needs an argument.", option_name(options, optopt));
                 case '?':
+                        if (optopt >= ARG_VERSION)      /* a long option without a value given one */
+                                return sx_error(-EINVAL, "Option '%s' takes no argument.", option_name(options, optopt));
                         if (optopt)
                                 return sx_error(-EINVAL, "Unknown option '-%c'. Try --help.", optopt);
                         return sx_error(-EINVAL, "Unknown option '%s'. Try --help.", argv[optind - 1]);
-                default:
-                        return sx_error(-EINVAL, "Option '%s' needs an argument.", argv[optind - 1]);
+                default:        /* getopt_long() returns only the table's values, ':' and '?' */
+                        assert(false);
+                        return -EINVAL;
                 }
         return 1;
 }

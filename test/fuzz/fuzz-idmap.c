@@ -50,6 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case IDMAP_MAP:
                 FUZZ_ASSERT(m->n_uid > 0 && m->n_gid > 0, "map without uid or gid extents");
                 FUZZ_ASSERT(extents_ok(m->uid, m->n_uid) && extents_ok(m->gid, m->n_gid), "bad extents for '%s'", spec);
+                /* numbers are decimal digits only: no sign, blank or 0x form gets through */
+                if (!strstr(spec, "user:"))
+                        FUZZ_ASSERT(strspn(spec, "bug:,0123456789foreign") == strlen(spec), "non-decimal number in '%s'", spec);
                 /* user:NAME alone never maps anything to root (combined with explicit extents, root
                  * asked for whatever those say) */
                 if (m->untrusted && startswith(spec, "user:") && !strchr(spec, ','))

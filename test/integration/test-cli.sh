@@ -41,9 +41,28 @@ log "dissect without IMAGE"
 assert_fail "$SYSEXT_IDMAP" dissect
 assert_one_stderr_line
 
-log "options that need a value"
-assert_fail "$SYSEXT_IDMAP" --root
-assert_one_stderr_line
+log "every option that takes a value says so by name when the value is missing"
+# The options --help writes as --name=VALUE; the list below must cover them all.
+value_options=(root json idmap image-policy verity namespace-of image private-users user)
+mapfile -t help_value_options < <(grep -o -- '--[a-z][a-z-]*=' <<<"$help" | sed 's/^--//; s/=$//' | sort -u)
+assert_eq "$(printf '%s\n' "${help_value_options[@]}")" "$(printf '%s\n' "${value_options[@]}" | sort)" \
+        "value-taking options of --help"
+for o in "${value_options[@]}"; do
+        assert_fail "$SYSEXT_IDMAP" "--$o"
+        assert_eq "$LAST_RC" 1 "exit status of --$o without a value"
+        assert_one_stderr_line "Option '--$o' needs an argument."
+done
+# An abbreviation is named by its full name; a value given to a switch is refused by its name.
+assert_fail "$SYSEXT_IDMAP" --ro
+assert_one_stderr_line "Option '--root' needs an argument."
+assert_fail "$SYSEXT_IDMAP" --force=yes list
+assert_one_stderr_line "Option '--force' takes no argument."
+
+log "ids and PIDs are decimal digits only"
+for p in 0x1 010x +1 ' 1' -1 4294967296; do
+        assert_fail "$SYSEXT_IDMAP" --root="$R" --namespace-of="$p" status
+        assert_one_stderr_line "--namespace-of=: '$p'"
+done
 
 log "bad --json value"
 assert_fail "$SYSEXT_IDMAP" --root="$R" --json=yaml list
@@ -67,7 +86,7 @@ assert_ok "$SYSEXT_IDMAP" --root="$R" list --no-legend --no-pager
 
 log "bad --idmap specs give one clear line"
 for spec in 'b:1:2' 'x:1:2:3' 'u:0:0:0' 'b:a:0:1' 'b:0:0:-1' 'b:4294967295:0:2' \
-            'userns:' 'pid:' 'pid:abc' 'user:' 'identity,foreign'; do
+            'userns:' 'pid:' 'pid:abc' 'user:' 'identity,foreign' 'b:0x10:0:1' 'b:+1:0:1' 'b:4294967296:0:1' 'pid:0x1'; do
         assert_fail "$SYSEXT_IDMAP" --root="$R" --idmap="$spec" list
         assert_one_stderr_line "idmap"
 done

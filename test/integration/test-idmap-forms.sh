@@ -83,6 +83,8 @@ F=$FOREIGN_UID_BASE
 check_form identity identity      1234:1235 1234:1235 70000:70001 70000:70001
 check_form b        b:1000:0:1    1000:1000 0:0       1234:1234   65534:65534
 check_form b-range  b:1000:500:10 1009:1009 509:509   1010:1010   65534:65534
+# Ids are decimal as newuidmap reads them: 010 is ten (never octal eight), and status shows the spec.
+check_form decimal  b:010:0:1     10:10     0:0       8:8         65534:65534
 check_form u-g      u:1000:0:1,g:2000:5:1 1000:2000 0:5 1000:1000 0:65534
 check_form foreign  foreign       $((F + 1000)):$((F + 1001)) 1000:1001 1000:1000 65534:65534
 check_form user     "user:$TEST_USER" 65534:65534 "$TEST_USER_UID:$TEST_USER_GID" 0:0 65534:65534
@@ -98,7 +100,8 @@ snapshot_state "$SCRATCH/state.bad"
 # (An empty spec is the default, identity: it is not in this list. "u:" alone maps no gids.)
 for spec in bogus b:1000:0 b:1000:0:0 b:a:b:c x:1:2:3 u:1000:0:1 g:1000:0:1 user: \
             user:no-such-user-sxidmap "userns:$SCRATCH/nonexistent" userns:/proc/self/ns/user \
-            "userns:$SCRATCH/passwd" pid:999999999 pid:abc foreign:1 identity,b:1:2:3 b:4294967295:0:2; do
+            "userns:$SCRATCH/passwd" pid:999999999 pid:abc foreign:1 identity,b:1:2:3 b:4294967295:0:2 \
+            b:0x3e8:0:1 b:+1000:0:1 b:4294967296:0:1 pid:0x1; do
         for verb in merge refresh; do
                 assert_fail sx --root="$R" --idmap="$spec" --no-reload $verb
                 assert_eq "$LAST_RC" 1 "exit code of $verb --idmap='$spec'"

@@ -19,6 +19,9 @@ make_ext_erofs "$E/ero.raw" ero
 make_ext_ext4 "$E/ext.raw" ext
 make_ext_squashfs "$E/foo_1.2.raw" foo
 make_ext_dir "$E/anyx" anyx ID=_any
+# Versions: the file name's, else SYSEXT_VERSION_ID; VERSION_ID (the host release) is none.
+make_ext_dir "$E/verx" verx ID=debian VERSION_ID=12 SYSEXT_VERSION_ID=3.4
+make_ext_squashfs "$E/both_2.0.raw" both ID=debian VERSION_ID=12 SYSEXT_VERSION_ID=9
 # ID_LIKE is a property of the host: an extension may name any word of the host's ID_LIKE.
 make_ext_dir "$E/likex" likex ID=testlike VERSION_ID=12
 make_ext_dir "$E/levelx" levelx ID=debian SYSEXT_LEVEL=1.0
@@ -88,6 +91,17 @@ for n in fed oldver initrdonly armx; do
         assert_eq "$(jq_img "$n" compatible)" "[false]" "$n compatible"
         assert_eq "$(json_get "$J" "[isinstance(i['reason'], str) and len(i['reason']) > 0 for i in j if i['name'] == '$n']")" \
                 "[true]" "$n has a reason"
+done
+
+log "list: one version rule for the text and the JSON"
+assert_ok "$SYSEXT_IDMAP" --root="$R" --no-legend list
+text_nolegend=$LAST_STDOUT
+for nv in dirext:null sq:null verx:3.4 foo:1.2 both:2.0 ddi:null; do
+        n=${nv%%:*} v=${nv#*:}
+        want_json=$([[ $v == null ]] && echo '[null]' || echo "[\"$v\"]")
+        assert_eq "$(jq_img "$n" version)" "$want_json" "$n version (JSON)"
+        assert_eq "$(awk -v n="$n" '$1 == n { print $4 }' <<<"$text_nolegend")" "$([[ $v == null ]] && echo - || echo "$v")" \
+                "$n VERSION (text)"
 done
 
 log "--force lists incompatible images as usable"

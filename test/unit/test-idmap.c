@@ -19,7 +19,11 @@ static void test_parse_ok(void) {
                 { "b:0:10:10,b:20:30:5",      IDMAP_MAP, 22, 32 },
                 { "foreign",                  IDMAP_MAP, FOREIGN_UID_BASE + 5, 5 },
                 { "foreign",                  IDMAP_MAP, 0, UINT32_MAX },
-                { "b:0x10:0:1",               IDMAP_MAP, 16, 0 },
+                /* Decimal as newuidmap reads it, leading zeros included: never octal. */
+                { "b:010:0:1",                IDMAP_MAP, 10, 0 },
+                { "b:010:0:1",                IDMAP_MAP, 8, UINT32_MAX },
+                { "b:0:0010:1",               IDMAP_MAP, 0, 10 },
+                { "b:4294967294:0:1",         IDMAP_MAP, IDMAP_ID_MAX, 0 },
                 { "userns:/proc/1/ns/user",   IDMAP_USERNS, 0, 0 },
                 { "pid:1",                    IDMAP_USERNS, 0, 0 },
         };
@@ -41,6 +45,10 @@ static void test_parse_bad(void) {
                 "b::0:1", "b:0:0:1:", "userns:", "userns:relative", "pid:", "pid:abc", "pid:0", "user:",
                 "user:no-such-user-here", "user:root", "identity,b:0:0:1", "userns:/x,b:0:0:1", "b:0:10:10,b:5:100:10",
                 "b:0:10:10,b:100:15:1", "u:0:0:1", "g:0:0:1", "b:0:0:1,,", ",b:0:0:1", "b:0:0:1,,b:5:5:1", "b:0:0:1\n", "foreign,foreign", "user:daemon,u:1:0:10,g:1:0:10", "b:5:5:1,user:daemon",
+                /* Not decimal digits, or too big: an error, never another base or a wrapped value. */
+                "b:0x10:0:1", "b:0:0X1:1", "b:+1:0:1", "b: 1:0:1", "b:1 :0:1", "b:-0:0:1", "b:1e3:0:1",
+                "b:4294967296:0:1", "b:0:0:4294967296", "b:0:0:18446744073709551617", "pid:+1", "pid:0x1",
+                "pid: 1", "pid:2147483648",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -61,11 +69,42 @@ static void test_parse_bad(void) {
               "refuse invalid UTF-8 with a clean message: %s", strna(sx_last_error()));
 }
 
+static void test_number(void) {
+        static const struct {
+                const char *s;
+                int r;
+                uint32_t v;
+        } t[] = {
+                { "0", 0, 0 }, { "010", 0, 10 }, { "4294967295", 0, UINT32_MAX }, { "00000000000000000001", 0, 1 },
+                { "", -EINVAL, 0 }, { "0x10", -EINVAL, 0 }, { "+1", -EINVAL, 0 }, { "-1", -EINVAL, 0 },
+                { " 1", -EINVAL, 0 }, { "1\n", -EINVAL, 0 }, { "4294967296", -ERANGE, 0 },
+                { "99999999999999999999999", -ERANGE, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                uint32_t v = 7;
+                int r = idmap_parse_number(t[i].s, &v);
+                _cleanup_free_ char *e = cescape(t[i].s);
+
+                CHECK(r == t[i].r && v == (r == 0 ? t[i].v : 7), "idmap_parse_number('%s') = %d, %u", strna(e), r, v);
+        }
+
+        /* The message names the option and the word. */
+        Idmap *m = NULL;
+        sx_clear_error();
+        CHECK(idmap_parse("b:0x10:0:1", &m) == -EINVAL && strstr(strempty(sx_last_error()), "--idmap") &&
+              strstr(strempty(sx_last_error()), "'0x10' is not a decimal number"),
+              "hex refused by name: %s", strna(sx_last_error()));
+        sx_clear_error();
+        CHECK(idmap_parse("b:4294967296:0:1", &m) == -ERANGE && strstr(strempty(sx_last_error()), "'4294967296' is out of range"),
+              "out of range refused by name: %s", strna(sx_last_error()));
+}
+
 static void test_user(void) {
         _cleanup_(idmap_freep) Idmap *m = NULL;
 
-        CHECK(idmap_parse("user:daemon", &m) == 0 && m->untrusted && idmap_map_uid(m, 65534) == 1 &&
-              idmap_map_uid(m, 0) == UINT32_MAX && idmap_map_gid(m, 65534) == 1,
+        CHECK(idmap_parse("user:daemon", &m) == 0 && m->untrusted && idmap_map_uid(m, IDMAP_NOBODY_ID) == 1 &&
+              idmap_map_uid(m, 0) == UINT32_MAX && idmap_map_gid(m, IDMAP_NOBODY_ID) == 1,
               "user:daemon: on-disk nobody appears as daemon, root stays unmapped");
 }
 
@@ -78,6 +117,27 @@ static void test_from_extents(void) {
 }
 
 /* Root only: a real namespace, and a detached tmpfs idmapped through it. */
+/* Root only: a namespace with the kernel's maximum of extents reads back whole. Written short (the
+ * kernel takes less than a page per write), /proc prints each line 33 bytes wide: 11220 bytes,
+ * which outgrew the old 8 KiB buffer. */
+static void test_read_full_maps(void) {
+        _cleanup_(idmap_freep) Idmap *back = NULL;
+        _cleanup_free_ IdmapExtent *v = calloc(IDMAP_EXTENTS_MAX, sizeof(IdmapExtent));
+        _cleanup_close_ int userns = -EBADF;
+
+        if (geteuid() != 0 || !v) {
+                printf("skip: full maps need root\n");
+                return;
+        }
+        for (size_t i = 0; i < IDMAP_EXTENTS_MAX; i++)
+                v[i] = (IdmapExtent) { (uint32_t) i, (uint32_t) (400 + i), 1 };
+        CHECK(userns_create(v, IDMAP_EXTENTS_MAX, v, IDMAP_EXTENTS_MAX, &userns) == 0, "userns with %d extents: %s",
+              IDMAP_EXTENTS_MAX, strna(sx_last_error()));
+        CHECK(userns >= 0 && userns_read_maps(userns, &back) == 0 && back->n_uid == IDMAP_EXTENTS_MAX &&
+              back->n_gid == IDMAP_EXTENTS_MAX && idmap_map_uid(back, 339) == 739,
+              "all %d extents read back (%zu)", IDMAP_EXTENTS_MAX, back ? back->n_uid : 0);
+}
+
 static void test_kernel(void) {
         _cleanup_(idmap_freep) Idmap *m = NULL, *back = NULL;
         _cleanup_close_ int fs = -EBADF, mnt = -EBADF, clone = -EBADF;
@@ -124,8 +184,10 @@ int main(void) {
         }
         test_parse_ok();
         test_parse_bad();
+        test_number();
         test_user();
         test_from_extents();
         test_kernel();
+        test_read_full_maps();
         return test_result();
 }

@@ -131,7 +131,7 @@ static void sizes(const char *s, int r_expected, uint64_t expected) {
 static void test_root_controlled(void) {
         _cleanup_free_ char *why = NULL;
         char dir[] = "/run/test-util-XXXXXX", p[256];
-        struct stat st;
+        struct stat st = {};
 
         sizes("0", 0, 0);
         sizes("4096", 0, 4096);

@@ -7,7 +7,7 @@
 #            no user dir): the price every login pays
 #   module2  the same stack and module, for a user with 2 extensions in ~/.local/share/extensions
 #            (erofs, untrusted: user:NAME mapping, nosuid,nodev, own mount namespace)
-#   sudo bench/pam.sh [BUILD_DIR] [ITERATIONS]       (default: build, 500)
+#   bench/pam.sh [BUILD_DIR] [ITERATIONS]       (default: build, 500)
 # Needs root, cc, libpam headers (libpam0g-dev) and mkfs.erofs. Test users and PAM services exist
 # only in a private mount namespace (copies of /etc/passwd, /etc/group, /etc/pam.d bind-mounted).
 set -euo pipefail

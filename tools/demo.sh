@@ -14,11 +14,11 @@ export SYSEXT_IDMAP=$SOURCE_ROOT/build/src/sysext-idmap/sysext-idmap
 
 if [[ ${SYSEXT_IDMAP_TEST_IN_NS:-} != 1 ]]; then
         if [[ $(id -u) -ne 0 ]]; then
-                echo "demo.sh needs root (loop devices, mounts, systemd-repart): sudo $0" >&2
+                echo "demo.sh needs root (loop devices, mounts, systemd-repart): run it in a root shell, or as su -c $0" >&2
                 exit 1
         fi
         PACKAGES=(meson ninja-build pkg-config gcc libsystemd-dev libcryptsetup-dev libblkid-dev
-                  libmount-dev libssl-dev libjson-c-dev squashfs-tools erofs-utils cryptsetup-bin
+                  libssl-dev libjson-c-dev squashfs-tools erofs-utils cryptsetup-bin
                   fdisk util-linux systemd python3 openssl)
         missing=()
         for p in "${PACKAGES[@]}"; do

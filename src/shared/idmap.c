@@ -14,9 +14,8 @@
 
 /* One uid_map line: three numbers of at most 10 digits, two blanks and a newline. */
 #define MAP_LINE_MAX (3 * 10 + 3)
-/* A whole map as /proc prints it (every line MAP_LINE_MAX wide), its NUL, and one byte more:
- * read_full_file_at() refuses a file of exactly its max_size. */
-#define MAP_TEXT_MAX (IDMAP_EXTENTS_MAX * MAP_LINE_MAX + 2)
+/* A whole map as /proc prints it (every line MAP_LINE_MAX wide) and its NUL. */
+#define MAP_TEXT_MAX (IDMAP_EXTENTS_MAX * MAP_LINE_MAX + 1)
 
 int idmap_parse_number(const char *s, uint32_t *ret) {
         uint64_t v = 0;

@@ -564,8 +564,9 @@ int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size) {
                         size_t na = allocated ? allocated * 2 : 4096;
                         char *nb;
 
-                        if (na > max_size + 1)
-                                na = max_size + 1;
+                        /* Room for one byte more than allowed (to see a file that grew) and the NUL. */
+                        if (na > max_size + 2)
+                                na = max_size + 2;
                         if (na <= n + 1)
                                 return -EFBIG;
                         nb = realloc(buf, na);
@@ -583,6 +584,8 @@ int read_full_fd(int fd, size_t max_size, char **ret, size_t *ret_size) {
                 if (k == 0)
                         break;
                 n += (size_t) k;
+                if (n > max_size)
+                        return -EFBIG;
         }
         if (!buf) {
                 buf = strdup("");
@@ -677,7 +680,7 @@ int safe_atou64(const char *s, uint64_t *ret) {
         if (isempty(s) || !isdigit((unsigned char) s[0]))
                 return -EINVAL;
         errno = 0;
-        v = strtoull(s, &e, 0);
+        v = strtoull(s, &e, 10);       /* decimal, as newuidmap reads ids: "010" is ten, "0x10" junk */
         if (errno > 0)
                 return -errno;
         if (!e || *e)

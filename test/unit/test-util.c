@@ -55,6 +55,8 @@ static void test_numbers(void) {
         CHECK(safe_atou64("42", &v) == 0 && v == 42, "safe_atou64");
         CHECK(safe_atou64("-1", &v) < 0 && safe_atou64("", &v) < 0 && safe_atou64("1x", &v) < 0 &&
               safe_atou64(" 1", &v) < 0, "safe_atou64 refuses junk");
+        CHECK(safe_atou64("010", &v) == 0 && v == 10 && safe_atou64("0x10", &v) == -EINVAL && safe_atou64("+1", &v) < 0,
+              "safe_atou64 is decimal only");
         CHECK(safe_atou32("4294967295", &w) == 0 && w == UINT32_MAX && safe_atou32("4294967296", &w) == -ERANGE,
               "safe_atou32 range");
 }
@@ -75,6 +77,10 @@ static void test_files(void) {
         free(buf);
         buf = NULL;
         CHECK(read_full_file_at(dfd, "f", 3, &buf, &n) == -EFBIG, "read_full_file_at refuses files over the limit");
+        free(buf), buf = NULL;
+        CHECK(read_full_file_at(dfd, "f", 6, &buf, &n) == 0 && n == 6, "read_full_file_at takes a file of exactly the limit");
+        free(buf), buf = NULL;
+        CHECK(read_full_file_at(dfd, "f", 5, &buf, &n) == -EFBIG, "read_full_file_at refuses one byte over the limit");
         fifo = strjoin(dir, "/fifo");
         CHECK(mkfifo(fifo, 0600) == 0 && read_full_file_at(dfd, "fifo", 64, &buf, &n) == -EBADFD,
               "read_full_file_at refuses a FIFO without hanging");

@@ -4,8 +4,9 @@
 
 1. the library (src/shared/) includes no front end's header (src/sysext-idmap/, src/pam/, …), and a
    front end includes only the library's headers and its own;
-2. the modules of the library (foo.c + foo.h) include each other without a cycle, so they form
-   layers; --layers prints them, lowest first;
+2. the library's headers include each other without a cycle, so they form layers (--layers prints
+   them, lowest first), and foo.c includes no header that stands on its own foo.h (a higher layer)
+   but foo's own parts (foo-*.h);
 3. no function is longer than MAX_LINES lines, except the few allowed below (option parsers).
 
 Usage: check-shape.py [--layers] [SOURCE_ROOT]. Prints one line per violation and exits 1 if there
@@ -38,42 +39,65 @@ def module(path):
 
 
 def check_includes(root, files, problems):
-    """Returns the library's module graph {module: set(modules it includes)}."""
+    """Returns the library's header graph {header: set(headers it includes)} and each library .c
+    file's includes {file: set(headers)}; records includes of front-end headers."""
     lib_headers = {os.path.basename(f) for f in files if f.startswith(LIBRARY + os.sep) and f.endswith('.h')}
-    graph = {}
+    graph, c_includes = {}, {}
     for f in files:
         text = open(os.path.join(root, f), encoding='utf-8').read()
+        incs = [i for i in INCLUDE.findall(text) if i != 'config.h']
         if not f.startswith(LIBRARY + os.sep):
             own = {os.path.basename(g) for g in files if os.path.dirname(g) == os.path.dirname(f)}
-            for inc in INCLUDE.findall(text):
-                if inc not in lib_headers and inc not in own and inc != 'config.h':
+            for inc in incs:
+                if inc not in lib_headers and inc not in own:
                     problems.append(f'{f}: includes "{inc}", neither a library header nor one of its own front end\'s')
             continue
-        m = module(f)
-        graph.setdefault(m, set())
-        for inc in INCLUDE.findall(text):
-            if inc == 'config.h':
-                continue
+        for inc in incs:
             if inc not in lib_headers:
                 problems.append(f'{f}: includes "{inc}", which is not a library header (a front end\'s?)')
-                continue
-            if module(inc) != m:
-                graph[m].add(module(inc))
-    return graph
+        known = {i for i in incs if i in lib_headers}
+        if f.endswith('.h'):
+            graph[os.path.basename(f)] = known - {os.path.basename(f)}
+        else:
+            c_includes[f] = known
+    return graph, c_includes
 
 
 def layers(graph, problems):
-    """Kahn's algorithm: modules whose includes are all placed go into the next layer."""
+    """Kahn's algorithm over the headers: a header goes into the next layer once all it includes
+    are placed. A header left over sits on an include cycle."""
     placed, result = set(), []
     while len(placed) < len(graph):
-        layer = sorted(m for m in graph if m not in placed and graph[m] <= placed)
+        layer = sorted(h for h in graph if h not in placed and graph[h] <= placed)
         if not layer:
-            rest = sorted(m for m in graph if m not in placed)
+            rest = sorted(h for h in graph if h not in placed)
             problems.append('src/shared: include cycle among ' + ', '.join(rest))
             break
         result.append(layer)
         placed |= set(layer)
     return result
+
+
+def closure(graph, header):
+    seen, todo = set(), [header]
+    while todo:
+        for h in graph.get(todo.pop(), ()):
+            if h not in seen:
+                seen.add(h)
+                todo.append(h)
+    return seen
+
+
+def check_layering(graph, c_includes, problems):
+    """foo.c implements foo.h: it must not include a header that itself stands on foo.h (a higher
+    layer), unless that header is one of foo's own parts (foo-*.h, e.g. verity-internal.h)."""
+    for f, incs in sorted(c_includes.items()):
+        own = module(f) + '.h'
+        if own not in graph:
+            continue
+        for h in sorted(incs):
+            if h != own and own in closure(graph, h) and not h.startswith(module(f) + '-'):
+                problems.append(f'{f}: includes "{h}", a higher layer than its own "{own}"')
 
 
 def opens_body(lines, i):
@@ -114,15 +138,16 @@ def main(argv):
         print(f'{root}: no sources found', file=sys.stderr)
         return 1
     problems = []
-    graph = check_includes(root, files, problems)
+    graph, c_includes = check_includes(root, files, problems)
     result = layers(graph, problems)
+    check_layering(graph, c_includes, problems)
     check_functions(root, files, problems)
     if show:
         for n, layer in enumerate(result):
-            print(f'layer {n}: ' + ' '.join(layer))
+            print(f'layer {n}: ' + ' '.join(h[:-2] for h in layer))
     for p in problems:
         print(p)
-    print(f'{len(files)} files, {len(graph)} library modules in {len(result)} layers, {len(problems)} problem(s)')
+    print(f'{len(files)} files, {len(graph)} library headers in {len(result)} layers, {len(problems)} problem(s)')
     return 1 if problems else 0
 
 

@@ -12,7 +12,6 @@
  * environment variable: in su it is the user's. */
 
 #include <pwd.h>
-#include <sched.h>
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
@@ -22,6 +21,7 @@
 #include "extension.h"
 #include "image.h"
 #include "merge.h"
+#include "namespace.h"
 #include "overlay.h"
 #include "util.h"
 
@@ -253,11 +253,11 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
                 return r;
         if (merge_session_n_extensions(s) == 0)
                 return 0;
-        /* From here on the session has a mount namespace of its own, as with pam_namespace. */
-        if (unshare(CLONE_NEWNS) < 0)
-                return sx_error(negative_errno(), "cannot give the session a mount namespace: %s", strerror(errno));
-        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-                return sx_error(negative_errno(), "cannot make the session's mounts a slave: %s", strerror(errno));
+        /* From here on the session has a mount namespace of its own, as with pam_namespace; the
+         * host's mounts still propagate in. */
+        r = namespace_new_mount(NAMESPACE_SLAVE);
+        if (r < 0)
+                return sx_error_prefix(r, "the session");
         r = merge_session_apply_here(s);
         if (r < 0)
                 return r;

@@ -13,6 +13,7 @@
 #include "extension.h"
 #include "merge.h"
 #include "mountapi.h"
+#include "namespace.h"
 #include "overlay.h"
 #include "version.h"
 

@@ -15,6 +15,7 @@
 #include "dissect.h"
 #include "image.h"
 #include "mountapi.h"
+#include "namespace.h"
 #include "run.h"
 
 #define PICK_FIRST UINT32_C(0x00080000)         /* as systemd's dynamic container range */
@@ -368,13 +369,14 @@ static int collect_images(const RunOptions *o, RunState *st) {
 
 /* In the child: a namespace of its own, the overlays, then the command's identity. */
 static int child_setup(MergeSession *s, RunState *st) {
-        if (sys_unshare(CLONE_NEWNS) < 0)
-                return sx_error(negative_errno(), "cannot create a mount namespace: %s", strerror(errno));
+        int r;
+
         /* Host mounts still propagate in; ours never propagate out. */
-        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-                return sx_error(negative_errno(), "cannot make the mount namespace a slave: %s", strerror(errno));
+        r = namespace_new_mount(NAMESPACE_SLAVE);
+        if (r < 0)
+                return r;
         if (s && merge_session_n_extensions(s) > 0) {
-                int r = merge_session_apply_here(s);
+                r = merge_session_apply_here(s);
                 if (r < 0)
                         return r;
         }

@@ -7,14 +7,14 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <systemd/sd-bus.h>
-#include <time.h>
 
 #include "extension.h"
+#include "markers.h"
 #include "merge.h"
 #include "mountapi.h"
 #include "namespace.h"
 #include "overlay.h"
+#include "reload.h"
 #include "version.h"
 
 #define MAX_HIERARCHIES 32
@@ -79,23 +79,6 @@ static int lock_take(int *ret_fd) {
         return 0;
 }
 
-static json_object *read_meta_json(int h_fd);
-
-int is_origin_mount(int dir_fd, const char *origin) {
-        json_object *meta, *v;
-        int r;
-
-        r = is_sysext_mount(dir_fd);
-        if (r <= 0)
-                return r;
-        meta = read_meta_json(dir_fd);
-        r = meta && json_object_object_get_ex(meta, "origin", &v) && json_object_is_type(v, json_type_string) &&
-            streq(json_object_get_string(v), origin);
-        if (meta)
-                json_object_put(meta);
-        return r;
-}
-
 static int open_root(const MergeContext *c, int *ret_fd) {
         const char *root = root_is_host(c) ? "/" : c->root;
         int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -151,14 +134,6 @@ static void plans_free(Plan *p, size_t n) {
         for (size_t i = 0; i < n; i++)
                 plan_done(&p[i]);
         free(p);
-}
-
-static json_object *read_meta_json(int h_fd) {
-        _cleanup_free_ char *buf = NULL;
-
-        if (read_full_file_at(h_fd, SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE, 1024 * 1024, &buf, NULL) < 0)
-                return NULL;
-        return json_tokener_parse(buf);
 }
 
 /* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
@@ -223,7 +198,7 @@ static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *
                 }
                 p->merged = r > 0;
                 if (p->merged)
-                        p->meta = read_meta_json(fd);
+                        p->meta = markers_read_meta(fd);
         }
         *ret = plans;
         *ret_n = n;
@@ -434,73 +409,28 @@ static int plan_add_layer(Plan *p, int mnt_fd, char *subdir, int dir_fd) {
         return 0;
 }
 
-static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extension **exts, size_t n, bool *used,
-                                  const char *idmap_resolved) {
-        json_object *o = json_object_new_object(), *a = json_object_new_array();
-
-        json_object_object_add(o, "version", json_object_new_int(1));
-        json_object_object_add(o, "origin", json_object_new_string(c->origin ?: "sysext-idmap"));
-        json_object_object_add(o, "hierarchy", json_object_new_string(p->hierarchy));
-        json_object_object_add(o, "root", json_object_new_string(root_is_host(c) ? "/" : c->root));
-        json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
-        json_object_object_add(o, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
-        if (idmap_resolved)
-                json_object_object_add(o, "idmapResolved", json_object_new_string(idmap_resolved));
-        for (size_t i = 0; i < n; i++) {
-                json_object *e;
-                if (!used[i])
-                        continue;
-                e = json_object_new_object();
-                json_object_object_add(e, "name", json_object_new_string(exts[i]->image->name));
-                json_object_object_add(e, "path", json_object_new_string(exts[i]->image->path));
-                json_object_object_add(e, "type", json_object_new_string(dissect_kind_to_string(exts[i]->dissected->kind)));
-                if (exts[i]->image->version)
-                        json_object_object_add(e, "version", json_object_new_string(exts[i]->image->version));
-                json_object_object_add(e, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
-                json_object_object_add(e, "reloadManager", json_object_new_boolean(exts[i]->reload_manager));
-                const VerityResult *v = extension_verity_result(exts[i]);
-                json_object_object_add(e, "verity", json_object_new_string(extension_trust_summary(exts[i])));
-                json_object_object_add(e, "checkedBy", json_object_new_string(verity_checked_by_to_string(v->checked_by)));
-                if (v->root_hash)
-                        json_object_object_add(e, "rootHash", json_object_new_string(v->root_hash));
-                if (v->is_signed && v->signer_fingerprint)
-                        json_object_object_add(e, "signer", json_object_new_string(v->signer_fingerprint));
-                json_object_array_add(a, e);
-        }
-        json_object_object_add(o, "extensions", a);
-        return o;
-}
-
 static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n, bool *used) {
-        _cleanup_free_ char *names = NULL, *names_nl = NULL;
         _cleanup_(idmap_freep) Idmap *resolved = NULL;
-        json_object *o;
         int r;
 
-        if (sys_mkdirat(p->meta_fd, SYSEXT_META_DIR, 0755) < 0)
-                return sx_error(negative_errno(), "%s: cannot write merge markers: %s", p->path, strerror(errno));
-        names = strv_join(p->names, "\n");
-        names_nl = names ? strjoin(names, "\n") : NULL;
-        if (!names_nl)
-                return -ENOMEM;
         if (c->idmap && c->idmap->kind == IDMAP_USERNS && c->idmap->userns_fd >= 0) {
                 /* userns:/pid: name a namespace that may go away; record what it mapped. */
                 r = userns_read_maps(c->idmap->userns_fd, &resolved);
                 if (r < 0)
-                        return sx_error(r, "%s: cannot read the ID mapping of %s: %s", p->path, c->idmap->spec,
-                                        strerror(-r));
+                        return sx_error_prefix(r, "%s: cannot read the ID mapping of %s", p->path, c->idmap->spec);
         }
-        o = meta_json_new(c, p, exts, n, used, resolved ? resolved->spec : NULL);
-        if (!o)
-                return -ENOMEM;
-        r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/extensions", names_nl, 0644);
-        if (r >= 0)
-                r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE,
-                                    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644);
-        json_object_put(o);
-        if (r < 0)
-                return sx_error(r, "%s: cannot write merge markers: %s", p->path, strerror(-r));
-        return 0;
+        MarkersInfo m = {
+                .origin = c->origin,
+                .hierarchy = p->hierarchy,
+                .root = root_is_host(c) ? "/" : c->root,
+                .idmap_spec = c->idmap ? c->idmap->spec : "identity",
+                .idmap_resolved = resolved ? resolved->spec : NULL,
+                .exts = exts,
+                .used = used,
+                .n_exts = n,
+                .names = p->names,
+        };
+        return markers_write(p->meta_fd, p->path, &m);
 }
 
 /* Fill the layers of one hierarchy. Returns 0 and no layers if no extension provides it. */
@@ -585,75 +515,30 @@ static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, bool *ret
                 return r;
         k = 0;
         for (size_t i = 0; i < n; i++) {
-                struct stat st;
-                char dev[32];
-
                 if (plans[i].n_layers == 0)
                         continue;
                 plans[i].ovl_fd = fds[k++];
                 /* Only now is the overlay's device known; nothing has looked at the markers yet. */
-                if (fstat(plans[i].ovl_fd, &st) < 0)
-                        return negative_errno();
-                snprintf(dev, sizeof(dev), "%u:%u\n", major(st.st_dev), minor(st.st_dev));
-                r = write_string_at(plans[i].meta_fd, SYSEXT_META_DIR "/dev", dev, 0644);
+                r = markers_write_dev(plans[i].meta_fd, plans[i].ovl_fd, plans[i].path);
                 if (r < 0)
-                        return sx_error(r, "%s: cannot write merge markers: %s", plans[i].path, strerror(-r));
+                        return r;
         }
         return 0;
 }
 
-/* ---- service manager reload ---- */
-
-static bool meta_wants_reload(json_object *meta) {
-        json_object *a, *e, *v;
-
-        if (!meta || !json_object_object_get_ex(meta, "extensions", &a))
-                return false;
-        for (size_t i = 0; i < json_object_array_length(a); i++)
-                if ((e = json_object_array_get_idx(a, i)) && json_object_object_get_ex(e, "reloadManager", &v) &&
-                    json_object_get_boolean(v))
-                        return true;
-        return false;
-}
-
-/* No system bus (no systemd as PID 1, a container, early boot): nothing to reload, say nothing. */
-static bool bus_absent(int r) {
-        return r == -ENOENT || r == -ECONNREFUSED || r == -ENOMEDIUM || r == -EHOSTDOWN || r == -ENOTCONN;
-}
-
-static void reload_manager(const MergeContext *c) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus *bus = NULL;
+/* Only the host's own manager can be asked; with --root the tree belongs to something else. */
+static void maybe_reload(const MergeContext *c, bool wanted) {
         int r;
 
-        /* PID 1's private socket works before dbus-daemon is up (we merge before sysinit.target). */
-        r = -ENOENT;
-        if (geteuid() == 0 && access("/run/systemd/private", F_OK) >= 0) {
-                r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, "unix:path=/run/systemd/private");
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-                if (r < 0)
-                        bus = sd_bus_flush_close_unref(bus);
-        }
-        if (r < 0)
-                r = sd_bus_open_system(&bus);
-        if (r >= 0)
-                r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                                       "org.freedesktop.systemd1.Manager", "Reload", &error, NULL, NULL);
-        if (r < 0 && !bus_absent(r))
-                notice(c, "Failed to reload the service manager: %s", error.message ?: strerror(-r));
-        else if (r >= 0)
+        if (!wanted || c->no_reload || !root_is_host(c))
+                return;
+        r = service_manager_reload();
+        if (r > 0)
                 notice(c, "Reloaded the service manager.");
-        sd_bus_error_free(&error);
-        sd_bus_flush_close_unref(bus);
-}
-
-static void maybe_reload(const MergeContext *c, bool wanted) {
-        /* Only the host's own manager can be asked; with --root the tree belongs to something else. */
-        if (wanted && !c->no_reload && root_is_host(c))
-                reload_manager(c);
+        else if (r < 0) {
+                notice(c, "%s", strna(sx_last_error()));
+                sx_clear_error();       /* not the verb's failure */
+        }
 }
 
 /* ---- verbs ---- */
@@ -714,18 +599,18 @@ static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t
         for (size_t i = 0; i < n; i++) {
                 if (!plans[i].merged)
                         continue;
-                *reload = *reload || meta_wants_reload(plans[i].meta);
+                *reload = *reload || markers_meta_wants_reload(plans[i].meta);
                 r = umount_fd(plans[i].h_fd);
                 if (r < 0)
                         return sx_error(r, "%s: failed to unmount: %s", plans[i].path, strerror(-r));
-                for (unsigned k = 0; k < 64; k++) {
+                for (unsigned k = 0; k < MAX_STACKED_MERGES; k++) {
                         _cleanup_close_ int fd = openat_beneath(root_fd, plans[i].hierarchy + 1, O_PATH | O_DIRECTORY, true);
                         json_object *meta;
 
                         if (fd < 0 || is_sysext_mount(fd) <= 0)
                                 break;
-                        meta = read_meta_json(fd);
-                        *reload = *reload || meta_wants_reload(meta);
+                        meta = markers_read_meta(fd);
+                        *reload = *reload || markers_meta_wants_reload(meta);
                         if (meta)
                                 json_object_put(meta);
                         r = umount_fd(fd);
@@ -1017,7 +902,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         if (!beneath_ok)
                 notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
         for (size_t i = 0; i < n; i++) {
-                reload = reload || meta_wants_reload(plans[i].meta);
+                reload = reload || markers_meta_wants_reload(plans[i].meta);
                 r = refresh_one(c, &plans[i], &beneath_ok);
                 if (r < 0)
                         goto finish;
@@ -1117,45 +1002,7 @@ int refresh_extensions(const MergeContext *c) {
 
 /* ---- status ---- */
 
-static char *json_get_string_dup(json_object *o, const char *key) {
-        json_object *v;
-
-        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return strdup(json_object_get_string(v));
-}
-
-static int status_fill_layers(HierarchyStatus *s, json_object *meta) {
-        json_object *a, *v;
-
-        s->idmap = json_get_string_dup(meta, "idmap");
-        if (json_object_object_get_ex(meta, "since", &v))
-                s->since_usec = (uint64_t) json_object_get_uint64(v);
-        if (!json_object_object_get_ex(meta, "extensions", &a) || !json_object_is_type(a, json_type_array))
-                return 0;
-        s->n_layers = json_object_array_length(a);
-        s->layers = calloc(s->n_layers + 1, sizeof(LayerStatus));
-        if (!s->layers)
-                return -ENOMEM;
-        for (size_t i = 0; i < s->n_layers; i++) {
-                json_object *e = json_object_array_get_idx(a, i);
-                s->layers[i] = (LayerStatus) {
-                        .name = json_get_string_dup(e, "name"),
-                        .path = json_get_string_dup(e, "path"),
-                        .type = json_get_string_dup(e, "type"),
-                        .version = json_get_string_dup(e, "version"),
-                        .idmap = json_get_string_dup(e, "idmap"),
-                        .verity = json_get_string_dup(e, "verity"),
-                        .checked_by = json_get_string_dup(e, "checkedBy"),
-                        .root_hash = json_get_string_dup(e, "rootHash"),
-                        .signer = json_get_string_dup(e, "signer"),
-                };
-        }
-        return 0;
-}
-
 static int status_one(Plan *p, HierarchyStatus *s) {
-        _cleanup_free_ char *names = NULL;
         struct stat st;
         int r;
 
@@ -1168,17 +1015,19 @@ static int status_one(Plan *p, HierarchyStatus *s) {
                 return 0;
         if (fstat(p->h_fd, &st) >= 0 && asprintf_safe(&s->device, "%u:%u", major(st.st_dev), minor(st.st_dev)) < 0)
                 return -ENOMEM;
-        r = read_full_file_at(p->h_fd, SYSEXT_META_DIR "/extensions", 1024 * 1024, &names, NULL);
-        if (r >= 0 && strv_split(names, "\n", &s->extensions) < 0)
-                return -ENOMEM;
-        if (p->meta) {
-                s->ours = true;
-                return status_fill_layers(s, p->meta);
+        r = markers_read_names(p->h_fd, &s->extensions);
+        if (r == -ENOMEM)
+                return r;
+        if (!p->meta) {
+                s->since_usec = markers_since_usec(p->h_fd);
+                return 0;
         }
-        /* merged by systemd-sysext: the marker directory was created at merge time */
-        if (fstatat(p->h_fd, SYSEXT_META_DIR, &st, 0) >= 0)
-                s->since_usec = (uint64_t) st.st_mtim.tv_sec * 1000000ULL + (uint64_t) st.st_mtim.tv_nsec / 1000ULL;
-        return 0;
+        s->ours = true;
+        s->idmap = markers_meta_string(p->meta, "idmap");
+        json_object *v;
+        if (json_object_object_get_ex(p->meta, "since", &v))
+                s->since_usec = (uint64_t) json_object_get_uint64(v);
+        return markers_meta_layers(p->meta, &s->layers, &s->n_layers);
 }
 
 void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
@@ -1188,11 +1037,8 @@ void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
                 strv_free(s[i].extensions);
                 free(s[i].idmap);
                 free(s[i].device);
-                for (size_t k = 0; k < s[i].n_layers; k++) {
-                        LayerStatus *l = &s[i].layers[k];
-                        free(l->name), free(l->path), free(l->type), free(l->version), free(l->idmap);
-                        free(l->verity), free(l->checked_by), free(l->root_hash), free(l->signer);
-                }
+                for (size_t k = 0; k < s[i].n_layers; k++)
+                        layer_status_done(&s[i].layers[k]);
                 free(s[i].layers);
         }
         free(s);

@@ -10,12 +10,10 @@
 #include <sys/types.h>
 
 #include "idmap.h"
+#include "markers.h"
 #include "policy.h"
 #include "util.h"
 #include "verity.h"
-
-#define SYSEXT_META_DIR ".systemd-sysext"
-#define SYSEXT_IDMAP_META_FILE "sysext-idmap.json"
 
 typedef void (*NoticeFunc)(const char *message);
 
@@ -71,13 +69,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(MergeSession *, merge_session_free);
 int unmerge_extensions(const MergeContext *c);
 int refresh_extensions(const MergeContext *c);
 
-typedef struct LayerStatus {
-        char *name, *path, *type, *version, *idmap;
-        char *verity;           /* signed, verity, unprotected */
-        char *checked_by;       /* kernel, userspace, none */
-        char *root_hash, *signer;
-} LayerStatus;
-
+/* LayerStatus: markers.h */
 typedef struct HierarchyStatus {
         char *hierarchy;                /* "/usr" */
         char *path;                     /* resolved, including the root */
@@ -91,9 +83,6 @@ typedef struct HierarchyStatus {
         LayerStatus *layers;
         size_t n_layers;
 } HierarchyStatus;
-
-/* Is dir_fd the root of a merge that `origin` made (metadata "origin")? 1 yes, 0 no. */
-int is_origin_mount(int dir_fd, const char *origin);
 
 void hierarchy_status_free_many(HierarchyStatus *s, size_t n);
 int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n);

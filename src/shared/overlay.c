@@ -3,8 +3,8 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <sys/mount.h>
-#include <sys/sysmacros.h>
 
+#include "markers.h"
 #include "mountapi.h"
 #include "namespace.h"
 #include "overlay.h"
@@ -277,28 +277,6 @@ int mount_attach(int mnt_fd, int target_fd, bool beneath) {
         if (beneath)
                 flags |= MOVE_MOUNT_BENEATH;
         return sys_move_mount(mnt_fd, "", target_fd, "", flags) < 0 ? negative_errno() : 0;
-}
-
-int is_sysext_mount(int dir_fd) {
-        _cleanup_free_ char *buf = NULL;
-        _cleanup_close_ int fd = -EBADF;
-        unsigned ma, mi;
-        struct stat st;
-        int r;
-
-        fd = openat_beneath(dir_fd, ".systemd-sysext/dev", O_RDONLY | O_NONBLOCK | O_NOCTTY, false);
-        if (fd == -ENOENT || fd == -ENOTDIR)
-                return 0;
-        if (fd < 0)
-                return fd;
-        r = read_full_fd(fd, 64, &buf, NULL);
-        if (r < 0)
-                return r == -EFBIG || r == -EBADFD ? 0 : r;
-        if (sscanf(buf, "%u:%u", &ma, &mi) != 2)
-                return 0;
-        if (fstat(dir_fd, &st) < 0)
-                return negative_errno();
-        return major(st.st_dev) == ma && minor(st.st_dev) == mi;
 }
 
 static int base_in_child(void *userdata, int *ret_fds, size_t max_fds) {

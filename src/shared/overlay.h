@@ -48,10 +48,6 @@ int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_pa
  * beneath, directly beneath the mount on top (MOVE_MOUNT_BENEATH). */
 int mount_attach(int mnt_fd, int target_fd, bool beneath);
 
-/* Is dir_fd the root of a sysext overlay (ours or systemd-sysext's)? True if
- * .systemd-sysext/dev inside it holds the device number of dir_fd itself. */
-int is_sysext_mount(int dir_fd);
-
 /* A detached clone of the hierarchy with every sysext overlay on top of it peeled off (at most
  * MAX_STACKED_MERGES), computed in a private mount namespace of a child (the caller's mounts are
  * untouched). path is absolute. */

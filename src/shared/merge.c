@@ -142,7 +142,8 @@ static void plans_free(Plan *p, size_t n) {
 }
 
 /* How a hierarchy is opened: directly beneath the root, or (status --namespace-of) by a child in
- * the target mount namespace. Returns an O_PATH fd, -ENOENT if it does not exist. */
+ * the target mount namespace. Returns an O_PATH fd, -ENOENT if it does not exist, or another
+ * negative errno with the whole message recorded (the caller adds nothing to it). */
 typedef int (*HierarchyOpener)(const char *hierarchy, void *userdata);
 
 /* A hierarchy that resolves to the root itself (usr -> / inside --root) would put an overlay over
@@ -153,8 +154,10 @@ static int open_hierarchy_at(int root_fd, const char *hierarchy) {
 
         assert(root_fd >= 0 && hierarchy && path_is_absolute(hierarchy));
         fd = openat_beneath(root_fd, hierarchy + 1, O_PATH | O_DIRECTORY, true);
-        if (fd < 0)
+        if (fd == -ENOENT)
                 return fd;
+        if (fd < 0)
+                return sx_error(fd, "%s: cannot open hierarchy: %m", hierarchy);
         if (fstat(fd, &a) >= 0 && fstat(root_fd, &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
                 safe_close(fd);
                 return sx_error(-ELOOP, "%s: resolves to the root directory itself; refusing to merge over it", hierarchy);
@@ -183,12 +186,8 @@ static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, vo
                 fd = opener(*h, userdata);
                 if (fd == -ENOENT)
                         continue;
-                if (fd == -ELOOP && sx_last_error() && strstr(sx_last_error(), "root directory itself")) {
-                        r = fd;
-                        goto fail;
-                }
                 if (fd < 0) {
-                        r = sx_error(fd, "%s: cannot open hierarchy: %m", *h);
+                        r = fd;
                         goto fail;
                 }
                 p->h_fd = fd;
@@ -1129,7 +1128,7 @@ static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds)
         if (fd == -ENOENT)
                 return 0;
         if (fd < 0)
-                return sx_error(fd, "%s: cannot open hierarchy: %m", t->hierarchy);
+                return fd;
         ret_fds[0] = fd;
         return 1;
 }

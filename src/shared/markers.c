@@ -179,6 +179,14 @@ char *markers_meta_string(json_object *meta, const char *key) {
         return strdup(json_object_get_string(v));
 }
 
+uint64_t markers_meta_since_usec(json_object *meta) {
+        json_object *v;
+
+        if (!meta || !json_object_object_get_ex(meta, "since", &v))
+                return 0;
+        return (uint64_t) json_object_get_uint64(v);
+}
+
 int markers_read_names(int dir_fd, char ***ret) {
         _cleanup_free_ char *names = NULL;
         int r;

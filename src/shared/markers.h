@@ -51,6 +51,8 @@ json_object *markers_read_meta(int dir_fd);
 bool markers_meta_wants_reload(json_object *meta);
 /* A string member of the metadata, copied; NULL if absent or not a string. */
 char *markers_meta_string(json_object *meta, const char *key);
+/* When the merge was made (metadata "since"), in µs; 0 if unknown. */
+uint64_t markers_meta_since_usec(json_object *meta);
 
 /* The names in .systemd-sysext/extensions of the merge on dir_fd. */
 int markers_read_names(int dir_fd, char ***ret);

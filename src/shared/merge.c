@@ -1090,9 +1090,7 @@ static int status_one(Plan *p, HierarchyStatus *s) {
         }
         s->ours = true;
         s->idmap = markers_meta_string(p->meta, "idmap");
-        json_object *v;
-        if (json_object_object_get_ex(p->meta, "since", &v))
-                s->since_usec = (uint64_t) json_object_get_uint64(v);
+        s->since_usec = markers_meta_since_usec(p->meta);
         return markers_meta_layers(p->meta, &s->layers, &s->n_layers);
 }
 

@@ -11,8 +11,8 @@
  * out with one log line; the login never fails because of extensions. The module reads no
  * environment variable: in su it is the user's. */
 
+#include <assert.h>
 #include <pwd.h>
-#include <sched.h>
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
 #include <security/pam_modutil.h>
@@ -21,8 +21,9 @@
 
 #include "extension.h"
 #include "image.h"
+#include "markers.h"
 #include "merge.h"
-#include "overlay.h"
+#include "namespace.h"
 #include "util.h"
 
 #define PAM_EXPORT __attribute__((visibility("default")))
@@ -33,6 +34,7 @@
 #define DEFAULT_HIERARCHIES "/usr:/opt"
 /* A signed image a user may write is served from a private copy when there is no dm-verity. */
 #define DEFAULT_COPY_LIMIT (UINT64_C(256) * 1024 * 1024)
+#define ORIGIN "pam_sysext_idmap"       /* recorded in the merge's metadata: close_session detaches only these */
 
 typedef struct Options {
         const char *system_dir;         /* absolute; "" disables */
@@ -44,11 +46,11 @@ typedef struct Options {
         bool debug;
 } Options;
 
-static pam_handle_t *log_pamh;          /* for the notice callback; PAM modules run single-threaded */
+static void log_notice_cb(const char *m, void *userdata) {
+        pam_handle_t *pamh = userdata;
 
-static void log_notice_cb(const char *m) {
-        if (log_pamh)
-                pam_syslog(log_pamh, LOG_WARNING, "%s", m);
+        assert(pamh);
+        pam_syslog(pamh, LOG_WARNING, "%s", m);
 }
 
 static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Options *o) {
@@ -94,36 +96,34 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Option
 }
 
 typedef struct Found {
-        char **paths;
-        ImageSource *sources;
-        char **reasons;                 /* owned copies of sources[i].user_controlled_why */
+        ImageSource *sources;           /* path and user_controlled_why are owned copies */
         size_t n;
 } Found;
 
 static void found_done(Found *f) {
-        strv_free(f->paths);
-        strv_free(f->reasons);
+        for (size_t i = 0; i < f->n; i++) {
+                free((char *) f->sources[i].path);
+                free((char *) f->sources[i].user_controlled_why);
+        }
         free(f->sources);
 }
 
+/* why: who else may change the image, for messages if it is user controlled. */
 static int found_add(Found *f, const Image *img, ImageSource src, const char *why) {
         ImageSource *s = reallocarray(f->sources, f->n + 1, sizeof(ImageSource));
 
         if (!s)
                 return -ENOMEM;
         f->sources = s;
-        if (strv_extend(&f->paths, img->path) < 0 || strv_extend(&f->reasons, strempty(why)) < 0)
+        src.path = strdup(img->path);
+        src.user_controlled_why = src.user_controlled ? strdup(strempty(why)) : NULL;
+        if (!src.path || (src.user_controlled && !src.user_controlled_why)) {
+                free((char *) src.path);
+                free((char *) src.user_controlled_why);
                 return -ENOMEM;
-        /* the vectors may move while growing: point at the copies once all are in */
-        src.user_controlled_why = NULL;
+        }
         f->sources[f->n++] = src;
         return 0;
-}
-
-static void found_seal(Found *f) {
-        for (size_t i = 0; i < f->n; i++)
-                if (f->sources[i].user_controlled)
-                        f->sources[i].user_controlled_why = f->reasons[i];
 }
 
 /* A system image is trusted when only root can change it and the directories leading to it, both
@@ -208,8 +208,6 @@ static int find_images(pam_handle_t *pamh, const Options *o, const struct passwd
                 r = find_system_images(pamh, o, f);
         if (r >= 0 && !isempty(o->user_dir) && !isempty(pw->pw_dir))
                 r = find_user_images(pamh, o, pw, f);
-        if (r >= 0)
-                found_seal(f);
         return r;
 }
 
@@ -235,15 +233,16 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
         MergeContext c = {
                 .hierarchies = hierarchies,
                 .idmap = idmap,
-                .images = f->paths,
-                .image_sources = f->sources,
+                .images = f->sources,
+                .n_images = f->n,
                 .skip_broken = true,
                 .no_reload = true,
                 .stack = true,
                 .policy = policy,
                 .verity_mode = mode,
-                .origin = "pam_sysext_idmap",
+                .origin = ORIGIN,
                 .notice = log_notice_cb,
+                .notice_userdata = pamh,
                 .private_copy_max = o->copy_limit,
         };
         r = merge_session_open(&c, &s);
@@ -253,11 +252,11 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
                 return r;
         if (merge_session_n_extensions(s) == 0)
                 return 0;
-        /* From here on the session has a mount namespace of its own, as with pam_namespace. */
-        if (unshare(CLONE_NEWNS) < 0)
-                return sx_error(negative_errno(), "cannot give the session a mount namespace: %s", strerror(errno));
-        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-                return sx_error(negative_errno(), "cannot make the session's mounts a slave: %s", strerror(errno));
+        /* From here on the session has a mount namespace of its own, as with pam_namespace; the
+         * host's mounts still propagate in. */
+        r = namespace_new_mount(NAMESPACE_SLAVE);
+        if (r < 0)
+                return sx_error_prefix(r, "the session");
         r = merge_session_apply_here(s);
         if (r < 0)
                 return r;
@@ -281,7 +280,6 @@ PAM_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
         if (!pw || pw->pw_uid == 0)
                 return PAM_SUCCESS;     /* root keeps the host's /usr */
         sx_debug_enabled = o.debug;
-        log_pamh = pamh;
         sx_clear_error();
         r = find_images(pamh, &o, pw, &f);
         if (r >= 0 && f.n > 0)
@@ -290,7 +288,6 @@ PAM_EXPORT int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
                 pam_syslog(pamh, LOG_ERR, "extensions for %s left out: %s", user, sx_last_error() ?: strerror(-r));
         else if (r > 0)
                 (void) pam_set_data(pamh, DATA_MERGED, (void *) 1, NULL);
-        log_pamh = NULL;
         return PAM_SUCCESS;
 }
 
@@ -307,7 +304,7 @@ PAM_EXPORT int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc, con
          * with the last user of the layers. */
         STRV_FOREACH(h, hierarchies) {
                 _cleanup_close_ int fd = open(*h, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (fd >= 0 && is_origin_mount(fd, "pam_sysext_idmap") > 0 && umount2(*h, MNT_DETACH) < 0)
+                if (fd >= 0 && is_origin_mount(fd, ORIGIN) > 0 && umount2(*h, MNT_DETACH) < 0)
                         pam_syslog(pamh, LOG_WARNING, "cannot unmount %s: %m", *h);
         }
         (void) pam_set_data(pamh, DATA_MERGED, NULL, NULL);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <json-c/json.h>
@@ -7,22 +8,27 @@
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <systemd/sd-bus.h>
-#include <time.h>
 
 #include "extension.h"
+#include "markers.h"
 #include "merge.h"
 #include "mountapi.h"
+#include "namespace.h"
 #include "overlay.h"
+#include "reload.h"
 #include "version.h"
 
 #define MAX_HIERARCHIES 32
+#define DEFAULT_HIERARCHIES "/usr:/opt"
+#define PROC_FD_PATH_MAX 64             /* "/proc/self/fd/%d" */
+#define DEVNUM_STRING_MAX 32            /* "%u:%u" */
 
 int hierarchies_parse(const char *spec, const char *what, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
         int r;
 
-        r = strv_split(isempty(spec) ? "/usr:/opt" : spec, ":", &l);
+        assert(what && ret);
+        r = strv_split(isempty(spec) ? DEFAULT_HIERARCHIES : spec, ":", &l);
         if (r < 0)
                 return r;
         STRV_FOREACH(h, l) {
@@ -50,11 +56,11 @@ static void notice(const MergeContext *c, const char *fmt, ...) {
                 m = NULL;
         va_end(ap);
         if (m)
-                c->notice(m);
+                c->notice(m, c->notice_userdata);
 }
 
-static bool root_is_host(const MergeContext *c) {
-        return isempty(c->root) || streq(c->root, "/");
+static bool root_is_host(const char *root) {
+        return isempty(root) || streq(root, "/");
 }
 
 static int lock_take(int *ret_fd) {
@@ -64,50 +70,33 @@ static int lock_take(int *ret_fd) {
 
         r = mkdir_p(sx_runtime_dir(), 0755);
         if (r < 0)
-                return sx_error(r, "%s: cannot create runtime directory: %s", sx_runtime_dir(), strerror(-r));
+                return sx_error(r, "%s: cannot create runtime directory: %m", sx_runtime_dir());
         p = strjoin(sx_runtime_dir(), "/lock");
         if (!p)
                 return -ENOMEM;
         fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         if (fd < 0)
-                return sx_error(negative_errno(), "%s: cannot open lock file: %s", p, strerror(errno));
+                return sx_error(negative_errno(), "%s: cannot open lock file: %m", p);
         while (flock(fd, LOCK_EX) < 0)
                 if (errno != EINTR)
-                        return sx_error(negative_errno(), "%s: cannot take lock: %s", p, strerror(errno));
+                        return sx_error(negative_errno(), "%s: cannot take lock: %m", p);
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
-static json_object *read_meta_json(int h_fd);
-
-int is_origin_mount(int dir_fd, const char *origin) {
-        json_object *meta, *v;
-        int r;
-
-        r = is_sysext_mount(dir_fd);
-        if (r <= 0)
-                return r;
-        meta = read_meta_json(dir_fd);
-        r = meta && json_object_object_get_ex(meta, "origin", &v) && json_object_is_type(v, json_type_string) &&
-            streq(json_object_get_string(v), origin);
-        if (meta)
-                json_object_put(meta);
-        return r;
-}
-
-static int open_root(const MergeContext *c, int *ret_fd) {
-        const char *root = root_is_host(c) ? "/" : c->root;
-        int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+static int open_root(const char *root, int *ret_fd) {
+        const char *path = root_is_host(root) ? "/" : root;
+        int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
         if (fd < 0)
-                return sx_error(negative_errno(), "%s: cannot open root directory: %s", root, strerror(errno));
+                return sx_error(negative_errno(), "%s: cannot open root directory: %m", path);
         *ret_fd = fd;
         return 0;
 }
 
 /* Lazily detach the mount on top of fd (a mount root): the magic link resolves to that very mount. */
 static int umount_fd(int fd) {
-        char proc[64];
+        char proc[PROC_FD_PATH_MAX];
 
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
         return sys_umount2(proc, MNT_DETACH) < 0 ? negative_errno() : 0;
@@ -152,17 +141,9 @@ static void plans_free(Plan *p, size_t n) {
         free(p);
 }
 
-static json_object *read_meta_json(int h_fd) {
-        _cleanup_free_ char *buf = NULL;
-
-        if (read_full_file_at(h_fd, SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE, 1024 * 1024, &buf, NULL) < 0)
-                return NULL;
-        return json_tokener_parse(buf);
-}
-
-/* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
 /* How a hierarchy is opened: directly beneath the root, or (status --namespace-of) by a child in
- * the target mount namespace. Returns an O_PATH fd, -ENOENT if it does not exist. */
+ * the target mount namespace. Returns an O_PATH fd, -ENOENT if it does not exist, or another
+ * negative errno with the whole message recorded (the caller adds nothing to it). */
 typedef int (*HierarchyOpener)(const char *hierarchy, void *userdata);
 
 /* A hierarchy that resolves to the root itself (usr -> / inside --root) would put an overlay over
@@ -171,9 +152,12 @@ static int open_hierarchy_at(int root_fd, const char *hierarchy) {
         struct stat a, b;
         int fd;
 
+        assert(root_fd >= 0 && hierarchy && path_is_absolute(hierarchy));
         fd = openat_beneath(root_fd, hierarchy + 1, O_PATH | O_DIRECTORY, true);
-        if (fd < 0)
+        if (fd == -ENOENT)
                 return fd;
+        if (fd < 0)
+                return sx_error(fd, "%s: cannot open hierarchy: %m", hierarchy);
         if (fstat(fd, &a) >= 0 && fstat(root_fd, &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
                 safe_close(fd);
                 return sx_error(-ELOOP, "%s: resolves to the root directory itself; refusing to merge over it", hierarchy);
@@ -186,15 +170,15 @@ static int open_hierarchy_beneath(const char *hierarchy, void *userdata) {
 }
 
 /* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
-static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *userdata, Plan **ret, size_t *ret_n) {
+static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, void *userdata, Plan **ret, size_t *ret_n) {
         Plan *plans;
         size_t n = 0;
         int r;
 
-        plans = calloc(strv_length(c->hierarchies) + 1, sizeof(Plan));
+        plans = calloc(strv_length(hierarchies) + 1, sizeof(Plan));
         if (!plans)
                 return -ENOMEM;
-        STRV_FOREACH(h, c->hierarchies) {
+        STRV_FOREACH(h, hierarchies) {
                 Plan *p = &plans[n];
                 int fd;
 
@@ -202,12 +186,8 @@ static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *
                 fd = opener(*h, userdata);
                 if (fd == -ENOENT)
                         continue;
-                if (fd == -ELOOP && sx_last_error() && strstr(sx_last_error(), "root directory itself")) {
-                        r = fd;
-                        goto fail;
-                }
                 if (fd < 0) {
-                        r = sx_error(fd, "%s: cannot open hierarchy: %s", *h, strerror(-fd));
+                        r = fd;
                         goto fail;
                 }
                 p->h_fd = fd;
@@ -217,12 +197,12 @@ static int plans_open_with(const MergeContext *c, HierarchyOpener opener, void *
                         goto fail;
                 r = is_sysext_mount(fd);
                 if (r < 0) {
-                        r = sx_error(r, "%s: cannot read merge markers: %s", p->path, strerror(-r));
+                        r = sx_error(r, "%s: cannot read merge markers: %m", p->path);
                         goto fail;
                 }
                 p->merged = r > 0;
                 if (p->merged)
-                        p->meta = read_meta_json(fd);
+                        p->meta = markers_read_meta(fd);
         }
         *ret = plans;
         *ret_n = n;
@@ -232,8 +212,8 @@ fail:
         return r;
 }
 
-static int plans_open(const MergeContext *c, int root_fd, Plan **ret, size_t *ret_n) {
-        return plans_open_with(c, open_hierarchy_beneath, &root_fd, ret, ret_n);
+static int plans_open(char * const *hierarchies, int root_fd, Plan **ret, size_t *ret_n) {
+        return plans_open_with(hierarchies, open_hierarchy_beneath, &root_fd, ret, ret_n);
 }
 
 static int ext_push(Extension ***exts, size_t *n, Extension *e) {
@@ -249,28 +229,18 @@ static int ext_push(Extension ***exts, size_t *n, Extension *e) {
         return 0;
 }
 
-static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_t idx, Extension ***exts, size_t *n) {
-        const ImageSource *src = c->image_sources ? &c->image_sources[idx] : NULL;
-        ExtensionOptions eo = *o;
+/* Open a named image as its source says (as the user, under the name discovery gave it). */
+static int image_open_source(const ImageSource *src, const ExtensionOptions *eo, Image **ret) {
         Image *img = NULL;
-        Extension *e = NULL;
         FsIds saved;
         int r;
 
-        if (src) {
-                eo.open_as_user = src->open_as_user;
-                eo.uid = src->uid;
-                eo.gid = src->gid;
-                eo.user_controlled = src->user_controlled;
-                eo.user_controlled_why = src->user_controlled_why;
-                eo.private_copy_max = c->private_copy_max;
-        }
-        saved = fsids_switch(eo.open_as_user, eo.uid, eo.gid);
-        r = image_from_path(c->images[idx], &img);
+        saved = fsids_switch(eo->open_as_user, eo->uid, eo->gid);
+        r = image_from_path(src->path, &img);
         fsids_restore(&saved);
         if (r < 0)
                 return r;
-        if (src && src->name && !streq(src->name, img->name)) {
+        if (src->name && !streq(src->name, img->name)) {
                 char *name = strdup(src->name);
                 if (!name) {
                         image_free(img);
@@ -279,33 +249,57 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
                 free(img->name);
                 img->name = name;
         }
-        if (eo.open_as_user) {
+        if (eo->open_as_user) {
                 /* Discovery found it at this canonical path; if it resolves elsewhere now, a
                  * directory was swapped for a symlink meanwhile. From here on: no symlinks. */
-                if (!streq(img->path, c->images[idx])) {
-                        r = sx_error(-EXDEV, "%s: changed while being opened (now %s)", c->images[idx], img->path);
+                if (!streq(img->path, src->path)) {
+                        r = sx_error(-EXDEV, "%s: changed while being opened (now %s)", src->path, img->path);
                         image_free(img);
                         return r;
                 }
                 img->no_symlinks = true;
         }
         /* An image someone else may change: neither it nor its sidecars through a symlink. */
-        if (eo.user_controlled)
+        if (eo->user_controlled)
                 img->no_symlinks = true;
-        for (size_t i = 0; i < *n; i++)
-                if (streq((*exts)[i]->image->name, img->name)) {
-                        if (src && src->discovered) {   /* a named image of that name wins */
-                                image_free(img);
-                                return 0;
-                        }
-                        r = sx_error(-ENOTUNIQ, "%s: an image named '%s' was given twice", img->path, img->name);
-                        image_free(img);
-                        return r;
-                }
+        *ret = img;
+        return 0;
+}
+
+/* 1 if an extension of img's name is in the list already, 0 if not, or a negative errno (a name
+ * given twice) if that is an error. */
+static int image_is_duplicate(const ImageSource *src, const Image *img, Extension **exts, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(exts[i]->image->name, img->name))
+                        return src->discovered ? 1 :    /* a named image of that name wins */
+                                sx_error(-ENOTUNIQ, "%s: an image named '%s' was given twice", img->path, img->name);
+        return 0;
+}
+
+static int open_explicit(const MergeContext *c, const ExtensionOptions *o, const ImageSource *src, Extension ***exts, size_t *n) {
+        ExtensionOptions eo = *o;
+        Image *img = NULL;
+        Extension *e = NULL;
+        int r;
+
+        eo.open_as_user = src->open_as_user;
+        eo.uid = src->uid;
+        eo.gid = src->gid;
+        eo.user_controlled = src->user_controlled;
+        eo.user_controlled_why = src->user_controlled_why;
+        eo.private_copy_max = c->private_copy_max;
+        r = image_open_source(src, &eo, &img);
+        if (r < 0)
+                return r;
+        r = image_is_duplicate(src, img, *exts, *n);
+        if (r != 0) {
+                image_free(img);
+                return r < 0 ? r : 0;
+        }
         r = extension_open(img, &eo, &e);
         if (r < 0)
                 return r;
-        if (!e->compatible && src && src->discovered) {
+        if (!e->compatible && src->discovered) {
                 notice(c, "Extension '%s' is not compatible with this host (%s), ignoring.", e->image->name, e->reason);
                 extension_free(e);
                 return 0;
@@ -315,16 +309,15 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, size_
                 extension_free(e);
                 return r;
         }
-        if (src)
-                memcpy(e->mount_attrs, src->attrs, sizeof(e->mount_attrs));
+        memcpy(e->mount_attrs, src->attrs, sizeof(e->mount_attrs));
         return ext_push(exts, n, e);
 }
 
 static int collect_explicit(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n) {
         int r;
 
-        for (size_t i = 0; c->images[i]; i++) {
-                r = open_explicit(c, o, i, exts, n);
+        for (size_t i = 0; i < c->n_images; i++) {
+                r = open_explicit(c, o, &c->images[i], exts, n);
                 if (r >= 0)
                         continue;
                 if (!c->skip_broken)
@@ -373,7 +366,8 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
         return r < 0 ? r : 0;
 }
 
-/* Dissect, mount (detached) and check every extension. Any failure fails the whole operation. */
+/* Dissect, mount (detached) and check every extension. Any failure fails the whole operation,
+ * but for a named image's with skip_broken (it is left out with a notice). */
 static int collect_extensions(const MergeContext *c, const HostInfo *host, Extension ***ret, size_t *ret_n) {
         ExtensionOptions o = {
                 .host = host,
@@ -433,84 +427,58 @@ static int plan_add_layer(Plan *p, int mnt_fd, char *subdir, int dir_fd) {
         return 0;
 }
 
-static json_object *meta_json_new(const MergeContext *c, const Plan *p, Extension **exts, size_t n, bool *used,
-                                  const char *idmap_resolved) {
-        json_object *o = json_object_new_object(), *a = json_object_new_array();
+/* What runs where. The host side (the caller's namespaces) takes the lock, discovers, dissects,
+ * mounts the images detached and idmaps them. The hierarchy side opens the hierarchies, clones
+ * their base, builds the overlays and attaches or detaches them; with --namespace-of it runs in a
+ * forked child that joined the target's mount namespace, so the caller's mount table is never
+ * touched, and so does `run` for the command's fresh namespace. */
 
-        json_object_object_add(o, "version", json_object_new_int(1));
-        json_object_object_add(o, "origin", json_object_new_string(c->origin ?: "sysext-idmap"));
-        json_object_object_add(o, "hierarchy", json_object_new_string(p->hierarchy));
-        json_object_object_add(o, "root", json_object_new_string(root_is_host(c) ? "/" : c->root));
-        json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
-        json_object_object_add(o, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
-        if (idmap_resolved)
-                json_object_object_add(o, "idmapResolved", json_object_new_string(idmap_resolved));
-        for (size_t i = 0; i < n; i++) {
-                json_object *e;
-                if (!used[i])
-                        continue;
-                e = json_object_new_object();
-                json_object_object_add(e, "name", json_object_new_string(exts[i]->image->name));
-                json_object_object_add(e, "path", json_object_new_string(exts[i]->image->path));
-                json_object_object_add(e, "type", json_object_new_string(dissect_kind_to_string(exts[i]->dissected->kind)));
-                if (exts[i]->image->version)
-                        json_object_object_add(e, "version", json_object_new_string(exts[i]->image->version));
-                json_object_object_add(e, "idmap", json_object_new_string(c->idmap ? c->idmap->spec : "identity"));
-                json_object_object_add(e, "reloadManager", json_object_new_boolean(exts[i]->reload_manager));
-                const VerityResult *v = extension_verity_result(exts[i]);
-                json_object_object_add(e, "verity", json_object_new_string(extension_trust_summary(exts[i])));
-                json_object_object_add(e, "checkedBy", json_object_new_string(verity_checked_by_to_string(v->checked_by)));
-                if (v->root_hash)
-                        json_object_object_add(e, "rootHash", json_object_new_string(v->root_hash));
-                if (v->is_signed && v->signer_fingerprint)
-                        json_object_object_add(e, "signer", json_object_new_string(v->signer_fingerprint));
-                json_object_array_add(a, e);
-        }
-        json_object_object_add(o, "extensions", a);
-        return o;
+struct MergeSession {
+        const MergeContext *c;
+        HostInfo host;
+        Extension **exts;
+        size_t n_exts;
+        Idmap *idmap;           /* effective mapping (the context's, or the target namespace's) */
+        Idmap *owned_idmap;
+        int target_mntns;       /* -EBADF: our own mount namespace */
+        int target_root;        /* the target process's root directory (it may be chrooted) */
+        const char *root;       /* root for the hierarchies (c->root); inside a target, beneath target_root */
+        bool reload;
+};
+
+static const char *session_idmap_spec(const MergeSession *s) {
+        return s->idmap ? s->idmap->spec : "identity";
 }
 
-static int meta_write(const MergeContext *c, Plan *p, Extension **exts, size_t n, bool *used) {
-        _cleanup_free_ char *names = NULL, *names_nl = NULL;
+static int meta_write(const MergeSession *s, Plan *p, const bool *used) {
         _cleanup_(idmap_freep) Idmap *resolved = NULL;
-        json_object *o;
         int r;
 
-        if (sys_mkdirat(p->meta_fd, SYSEXT_META_DIR, 0755) < 0)
-                return sx_error(negative_errno(), "%s: cannot write merge markers: %s", p->path, strerror(errno));
-        names = strv_join(p->names, "\n");
-        names_nl = names ? strjoin(names, "\n") : NULL;
-        if (!names_nl)
-                return -ENOMEM;
-        if (c->idmap && c->idmap->kind == IDMAP_USERNS && c->idmap->userns_fd >= 0) {
+        if (s->idmap && s->idmap->kind == IDMAP_USERNS && s->idmap->userns_fd >= 0) {
                 /* userns:/pid: name a namespace that may go away; record what it mapped. */
-                r = userns_read_maps(c->idmap->userns_fd, &resolved);
+                r = userns_read_maps(s->idmap->userns_fd, &resolved);
                 if (r < 0)
-                        return sx_error(r, "%s: cannot read the ID mapping of %s: %s", p->path, c->idmap->spec,
-                                        strerror(-r));
+                        return sx_error_prefix(r, "%s: cannot read the ID mapping of %s", p->path, s->idmap->spec);
         }
-        o = meta_json_new(c, p, exts, n, used, resolved ? resolved->spec : NULL);
-        if (!o)
-                return -ENOMEM;
-        r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/extensions", names_nl, 0644);
-        if (r >= 0)
-                r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE,
-                                    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644);
-        json_object_put(o);
-        if (r < 0)
-                return sx_error(r, "%s: cannot write merge markers: %s", p->path, strerror(-r));
-        return 0;
+        MarkersInfo m = {
+                .origin = s->c->origin,
+                .hierarchy = p->hierarchy,
+                .root = root_is_host(s->root) ? "/" : s->root,
+                .idmap_spec = session_idmap_spec(s),
+                .idmap_resolved = resolved ? resolved->spec : NULL,
+                .exts = s->exts,
+                .used = used,
+                .n_exts = s->n_exts,
+                .names = p->names,
+        };
+        return markers_write(p->meta_fd, p->path, &m);
 }
 
-/* Fill the layers of one hierarchy. Returns 0 and no layers if no extension provides it. */
-static int plan_prepare(const MergeContext *c, Plan *p, Extension **exts, size_t n) {
-        _cleanup_free_ bool *used = calloc(n + 1, sizeof(bool));
-        struct stat st;
+/* The extensions' layers for one hierarchy, newest (last in merge order) first; used[i] says
+ * which extensions have one. */
+static int plan_add_extension_layers(Plan *p, Extension **exts, size_t n, bool *used) {
         int r;
 
-        if (!used)
-                return -ENOMEM;
-        /* newest (last in merge order) first, right below the metadata layer */
         for (size_t i = n; i-- > 0;) {
                 char *sub = NULL;
                 int mnt, dir;
@@ -527,31 +495,26 @@ static int plan_prepare(const MergeContext *c, Plan *p, Extension **exts, size_t
                 }
                 used[i] = true;
         }
-        if (p->n_layers == 0)
-                return 0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; p->n_layers > 0 && i < n; i++)
                 if (used[i] && strv_extend(&p->names, exts[i]->image->name) < 0)
                         return -ENOMEM;
+        return 0;
+}
 
+/* The bottom layer: what the hierarchy shows without any merge (or, stacking, with the merges). */
+static int plan_open_base(const MergeContext *c, Plan *p) {
         if (p->merged && !c->stack)
-                r = hierarchy_open_base(p->path, &p->base_fd);
-        else {
-                p->base_fd = sys_open_tree(p->h_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-                r = p->base_fd < 0 ? sx_error(negative_errno(), "%s: cannot clone the hierarchy: %s", p->path, strerror(errno)) : 0;
-        }
-        if (r < 0)
-                return r;
-        if (fstat(p->base_fd, &st) < 0)
-                return negative_errno();
-        r = meta_layer_make(&st, &p->meta_fd);
-        if (r < 0)
-                return r;
-        r = meta_write(c, p, exts, n, used);
-        if (r < 0)
-                return r;
+                return hierarchy_open_base(p->path, &p->base_fd);
+        p->base_fd = sys_open_tree(p->h_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (p->base_fd < 0)
+                return sx_error(negative_errno(), "%s: cannot clone the hierarchy: %m", p->path);
+        return 0;
+}
 
-        /* metadata on top, base at the bottom */
+/* Metadata on top, base at the bottom. */
+static int plan_wrap_layers(Plan *p) {
         Layer *l = reallocarray(p->layers, p->n_layers + 2, sizeof(Layer));
+
         if (!l)
                 return -ENOMEM;
         p->layers = l;
@@ -560,6 +523,31 @@ static int plan_prepare(const MergeContext *c, Plan *p, Extension **exts, size_t
         p->layers[p->n_layers + 1] = (Layer) { .mnt_fd = p->base_fd, .subdir = strdup(""), .dir_fd = p->base_fd };
         p->n_layers += 2;
         return 0;
+}
+
+/* Fill the layers of one hierarchy. Returns 0 and no layers if no extension provides it. */
+static int plan_prepare(const MergeSession *s, Plan *p) {
+        _cleanup_free_ bool *used = calloc(s->n_exts + 1, sizeof(bool));
+        struct stat st;
+        int r;
+
+        if (!used)
+                return -ENOMEM;
+        r = plan_add_extension_layers(p, s->exts, s->n_exts, used);
+        if (r < 0 || p->n_layers == 0)
+                return r;
+        r = plan_open_base(s->c, p);
+        if (r < 0)
+                return r;
+        if (fstat(p->base_fd, &st) < 0)
+                return negative_errno();
+        r = meta_layer_make(&st, &p->meta_fd);
+        if (r < 0)
+                return r;
+        r = meta_write(s, p, used);
+        if (r < 0)
+                return r;
+        return plan_wrap_layers(p);
 }
 
 static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, bool *ret_fallback) {
@@ -584,75 +572,30 @@ static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, bool *ret
                 return r;
         k = 0;
         for (size_t i = 0; i < n; i++) {
-                struct stat st;
-                char dev[32];
-
                 if (plans[i].n_layers == 0)
                         continue;
                 plans[i].ovl_fd = fds[k++];
                 /* Only now is the overlay's device known; nothing has looked at the markers yet. */
-                if (fstat(plans[i].ovl_fd, &st) < 0)
-                        return negative_errno();
-                snprintf(dev, sizeof(dev), "%u:%u\n", major(st.st_dev), minor(st.st_dev));
-                r = write_string_at(plans[i].meta_fd, SYSEXT_META_DIR "/dev", dev, 0644);
+                r = markers_write_dev(plans[i].meta_fd, plans[i].ovl_fd, plans[i].path);
                 if (r < 0)
-                        return sx_error(r, "%s: cannot write merge markers: %s", plans[i].path, strerror(-r));
+                        return r;
         }
         return 0;
 }
 
-/* ---- service manager reload ---- */
-
-static bool meta_wants_reload(json_object *meta) {
-        json_object *a, *e, *v;
-
-        if (!meta || !json_object_object_get_ex(meta, "extensions", &a))
-                return false;
-        for (size_t i = 0; i < json_object_array_length(a); i++)
-                if ((e = json_object_array_get_idx(a, i)) && json_object_object_get_ex(e, "reloadManager", &v) &&
-                    json_object_get_boolean(v))
-                        return true;
-        return false;
-}
-
-/* No system bus (no systemd as PID 1, a container, early boot): nothing to reload, say nothing. */
-static bool bus_absent(int r) {
-        return r == -ENOENT || r == -ECONNREFUSED || r == -ENOMEDIUM || r == -EHOSTDOWN || r == -ENOTCONN;
-}
-
-static void reload_manager(const MergeContext *c) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        sd_bus *bus = NULL;
+/* Only the host's own manager is asked; a target namespace or --root belongs to someone else. */
+static void maybe_reload(const MergeSession *s, bool wanted) {
         int r;
 
-        /* PID 1's private socket works before dbus-daemon is up (we merge before sysinit.target). */
-        r = -ENOENT;
-        if (geteuid() == 0 && access("/run/systemd/private", F_OK) >= 0) {
-                r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, "unix:path=/run/systemd/private");
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-                if (r < 0)
-                        bus = sd_bus_flush_close_unref(bus);
+        if (!wanted || s->c->no_reload || !root_is_host(s->root) || s->target_mntns >= 0)
+                return;
+        r = service_manager_reload();
+        if (r > 0)
+                notice(s->c, "Reloaded the service manager.");
+        else if (r < 0) {
+                notice(s->c, "%s", strna(sx_last_error()));
+                sx_clear_error();       /* not the verb's failure */
         }
-        if (r < 0)
-                r = sd_bus_open_system(&bus);
-        if (r >= 0)
-                r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                                       "org.freedesktop.systemd1.Manager", "Reload", &error, NULL, NULL);
-        if (r < 0 && !bus_absent(r))
-                notice(c, "Failed to reload the service manager: %s", error.message ?: strerror(-r));
-        else if (r >= 0)
-                notice(c, "Reloaded the service manager.");
-        sd_bus_error_free(&error);
-        sd_bus_flush_close_unref(bus);
-}
-
-static void maybe_reload(const MergeContext *c, bool wanted) {
-        /* Only the host's own manager can be asked; with --root the tree belongs to something else. */
-        if (wanted && !c->no_reload && root_is_host(c))
-                reload_manager(c);
 }
 
 /* ---- verbs ---- */
@@ -666,7 +609,7 @@ static int attach_all(const MergeContext *c, Plan *plans, size_t n) {
                         continue;
                 r = mount_attach(plans[i].ovl_fd, plans[i].h_fd, false);
                 if (r < 0) {
-                        r = sx_error(r, "%s: failed to attach the overlay: %s", plans[i].path, strerror(-r));
+                        r = sx_error(r, "%s: failed to attach the overlay: %m", plans[i].path);
                         break;
                 }
         }
@@ -704,6 +647,26 @@ static bool exts_want_reload(Extension **exts, size_t n) {
         return false;
 }
 
+/* Peel off the merges that show up beneath the one just detached from a hierarchy. */
+static int unmerge_stacked(int root_fd, const Plan *p, bool *reload) {
+        for (unsigned k = 0; k < MAX_STACKED_MERGES; k++) {
+                _cleanup_close_ int fd = openat_beneath(root_fd, p->hierarchy + 1, O_PATH | O_DIRECTORY, true);
+                json_object *meta;
+                int r;
+
+                if (fd < 0 || is_sysext_mount(fd) <= 0)
+                        break;
+                meta = markers_read_meta(fd);
+                *reload = *reload || markers_meta_wants_reload(meta);
+                if (meta)
+                        json_object_put(meta);
+                r = umount_fd(fd);
+                if (r < 0)
+                        return sx_error(r, "%s: failed to unmount a merge stacked beneath: %m", p->path);
+        }
+        return 0;
+}
+
 /* Detach the merge on top of the hierarchy, and any merge that shows up beneath it: a refresh
  * whose detach of the old overlay failed leaves the old one stacked on the new one, and
  * systemd-sysext's unmerge also peels every merge off. */
@@ -713,27 +676,33 @@ static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t
         for (size_t i = 0; i < n; i++) {
                 if (!plans[i].merged)
                         continue;
-                *reload = *reload || meta_wants_reload(plans[i].meta);
+                *reload = *reload || markers_meta_wants_reload(plans[i].meta);
                 r = umount_fd(plans[i].h_fd);
                 if (r < 0)
-                        return sx_error(r, "%s: failed to unmount: %s", plans[i].path, strerror(-r));
-                for (unsigned k = 0; k < 64; k++) {
-                        _cleanup_close_ int fd = openat_beneath(root_fd, plans[i].hierarchy + 1, O_PATH | O_DIRECTORY, true);
-                        json_object *meta;
-
-                        if (fd < 0 || is_sysext_mount(fd) <= 0)
-                                break;
-                        meta = read_meta_json(fd);
-                        *reload = *reload || meta_wants_reload(meta);
-                        if (meta)
-                                json_object_put(meta);
-                        r = umount_fd(fd);
-                        if (r < 0)
-                                return sx_error(r, "%s: failed to unmount a merge stacked beneath: %s", plans[i].path,
-                                                strerror(-r));
-                }
+                        return sx_error(r, "%s: failed to unmount: %m", plans[i].path);
+                r = unmerge_stacked(root_fd, &plans[i], reload);
+                if (r < 0)
+                        return r;
                 notice(c, "Unmerged '%s'.", plans[i].path);
         }
+        return 0;
+}
+
+/* Without MOVE_MOUNT_BENEATH: detach the old overlay, then attach the new one where it was. */
+static int refresh_by_unmerge(const MergeContext *c, Plan *p) {
+        _cleanup_close_ int under = -EBADF;
+        int r;
+
+        r = umount_fd(p->h_fd);
+        if (r < 0)
+                return sx_error(r, "%s: failed to unmount: %m", p->path);
+        under = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (under < 0)
+                return sx_error(negative_errno(), "%s: %m", p->path);
+        r = mount_attach(p->ovl_fd, under, false);
+        if (r < 0)
+                return sx_error(r, "%s: failed to attach the overlay: %m", p->path);
+        notice(c, "Refreshed '%s' (unmerge and merge).", p->path);
         return 0;
 }
 
@@ -747,14 +716,14 @@ static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
                         return 0;
                 r = umount_fd(p->h_fd);
                 if (r < 0)
-                        return sx_error(r, "%s: failed to unmount: %s", p->path, strerror(-r));
+                        return sx_error(r, "%s: failed to unmount: %m", p->path);
                 notice(c, "Unmerged '%s'.", p->path);
                 return 0;
         }
         if (!p->merged) {
                 r = mount_attach(p->ovl_fd, p->h_fd, false);
                 if (r < 0)
-                        return sx_error(r, "%s: failed to attach the overlay: %s", p->path, strerror(-r));
+                        return sx_error(r, "%s: failed to attach the overlay: %m", p->path);
                 notice(c, "Merged extensions into '%s'.", p->path);
                 return 0;
         }
@@ -763,49 +732,18 @@ static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
                 if (r >= 0) {
                         r = umount_fd(p->h_fd);
                         if (r < 0)
-                                return sx_error(r, "%s: new overlay attached, but the old one could not be detached: %s",
-                                                p->path, strerror(-r));
+                                return sx_error(r, "%s: new overlay attached, but the old one could not be detached: %m",
+                                                p->path);
                         notice(c, "Refreshed '%s' atomically.", p->path);
                         return 0;
                 }
                 if (r != -EINVAL && r != -ENOSYS)
-                        return sx_error(r, "%s: failed to attach the overlay beneath the old one: %s", p->path, strerror(-r));
+                        return sx_error(r, "%s: failed to attach the overlay beneath the old one: %m", p->path);
                 *beneath_ok = false;
                 notice(c, "Note: the kernel cannot mount beneath (MOVE_MOUNT_BENEATH, Linux 6.5+); refreshing by unmerge and merge.");
         }
-        r = umount_fd(p->h_fd);
-        if (r < 0)
-                return sx_error(r, "%s: failed to unmount: %s", p->path, strerror(-r));
-        {
-                _cleanup_close_ int under = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (under < 0)
-                        return sx_error(negative_errno(), "%s: %s", p->path, strerror(errno));
-                r = mount_attach(p->ovl_fd, under, false);
-        }
-        if (r < 0)
-                return sx_error(r, "%s: failed to attach the overlay: %s", p->path, strerror(-r));
-        notice(c, "Refreshed '%s' (unmerge and merge).", p->path);
-        return 0;
+        return refresh_by_unmerge(c, p);
 }
-
-/* What runs where. The host side (the caller's namespaces) takes the lock, discovers, dissects,
- * mounts the images detached and idmaps them. The hierarchy side opens the hierarchies, clones
- * their base, builds the overlays and attaches or detaches them; with --namespace-of it runs in a
- * forked child that joined the target's mount namespace, so the caller's mount table is never
- * touched, and so does `run` for the command's fresh namespace. */
-
-struct MergeSession {
-        const MergeContext *c;
-        HostInfo host;
-        Extension **exts;
-        size_t n_exts;
-        Idmap *idmap;           /* effective mapping (the context's, or the target namespace's) */
-        Idmap *owned_idmap;
-        int target_mntns;       /* -EBADF: our own mount namespace */
-        int target_root;        /* the target process's root directory (it may be chrooted) */
-        const char *root;       /* root for the hierarchies: c->root, or "/" inside a target */
-        bool reload;
-};
 
 void merge_session_free(MergeSession *s) {
         if (!s)
@@ -818,60 +756,67 @@ void merge_session_free(MergeSession *s) {
         free(s);
 }
 
+/* Open /proc/PID/WHAT of the --namespace-of target. */
+static int target_open_proc(pid_t pid, const char *what, int flags, const char *description, int *ret_fd) {
+        _cleanup_free_ char *p = NULL;
+        int fd;
+
+        if (asprintf_safe(&p, "/proc/%d/%s", (int) pid, what) < 0)
+                return -ENOMEM;
+        fd = open(p, flags | O_CLOEXEC);
+        if (fd < 0)
+                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its %s: %m", (int) pid, description);
+        *ret_fd = fd;
+        return 0;
+}
+
+/* Unless told otherwise, the layers are idmapped into the target's user namespace, so the image's
+ * root-owned files belong to the target's root. Takes userns. */
+static int target_default_idmap(const MergeContext *c, MergeSession *s, int userns) {
+        _cleanup_close_ int fd = userns;
+        _cleanup_free_ char *spec = NULL;
+        int r;
+
+        if (!idmap_is_identity(c->idmap))
+                return 0;
+        r = namespace_is_own(fd, "user");
+        if (r != 0)
+                return 0;       /* our own (or unknown, as before): identity */
+        if (asprintf_safe(&spec, "pid:%d", (int) c->namespace_of) < 0)
+                return -ENOMEM;
+        r = idmap_from_userns_fd(TAKE_FD(fd), spec, &s->owned_idmap);
+        if (r < 0)
+                return r;
+        s->idmap = s->owned_idmap;
+        return 0;
+}
+
 static int open_target(const MergeContext *c, MergeSession *s, char **ret_root) {
         _cleanup_close_ int pidfd = -EBADF, userns = -EBADF;
-        _cleanup_free_ char *p = NULL;
-        struct stat a, b;
+        pid_t pid = c->namespace_of;
+        int r;
 
         /* Pin the process, open its namespaces, then check it is still the same process. */
-        pidfd = sys_pidfd_open(c->namespace_of, 0);
+        pidfd = sys_pidfd_open(pid, 0);
         if (pidfd < 0)
-                return sx_error(negative_errno(), "--namespace-of=%d: %s", (int) c->namespace_of, strerror(errno));
-        if (asprintf_safe(&p, "/proc/%d/ns/mnt", (int) c->namespace_of) < 0)
-                return -ENOMEM;
-        s->target_mntns = open(p, O_RDONLY | O_CLOEXEC);
-        if (s->target_mntns < 0)
-                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its mount namespace: %s",
-                                (int) c->namespace_of, strerror(errno));
-        free(p);
-        if (asprintf_safe(&p, "/proc/%d/root", (int) c->namespace_of) < 0)
-                return -ENOMEM;
-        s->target_root = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (s->target_root < 0)
-                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its root directory: %s",
-                                (int) c->namespace_of, strerror(errno));
-        free(p);
-        if (asprintf_safe(&p, "/proc/%d/ns/user", (int) c->namespace_of) < 0)
-                return -ENOMEM;
-        userns = open(p, O_RDONLY | O_CLOEXEC);
-        if (userns < 0)
-                return sx_error(negative_errno(), "--namespace-of=%d: cannot open its user namespace: %s",
-                                (int) c->namespace_of, strerror(errno));
+                return sx_error(negative_errno(), "--namespace-of=%d: %m", (int) pid);
+        if ((r = target_open_proc(pid, "ns/mnt", O_RDONLY, "mount namespace", &s->target_mntns)) < 0 ||
+            (r = target_open_proc(pid, "root", O_PATH | O_DIRECTORY, "root directory", &s->target_root)) < 0 ||
+            (r = target_open_proc(pid, "ns/user", O_RDONLY, "user namespace", &userns)) < 0)
+                return r;
         if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
-                return sx_error(-ESRCH, "--namespace-of=%d: the process went away", (int) c->namespace_of);
-        if (fstat(s->target_mntns, &a) < 0 || stat("/proc/self/ns/mnt", &b) < 0)
-                return negative_errno();
-        if (a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+                return sx_error(-ESRCH, "--namespace-of=%d: the process went away", (int) pid);
+        r = namespace_is_own(s->target_mntns, "mnt");
+        if (r < 0)
+                return r;
+        if (r > 0)
                 return sx_error(-EINVAL, "--namespace-of=%d: the process shares our mount namespace; leave out --namespace-of",
-                                (int) c->namespace_of);
-        /* Unless told otherwise, the layers are idmapped into the target's user namespace, so the
-         * image's root-owned files belong to the target's root. */
-        if (idmap_is_identity(c->idmap) && !(fstat(userns, &a) < 0 || stat("/proc/self/ns/user", &b) < 0) &&
-            !(a.st_ino == b.st_ino && a.st_dev == b.st_dev)) {
-                _cleanup_free_ char *spec = NULL;
-                if (asprintf_safe(&spec, "pid:%d", (int) c->namespace_of) < 0)
-                        return -ENOMEM;
-                int r = idmap_from_userns_fd(TAKE_FD(userns), spec, &s->owned_idmap);
-                if (r < 0)
-                        return r;
-                s->idmap = s->owned_idmap;
-        }
+                                (int) pid);
+        r = target_default_idmap(c, s, TAKE_FD(userns));
+        if (r < 0)
+                return r;
         /* The target's own os-release decides compatibility. */
-        free(p);
-        if (asprintf_safe(&p, "/proc/%d/root", (int) c->namespace_of) < 0)
-                return -ENOMEM;
-        *ret_root = TAKE_PTR(p);
-        return 0;
+        return asprintf_safe(ret_root, "/proc/%d/root", (int) pid) < 0 ? -ENOMEM : 0;
 }
 
 int merge_session_open(const MergeContext *c, MergeSession **ret) {
@@ -879,6 +824,8 @@ int merge_session_open(const MergeContext *c, MergeSession **ret) {
         _cleanup_free_ char *release_root = NULL;
         int r;
 
+        assert(c && c->hierarchies && ret);
+        assert(c->images || c->n_images == 0);
         s = calloc(1, sizeof(MergeSession));
         if (!s)
                 return -ENOMEM;
@@ -891,7 +838,7 @@ int merge_session_open(const MergeContext *c, MergeSession **ret) {
                 if (r < 0)
                         return r;
         }
-        if (release_root && !root_is_host(c)) {
+        if (release_root && !root_is_host(c->root)) {
                 char *j = path_join_root(release_root, c->root);
                 if (!j)
                         return -ENOMEM;
@@ -931,40 +878,36 @@ typedef struct Phase {
 static int open_target_root(int target_root, const char *root, int *ret_fd) {
         int fd;
 
-        if (isempty(root) || streq(root, "/"))
+        if (root_is_host(root))
                 fd = fcntl(target_root, F_DUPFD_CLOEXEC, 3);
         else
                 fd = openat_beneath(target_root, root, O_PATH | O_DIRECTORY, true);
         if (fd < 0)
-                return sx_error(fd < -1 ? fd : negative_errno(), "%s: cannot open the root in the target: %s",
-                                strempty(root), strerror(fd < -1 ? -fd : errno));
+                return sx_error(fd < -1 ? fd : negative_errno(), "%s: cannot open the root in the target: %m", strempty(root));
         *ret_fd = fd;
         return 0;
 }
 
 static int phase_open_plans(Phase *ph, int *ret_root_fd, Plan **ret_plans, size_t *ret_n) {
-        MergeContext sub = *ph->s->c;
+        const MergeSession *s = ph->s;
         int r;
 
-        sub.root = ph->s->root;
-        if (ph->s->target_root >= 0)
-                r = open_target_root(ph->s->target_root, sub.root, ret_root_fd);
+        if (s->target_root >= 0)
+                r = open_target_root(s->target_root, s->root, ret_root_fd);
         else
-                r = open_root(&sub, ret_root_fd);
+                r = open_root(s->root, ret_root_fd);
         if (r < 0)
                 return r;
-        return plans_open(&sub, *ret_root_fd, ret_plans, ret_n);
+        return plans_open(s->c->hierarchies, *ret_root_fd, ret_plans, ret_n);
 }
 
 static int phase_build(Phase *ph, Plan *plans, size_t n) {
-        MergeContext sub = *ph->s->c;
+        const MergeSession *s = ph->s;
         bool fallback;
         int r;
 
-        sub.root = ph->s->root;
-        sub.idmap = ph->s->idmap;
         for (size_t i = 0; i < n; i++) {
-                r = plan_prepare(&sub, &plans[i], ph->s->exts, ph->s->n_exts);
+                r = plan_prepare(s, &plans[i]);
                 if (r < 0)
                         return r;
         }
@@ -972,11 +915,27 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
          * asks for (ExtensionImages= options) or a mapping implies goes on the overlay. Device
          * nodes never work through /usr, as with systemd-sysext (MS_NODEV); setuid binaries do
          * unless a user's command runs on the overlay (run --user, --idmap=user:NAME). */
-        bool untrusted = ph->s->c->untrusted || (ph->s->idmap && ph->s->idmap->untrusted);
+        bool untrusted = s->c->untrusted || (s->idmap && s->idmap->untrusted);
         uint64_t attrs = MOUNT_ATTR_NODEV | (untrusted ? MOUNT_ATTR_NOSUID : 0);
-        for (size_t i = 0; i < ph->s->n_exts; i++)
-                attrs |= ph->s->exts[i]->mount_attrs[0] | ph->s->exts[i]->mount_attrs[1];
+        for (size_t i = 0; i < s->n_exts; i++)
+                attrs |= s->exts[i]->mount_attrs[0] | s->exts[i]->mount_attrs[1];
         return plans_build_overlays(plans, n, attrs, &fallback);
+}
+
+static int phase_refresh(Phase *ph, Plan *plans, size_t n, bool *reload) {
+        const MergeContext *c = ph->s->c;
+        bool beneath_ok = !TEST_HOOK(no_beneath, false);
+        int r;
+
+        if (!beneath_ok)
+                notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
+        for (size_t i = 0; i < n; i++) {
+                *reload = *reload || markers_meta_wants_reload(plans[i].meta);
+                r = refresh_one(c, &plans[i], &beneath_ok);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* The hierarchy side of a verb, in whatever mount namespace we are in now. */
@@ -984,7 +943,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         Phase *ph = userdata;
         const MergeContext *c = ph->s->c;
         _cleanup_close_ int root_fd = -EBADF;
-        bool beneath_ok = !TEST_HOOK(no_beneath, false), reload = false;
+        bool reload = false;
         Plan *plans = NULL;
         size_t n = 0;
         int r;
@@ -1013,14 +972,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
                                 notice(c, "Merged extensions into '%s'.", plans[i].path);
                 goto finish;
         }
-        if (!beneath_ok)
-                notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
-        for (size_t i = 0; i < n; i++) {
-                reload = reload || meta_wants_reload(plans[i].meta);
-                r = refresh_one(c, &plans[i], &beneath_ok);
-                if (r < 0)
-                        goto finish;
-        }
+        r = phase_refresh(ph, plans, n, &reload);
 finish:
         ph->old_reload = reload;
         plans_free(plans, n);
@@ -1030,14 +982,17 @@ finish:
 int merge_session_apply_here(MergeSession *s) {
         Phase ph = { .s = s, .verb = VERB_MERGE };
 
+        assert(s);
         return phase_run(&ph, NULL, 0);
 }
 
 int merge_session_load(MergeSession *s) {
+        assert(s);
         return session_load_extensions(s);
 }
 
 size_t merge_session_n_extensions(const MergeSession *s) {
+        assert(s);
         return s->n_exts;
 }
 
@@ -1064,6 +1019,7 @@ static int run_verb(const MergeContext *c, Verb verb) {
         Phase ph = { .verb = verb };
         int r;
 
+        assert(c);
         r = lock_take(&lock);
         if (r < 0)
                 return r;
@@ -1081,14 +1037,12 @@ static int run_verb(const MergeContext *c, Verb verb) {
                 r = session_load_extensions(s);
                 if (r < 0)
                         return r;
-                if (s->n_exts == 0 && verb == VERB_MERGE) {
-                        notice(c, "No suitable extensions found.");
-                        return 0;
-                }
                 if (s->n_exts > 0)
                         notice_using(c, s->exts, s->n_exts);
                 else
                         notice(c, "No suitable extensions found.");
+                if (s->n_exts == 0 && verb == VERB_MERGE)
+                        return 0;
         }
         if (s->target_mntns >= 0)
                 r = run_in_mntns(s->target_mntns, 0, phase_run, &ph, NULL, 0);
@@ -1096,9 +1050,7 @@ static int run_verb(const MergeContext *c, Verb verb) {
                 r = phase_run(&ph, NULL, 0);
         if (r < 0)
                 return r;
-        /* Only the host's own manager is asked; a target namespace or --root belongs to someone else. */
-        if (s->target_mntns < 0)
-                maybe_reload(c, ph.old_reload || s->reload);
+        maybe_reload(s, ph.old_reload || s->reload);
         return 0;
 }
 
@@ -1116,45 +1068,7 @@ int refresh_extensions(const MergeContext *c) {
 
 /* ---- status ---- */
 
-static char *json_get_string_dup(json_object *o, const char *key) {
-        json_object *v;
-
-        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-                return NULL;
-        return strdup(json_object_get_string(v));
-}
-
-static int status_fill_layers(HierarchyStatus *s, json_object *meta) {
-        json_object *a, *v;
-
-        s->idmap = json_get_string_dup(meta, "idmap");
-        if (json_object_object_get_ex(meta, "since", &v))
-                s->since_usec = (uint64_t) json_object_get_uint64(v);
-        if (!json_object_object_get_ex(meta, "extensions", &a) || !json_object_is_type(a, json_type_array))
-                return 0;
-        s->n_layers = json_object_array_length(a);
-        s->layers = calloc(s->n_layers + 1, sizeof(LayerStatus));
-        if (!s->layers)
-                return -ENOMEM;
-        for (size_t i = 0; i < s->n_layers; i++) {
-                json_object *e = json_object_array_get_idx(a, i);
-                s->layers[i] = (LayerStatus) {
-                        .name = json_get_string_dup(e, "name"),
-                        .path = json_get_string_dup(e, "path"),
-                        .type = json_get_string_dup(e, "type"),
-                        .version = json_get_string_dup(e, "version"),
-                        .idmap = json_get_string_dup(e, "idmap"),
-                        .verity = json_get_string_dup(e, "verity"),
-                        .checked_by = json_get_string_dup(e, "checkedBy"),
-                        .root_hash = json_get_string_dup(e, "rootHash"),
-                        .signer = json_get_string_dup(e, "signer"),
-                };
-        }
-        return 0;
-}
-
 static int status_one(Plan *p, HierarchyStatus *s) {
-        _cleanup_free_ char *names = NULL;
         struct stat st;
         int r;
 
@@ -1167,17 +1081,17 @@ static int status_one(Plan *p, HierarchyStatus *s) {
                 return 0;
         if (fstat(p->h_fd, &st) >= 0 && asprintf_safe(&s->device, "%u:%u", major(st.st_dev), minor(st.st_dev)) < 0)
                 return -ENOMEM;
-        r = read_full_file_at(p->h_fd, SYSEXT_META_DIR "/extensions", 1024 * 1024, &names, NULL);
-        if (r >= 0 && strv_split(names, "\n", &s->extensions) < 0)
-                return -ENOMEM;
-        if (p->meta) {
-                s->ours = true;
-                return status_fill_layers(s, p->meta);
+        r = markers_read_names(p->h_fd, &s->extensions);
+        if (r == -ENOMEM)
+                return r;
+        if (!p->meta) {
+                s->since_usec = markers_since_usec(p->h_fd);
+                return 0;
         }
-        /* merged by systemd-sysext: the marker directory was created at merge time */
-        if (fstatat(p->h_fd, SYSEXT_META_DIR, &st, 0) >= 0)
-                s->since_usec = (uint64_t) st.st_mtim.tv_sec * 1000000ULL + (uint64_t) st.st_mtim.tv_nsec / 1000ULL;
-        return 0;
+        s->ours = true;
+        s->idmap = markers_meta_string(p->meta, "idmap");
+        s->since_usec = markers_meta_since_usec(p->meta);
+        return markers_meta_layers(p->meta, &s->layers, &s->n_layers);
 }
 
 void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
@@ -1187,11 +1101,8 @@ void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
                 strv_free(s[i].extensions);
                 free(s[i].idmap);
                 free(s[i].device);
-                for (size_t k = 0; k < s[i].n_layers; k++) {
-                        LayerStatus *l = &s[i].layers[k];
-                        free(l->name), free(l->path), free(l->type), free(l->version), free(l->idmap);
-                        free(l->verity), free(l->checked_by), free(l->root_hash), free(l->signer);
-                }
+                for (size_t k = 0; k < s[i].n_layers; k++)
+                        layer_status_done(&s[i].layers[k]);
                 free(s[i].layers);
         }
         free(s);
@@ -1215,7 +1126,7 @@ static int open_hierarchy_in_child(void *userdata, int *ret_fds, size_t max_fds)
         if (fd == -ENOENT)
                 return 0;
         if (fd < 0)
-                return sx_error(fd, "%s: cannot open hierarchy: %s", t->hierarchy, strerror(-fd));
+                return fd;
         ret_fds[0] = fd;
         return 1;
 }
@@ -1237,6 +1148,22 @@ static int open_hierarchy_in_target(const char *hierarchy, void *userdata) {
         return r == 0 ? -ENOENT : fd;
 }
 
+static int status_open_plans(const MergeContext *c, MergeSession **session, int *root_fd, Plan **ret, size_t *ret_n) {
+        int r;
+
+        if (c->namespace_of <= 0) {
+                r = open_root(c->root, root_fd);
+                if (r < 0)
+                        return r;
+                return plans_open(c->hierarchies, *root_fd, ret, ret_n);
+        }
+        r = merge_session_open(c, session);
+        if (r < 0)
+                return r;
+        TargetOpener o = { .mntns = (*session)->target_mntns, .target_root = (*session)->target_root, .root = (*session)->root };
+        return plans_open_with(c->hierarchies, open_hierarchy_in_target, &o, ret, ret_n);
+}
+
 int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n) {
         _cleanup_(merge_session_freep) MergeSession *session = NULL;
         _cleanup_close_ int root_fd = -EBADF;
@@ -1245,18 +1172,8 @@ int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret
         size_t n = 0;
         int r;
 
-        if (c->namespace_of > 0) {
-                r = merge_session_open(c, &session);
-                if (r < 0)
-                        return r;
-                TargetOpener o = { .mntns = session->target_mntns, .target_root = session->target_root, .root = c->root };
-                r = plans_open_with(c, open_hierarchy_in_target, &o, &plans, &n);
-        } else {
-                r = open_root(c, &root_fd);
-                if (r < 0)
-                        return r;
-                r = plans_open(c, root_fd, &plans, &n);
-        }
+        assert(c && c->hierarchies && ret && ret_n);
+        r = status_open_plans(c, &session, &root_fd, &plans, &n);
         if (r < 0)
                 return r;
         s = calloc(n + 1, sizeof(HierarchyStatus));

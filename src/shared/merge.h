@@ -10,17 +10,19 @@
 #include <sys/types.h>
 
 #include "idmap.h"
+#include "markers.h"
 #include "policy.h"
 #include "util.h"
 #include "verity.h"
 
-#define SYSEXT_META_DIR ".systemd-sysext"
-#define SYSEXT_IDMAP_META_FILE "sysext-idmap.json"
+/* Informational lines for the front end to show ("Merged extensions into '/usr'."), with the
+ * userdata the front end put next to it (the PAM module's handle, say). */
+typedef void (*NoticeFunc)(const char *message, void *userdata);
 
-typedef void (*NoticeFunc)(const char *message);
-
-/* Where an explicitly named image comes from, and how far it is trusted. */
+/* One explicitly named image: where it is, where it comes from and how far it is trusted. The
+ * strings belong to the caller. */
 typedef struct ImageSource {
+        const char *path;
         uint64_t attrs[2];              /* extra MOUNT_ATTR_* for [PARTITION_ROOT], [PARTITION_USR] */
         bool open_as_user;              /* open the image and its sidecars with this fsuid/fsgid */
         uid_t uid;
@@ -36,19 +38,20 @@ typedef struct MergeContext {
         const char *root;               /* NULL or "/" = the host */
         char **hierarchies;             /* absolute paths relative to root: "/usr", "/opt" */
         Idmap *idmap;                   /* NULL = identity */
-        char **images;                  /* explicit images; NULL = discover */
+        const ImageSource *images;      /* n_images explicit images; NULL = discover */
+        size_t n_images;
         bool force;
         bool no_reload;
         pid_t namespace_of;             /* > 0: merge into this process's mount namespace */
         const ImagePolicy *policy;      /* NULL = systemd-sysext's default */
         VerityMode verity_mode;
-        const ImageSource *image_sources; /* per explicit image, or NULL */
         bool skip_broken;               /* an image that fails is reported through notice and left out (PAM) */
         const char *origin;             /* who merged, recorded in the metadata; NULL = "sysext-idmap" */
         bool stack;                     /* layer over whatever is on the hierarchy now (run) */
         bool untrusted;                 /* overlay nosuid: a user's command runs on it (run --user) */
         uint64_t private_copy_max;      /* user-controlled images without dm-verity: largest private copy */
-        NoticeFunc notice;              /* informational lines ("Merged extensions into '/usr'.") */
+        NoticeFunc notice;              /* NULL = quiet */
+        void *notice_userdata;
 } MergeContext;
 
 /* Hierarchies from a colon-separated list of absolute paths (NULL or "" = /usr:/opt); what names
@@ -58,9 +61,11 @@ int hierarchies_parse(const char *spec, const char *what, char ***ret);
 
 int merge_extensions(const MergeContext *c);
 
-/* The pieces of a merge, for callers that attach somewhere else (`run`): open a session (host
- * side), load the extensions (dissect, mount detached, idmap), then, in the mount namespace where
- * the overlays belong, apply. */
+/* The pieces of a merge, for callers that attach somewhere else (`run`, the PAM module): open a
+ * session (host side; it keeps a pointer to c, which must outlive it), load the extensions
+ * (dissect, mount detached, idmap), then, in the mount namespace where the overlays belong, apply.
+ * The session holds the effective root and mapping (--namespace-of maps into the target's user
+ * namespace), so c is never copied to change them. */
 typedef struct MergeSession MergeSession;
 int merge_session_open(const MergeContext *c, MergeSession **ret);
 int merge_session_load(MergeSession *s);
@@ -71,13 +76,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(MergeSession *, merge_session_free);
 int unmerge_extensions(const MergeContext *c);
 int refresh_extensions(const MergeContext *c);
 
-typedef struct LayerStatus {
-        char *name, *path, *type, *version, *idmap;
-        char *verity;           /* signed, verity, unprotected */
-        char *checked_by;       /* kernel, userspace, none */
-        char *root_hash, *signer;
-} LayerStatus;
-
+/* LayerStatus: markers.h */
 typedef struct HierarchyStatus {
         char *hierarchy;                /* "/usr" */
         char *path;                     /* resolved, including the root */
@@ -91,9 +90,6 @@ typedef struct HierarchyStatus {
         LayerStatus *layers;
         size_t n_layers;
 } HierarchyStatus;
-
-/* Is dir_fd the root of a merge that `origin` made (metadata "origin")? 1 yes, 0 no. */
-int is_origin_mount(int dir_fd, const char *origin);
 
 void hierarchy_status_free_many(HierarchyStatus *s, size_t n);
 int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n);

@@ -26,7 +26,7 @@ typedef struct Layer {
 /* All layers of one hierarchy, top first: metadata, extensions newest first, base last. */
 typedef struct OverlaySpec {
         const char *hierarchy;  /* for messages */
-        uint64_t mount_attrs;   /* extra MOUNT_ATTR_* for the overlay mount (NOSUID|NODEV for untrusted layers) */
+        uint64_t mount_attrs;   /* extra MOUNT_ATTR_* for the overlay mount (NODEV always, NOSUID for untrusted layers) */
         Layer *layers;
         size_t n_layers;
 } OverlaySpec;
@@ -48,22 +48,8 @@ int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_pa
  * beneath, directly beneath the mount on top (MOVE_MOUNT_BENEATH). */
 int mount_attach(int mnt_fd, int target_fd, bool beneath);
 
-/* Is dir_fd the root of a sysext overlay (ours or systemd-sysext's)? True if
- * .systemd-sysext/dev inside it holds the device number of dir_fd itself. */
-int is_sysext_mount(int dir_fd);
-
-/* A detached clone of the hierarchy with every sysext overlay on top of it peeled off, computed in
- * a private mount namespace of a child (the caller's mounts are untouched). path is absolute. */
+/* A detached clone of the hierarchy with every sysext overlay on top of it peeled off (at most
+ * MAX_STACKED_MERGES), computed in a private mount namespace of a child (the caller's mounts are
+ * untouched). path is absolute. */
+#define MAX_STACKED_MERGES 64
 int hierarchy_open_base(const char *path, int *ret_fd);
-
-/* Run fn in a forked child inside a private copy of the caller's mount namespace (mntns_fd < 0) or
- * inside the given mount namespace; fn fills up to max_fds fds which are passed back over a socket.
- * Returns what fn returned (the number of fds) or a negative errno with fn's message. */
-typedef int (*PrivateNsFunc)(void *userdata, int *ret_fds, size_t max_fds);
-typedef enum RunFlags {
-        /* For a private copy: first join the user namespace that owns the current mount namespace,
-         * so the copy's mounts are not locked and may be unmounted (a container's namespace). */
-        RUN_AS_MNTNS_OWNER = 1 << 0,
-} RunFlags;
-int run_in_mntns(int mntns_fd, RunFlags flags, PrivateNsFunc fn, void *userdata, int *ret_fds, size_t max_fds);
-#define run_in_private_mntns(fn, userdata, ret_fds, max_fds) run_in_mntns(-EBADF, 0, fn, userdata, ret_fds, max_fds)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <assert.h>
 #include <dirent.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -15,16 +16,28 @@
 #include "dissect.h"
 #include "image.h"
 #include "mountapi.h"
+#include "namespace.h"
 #include "run.h"
 
 #define PICK_FIRST UINT32_C(0x00080000)         /* as systemd's dynamic container range */
 #define PICK_LAST UINT32_C(0x6FFF0000)
 #define PICK_SIZE UINT32_C(0x10000)
+#define GROUPS_FIRST_GUESS 32                   /* supplementary groups: first buffer, grown as asked */
+#define GROUPS_MAX 65536                        /* NGROUPS_MAX of Linux */
+#define MAP_LINE_MAX 512                        /* a line of /etc/subuid */
+#define PROC_PATH_MAX 300                       /* "/proc/" + a directory entry's name + "/uid_map" */
+#define NOTICE_MAX 128
+#define CHILD_MESSAGE_MAX 2048                  /* why the command could not be started */
+#define EXIT_NOT_FOUND 127                      /* as a shell: no such command */
+#define EXIT_CANNOT_EXECUTE 126                 /* as a shell: found, but could not be run */
+#define EXIT_SIGNAL_BASE 128                    /* killed by signal N: 128+N */
+#define EXIT_UNKNOWN 255
 
 int private_users_parse(const char *s, PrivateUsersSpec *ret) {
         _cleanup_strv_free_ char **w = NULL;
         uint32_t v[3];
 
+        assert(s && ret);
         *ret = (PrivateUsersSpec) { .mode = PRIVATE_USERS_NO };
         if (streq(s, "no"))
                 return 0;
@@ -32,10 +45,11 @@ int private_users_parse(const char *s, PrivateUsersSpec *ret) {
                 ret->mode = PRIVATE_USERS_PICK;
                 return 0;
         }
-        if (startswith(s, "userns:")) {
-                if (!path_is_absolute(s + 7))
+        const char *userns_path = startswith_ptr(s, "userns:");
+        if (userns_path) {
+                if (!path_is_absolute(userns_path))
                         return sx_error(-EINVAL, "--private-users=: '%s': PATH must be absolute", s);
-                ret->userns_path = strdup(s + 7);
+                ret->userns_path = strdup(userns_path);
                 ret->mode = PRIVATE_USERS_USERNS;
                 return ret->userns_path ? 0 : -ENOMEM;
         }
@@ -83,6 +97,7 @@ int image_arg_parse(const char *s, ImageArg *ret) {
         size_t n;
         int r;
 
+        assert(s && ret);
         a.optional = s[0] == '-';
         if (strv_split(s + a.optional, ":", &w) < 0)
                 return -ENOMEM;
@@ -129,7 +144,7 @@ static bool range_used_by_namespaces(uint32_t base) {
         if (!d)
                 return true;
         while (!used && (de = readdir(d))) {
-                char p[300];
+                char p[PROC_PATH_MAX];
                 if (de->d_name[0] < '1' || de->d_name[0] > '9')
                         continue;
                 snprintf(p, sizeof(p), "/proc/%s/uid_map", de->d_name);
@@ -141,7 +156,7 @@ static bool range_used_by_namespaces(uint32_t base) {
 
 static bool range_in_subid(uint32_t base, const char *file) {
         _cleanup_fclose_ FILE *f = fopen(file, "re");
-        char line[512];
+        char line[MAP_LINE_MAX];
 
         while (f && fgets(line, sizeof(line), f)) {
                 char *c = strchr(line, ':');
@@ -157,11 +172,12 @@ int private_users_pick(uint32_t *ret_base, int *ret_lock_fd) {
         _cleanup_free_ char *dir = strjoin(sx_runtime_dir(), "/private-users");
         int r;
 
+        assert(ret_base && ret_lock_fd);
         if (!dir)
                 return -ENOMEM;
         r = mkdir_p(dir, 0755);
         if (r < 0)
-                return sx_error(r, "%s: %s", dir, strerror(-r));
+                return sx_error(r, "%s: %m", dir);
         for (uint32_t base = PICK_FIRST; base < PICK_LAST; base += PICK_SIZE) {
                 _cleanup_close_ int fd = -EBADF;
                 char name[32];
@@ -175,7 +191,7 @@ int private_users_pick(uint32_t *ret_base, int *ret_lock_fd) {
                         return -ENOMEM;
                 fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
                 if (fd < 0)
-                        return sx_error(negative_errno(), "%s: %s", p, strerror(errno));
+                        return sx_error(negative_errno(), "%s: %m", p);
                 /* The lock says "ours while we run"; the scan catches ranges others use. */
                 if (flock(fd, LOCK_EX | LOCK_NB) < 0 || range_used_by_namespaces(base))
                         continue;
@@ -198,8 +214,7 @@ typedef struct RunState {
         char *user_name;
         gid_t *groups;                  /* --user: its supplementary groups, looked up before any layer is visible */
         int n_groups;
-        char **paths;
-        ImageSource *sources;           /* parallel to paths */
+        ImageSource *sources;           /* the images for the merge; path and name owned */
         size_t n_sources;
 } RunState;
 
@@ -209,9 +224,10 @@ static void run_state_done(RunState *st) {
         safe_close(st->range_lock);
         free(st->user_name);
         free(st->groups);
-        strv_free(st->paths);
-        for (size_t i = 0; i < st->n_sources; i++)
+        for (size_t i = 0; i < st->n_sources; i++) {
+                free((char *) st->sources[i].path);
                 free((char *) st->sources[i].name);
+        }
         free(st->sources);
 }
 
@@ -219,7 +235,7 @@ static int open_given_userns(const char *path, int *ret_fd) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
         if (fd < 0)
-                return sx_error(negative_errno(), "--private-users=userns:%s: %s", path, strerror(errno));
+                return sx_error(negative_errno(), "--private-users=userns:%s: %m", path);
         if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWUSER)
                 return sx_error(-EINVAL, "--private-users=userns:%s: not a user namespace", path);
         *ret_fd = TAKE_FD(fd);
@@ -245,7 +261,7 @@ static int setup_user(const RunOptions *o, RunState *st) {
         st->pw.pw_name = st->user_name;
         /* NSS (and whatever it dlopen()s) runs now, while /usr is still the host's: in the child,
          * after the layers are attached, only plain syscalls change its identity. */
-        for (int n = 32;;) {
+        for (int n = GROUPS_FIRST_GUESS;;) {
                 gid_t *g = reallocarray(st->groups, (size_t) n, sizeof(gid_t));
                 if (!g)
                         return -ENOMEM;
@@ -255,7 +271,7 @@ static int setup_user(const RunOptions *o, RunState *st) {
                         st->n_groups = k;
                         break;
                 }
-                if (k <= n || k > 65536)
+                if (k <= n || k > GROUPS_MAX)
                         return sx_error(-E2BIG, "--user=%s: cannot list its groups", o->user);
                 n = k;
         }
@@ -294,10 +310,10 @@ static int setup_private_users(const RunOptions *o, RunState *st) {
                                 return r;
                         e = (IdmapExtent) { .from = 0, .to = base, .count = PICK_SIZE };
                         if (o->notice) {
-                                char m[128];
+                                char m[NOTICE_MAX];
                                 snprintf(m, sizeof(m), "Picked ids %" PRIu32 "…%" PRIu32 " for the command's user namespace (root inside = %" PRIu32 ").",
                                          base, base + PICK_SIZE - 1, base);
-                                o->notice(m);
+                                o->notice(m, o->notice_userdata);
                         }
                 }
                 r = userns_create(&e, 1, &e, 1, &st->userns_fd);
@@ -327,9 +343,11 @@ static int push_image(RunState *st, const char *path, const uint64_t attrs[2], c
                 return -ENOMEM;
         st->sources = a;
         memcpy(src.attrs, attrs, sizeof(src.attrs));
-        if (discovered_name && !(src.name = strdup(discovered_name)))
-                return -ENOMEM;
-        if (strv_extend(&st->paths, path) < 0) {
+        src.path = strdup(path);
+        if (discovered_name)
+                src.name = strdup(discovered_name);
+        if (!src.path || (discovered_name && !src.name)) {
+                free((char *) src.path);
                 free((char *) src.name);
                 return -ENOMEM;
         }
@@ -368,30 +386,31 @@ static int collect_images(const RunOptions *o, RunState *st) {
 
 /* In the child: a namespace of its own, the overlays, then the command's identity. */
 static int child_setup(MergeSession *s, RunState *st) {
-        if (sys_unshare(CLONE_NEWNS) < 0)
-                return sx_error(negative_errno(), "cannot create a mount namespace: %s", strerror(errno));
+        int r;
+
         /* Host mounts still propagate in; ours never propagate out. */
-        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-                return sx_error(negative_errno(), "cannot make the mount namespace a slave: %s", strerror(errno));
+        r = namespace_new_mount(NAMESPACE_SLAVE);
+        if (r < 0)
+                return r;
         if (s && merge_session_n_extensions(s) > 0) {
-                int r = merge_session_apply_here(s);
+                r = merge_session_apply_here(s);
                 if (r < 0)
                         return r;
         }
         if (st->userns_fd >= 0) {
                 if (sys_setns(st->userns_fd, CLONE_NEWUSER) < 0)
-                        return sx_error(negative_errno(), "cannot join the user namespace: %s", strerror(errno));
+                        return sx_error(negative_errno(), "cannot join the user namespace: %m");
                 (void) setgroups(0, NULL);      /* refused where setgroups is denied; nothing to drop then */
                 if (setresgid(st->inside_gid, st->inside_gid, st->inside_gid) < 0 ||
                     setresuid(st->inside_uid, st->inside_uid, st->inside_uid) < 0)
-                        return sx_error(negative_errno(), "cannot become id %" PRIu32 " in the user namespace: %s",
-                                        st->inside_uid, strerror(errno));
+                        return sx_error(negative_errno(), "cannot become id %" PRIu32 " in the user namespace: %m",
+                                        st->inside_uid);
         }
         if (st->user_name) {
                 if (setgroups((size_t) st->n_groups, st->groups) < 0 ||
                     setresgid(st->pw.pw_gid, st->pw.pw_gid, st->pw.pw_gid) < 0 ||
                     setresuid(st->pw.pw_uid, st->pw.pw_uid, st->pw.pw_uid) < 0)
-                        return sx_error(negative_errno(), "cannot become user %s: %s", st->pw.pw_name, strerror(errno));
+                        return sx_error(negative_errno(), "cannot become user %s: %m", st->pw.pw_name);
         }
         return 0;
 }
@@ -399,18 +418,18 @@ static int child_setup(MergeSession *s, RunState *st) {
 static const int forwarded_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM };
 
 static _Noreturn void child_main(MergeSession *s, RunState *st, char **argv, const sigset_t *old, int err_fd) {
-        char msg[2048];
+        char msg[CHILD_MESSAGE_MAX];
         int r;
 
         (void) sigprocmask(SIG_SETMASK, old, NULL);
         r = child_setup(s, st);
         if (r >= 0) {
                 execvp(argv[0], argv);
-                r = sx_error(negative_errno(), "%s: cannot execute: %s", argv[0], strerror(errno));
+                r = sx_error(negative_errno(), "%s: cannot execute: %m", argv[0]);
         }
         snprintf(msg, sizeof(msg), "%s", strna(sx_last_error()));
         (void) !write(err_fd, msg, strlen(msg));
-        _exit(r == -ENOENT ? 127 : 126);
+        _exit(r == -ENOENT ? EXIT_NOT_FOUND : EXIT_CANNOT_EXECUTE);
 }
 
 /* Wait for the child, passing on signals sent to us (not those the terminal sent to the whole
@@ -437,81 +456,96 @@ static int forward_and_wait(pid_t pid, const sigset_t *mask) {
                         (void) kill(pid, sig);
         }
         if (WIFSIGNALED(status))
-                return 128 + WTERMSIG(status);
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+                return EXIT_SIGNAL_BASE + WTERMSIG(status);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_UNKNOWN;
 }
 
-int run_command(const RunOptions *o, int *ret_status) {
-        _cleanup_(merge_session_freep) MergeSession *s = NULL;
-        RunState st = { .userns_fd = -EBADF, .range_lock = -EBADF };
+/* The layers for the command: a merge session over the collected images, loaded on the host side;
+ * *ret NULL if there are no images. c is the session's context and must outlive it. */
+static int open_session(const RunOptions *o, const RunState *st, MergeContext *c, MergeSession **ret) {
+        int r;
+
+        if (st->n_sources == 0) {
+                if (o->notice)
+                        o->notice("No extension images given or found; running the command without.", o->notice_userdata);
+                *ret = NULL;
+                return 0;
+        }
+        *c = (MergeContext) {
+                .hierarchies = o->hierarchies,
+                .idmap = st->idmap,
+                .images = st->sources,
+                .n_images = st->n_sources,
+                .force = o->force,
+                .no_reload = true,
+                .policy = o->policy,
+                .verity_mode = o->verity_mode,
+                .stack = true,
+                .untrusted = o->user != NULL,
+                /* a wrapper stays quiet about its namespace (no notice); --debug tells */
+        };
+        r = merge_session_open(c, ret);
+        if (r < 0)
+                return r;
+        r = merge_session_load(*ret);
+        if (r < 0)
+                merge_session_free(TAKE_PTR(*ret));
+        return r;
+}
+
+/* Start the command in a child; wait for it, passing on signals. */
+static int spawn_and_wait(const RunOptions *o, RunState *st, MergeSession **s, int *ret_status) {
+        char msg[CHILD_MESSAGE_MAX];
         sigset_t mask, old;
         int errpipe[2], r;
-        char msg[2048];
         pid_t pid;
-
-        r = setup_private_users(o, &st);
-        if (r < 0)
-                goto finish;
-        r = collect_images(o, &st);
-        if (r < 0)
-                goto finish;
-        /* The session keeps a pointer to its context: c must live as long as s, not just this block. */
-        MergeContext c;
-        if (st.paths) {
-                c = (MergeContext) {
-                        .hierarchies = o->hierarchies,
-                        .idmap = st.idmap,
-                        .images = st.paths,
-                        .image_sources = st.sources,
-                        .force = o->force,
-                        .no_reload = true,
-                        .policy = o->policy,
-                        .verity_mode = o->verity_mode,
-                        .stack = true,
-                        .untrusted = o->user != NULL,
-                        /* a wrapper stays quiet about its namespace; --debug tells */
-                };
-                r = merge_session_open(&c, &s);
-                if (r >= 0)
-                        r = merge_session_load(s);
-                if (r < 0)
-                        goto finish;
-        } else if (o->notice)
-                o->notice("No extension images given or found; running the command without.");
 
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
                 sigaddset(&mask, forwarded_signals[i]);
         sigaddset(&mask, SIGCHLD);
-        if (pipe2(errpipe, O_CLOEXEC) < 0) {
-                r = negative_errno();
-                goto finish;
-        }
+        if (pipe2(errpipe, O_CLOEXEC) < 0)
+                return negative_errno();
         (void) sigprocmask(SIG_BLOCK, &mask, &old);
         pid = fork();
         if (pid == 0) {
                 safe_close(errpipe[0]);
-                child_main(s, &st, o->argv, &old, errpipe[1]);
+                child_main(*s, st, o->argv, &old, errpipe[1]);
         }
         safe_close(errpipe[1]);
         if (pid < 0) {
                 r = negative_errno();
                 safe_close(errpipe[0]);
                 (void) sigprocmask(SIG_SETMASK, &old, NULL);
-                goto finish;
+                return r;
         }
         /* Our copies of the layers are not needed any more: the child's overlays hold them. */
-        merge_session_free(TAKE_PTR(s));
+        merge_session_free(TAKE_PTR(*s));
         ssize_t k = read(errpipe[0], msg, sizeof(msg) - 1);
         safe_close(errpipe[0]);
         *ret_status = forward_and_wait(pid, &mask);
         (void) sigprocmask(SIG_SETMASK, &old, NULL);
-        if (k > 0) {
-                msg[k] = 0;
-                r = sx_error(*ret_status == 127 ? -ENOENT : -EIO, "%s", msg);
-        } else
-                r = 0;
-finish:
+        if (k <= 0)
+                return 0;
+        msg[k] = 0;
+        return sx_error(*ret_status == EXIT_NOT_FOUND ? -ENOENT : -EIO, "%s", msg);
+}
+
+int run_command(const RunOptions *o, int *ret_status) {
+        _cleanup_(merge_session_freep) MergeSession *s = NULL;
+        RunState st = { .userns_fd = -EBADF, .range_lock = -EBADF };
+        MergeContext c;         /* the session keeps a pointer to it: it lives as long as s */
+        int r;
+
+        assert(o && o->argv && o->argv[0] && ret_status);
+        r = setup_private_users(o, &st);
+        if (r >= 0)
+                r = collect_images(o, &st);
+        if (r >= 0)
+                r = open_session(o, &st, &c, &s);
+        if (r >= 0)
+                r = spawn_and_wait(o, &st, &s, ret_status);
+        merge_session_free(TAKE_PTR(s));
         run_state_done(&st);
         return r;
 }

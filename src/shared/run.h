@@ -53,7 +53,8 @@ typedef struct RunOptions {
         bool force;
         char **hierarchies;
         char **argv;                    /* the command */
-        NoticeFunc notice;
+        NoticeFunc notice;              /* NULL = quiet */
+        void *notice_userdata;
 } RunOptions;
 
 /* Runs the command and returns its exit status (128+N if killed by signal N) in *ret_status, or a

@@ -37,7 +37,7 @@ static void log_error_last(int r) {
         fprintf(stderr, "%s\n", e ?: "out of memory");
 }
 
-static void print_notice(const char *m) {
+static void print_notice(const char *m, void *userdata) {
         _cleanup_free_ char *e = cescape(m);
 
         fprintf(stderr, "%s\n", e ?: m);
@@ -48,15 +48,26 @@ static int cli_hierarchies(char ***ret) {
         return hierarchies_parse(secure_getenv("SYSTEMD_SYSEXT_HIERARCHIES"), "SYSTEMD_SYSEXT_HIERARCHIES", ret);
 }
 
+/* images: the verb's arguments (NULL = discover); the context borrows the strings. */
 static int make_context(MergeContext *c, char **images) {
+        ImageSource *sources = NULL;
+        size_t n = strv_length(images);
         int r;
 
         r = cli_hierarchies(&c->hierarchies);
         if (r < 0)
                 return r;
+        if (n > 0) {
+                sources = calloc(n, sizeof(ImageSource));
+                if (!sources)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        sources[i] = (ImageSource) { .path = images[i] };
+        }
         c->root = arg_root;
         c->idmap = arg_idmap;
-        c->images = images;
+        c->images = sources;
+        c->n_images = n;
         c->force = arg_force;
         c->no_reload = arg_no_reload;
         c->namespace_of = arg_namespace_of;
@@ -68,6 +79,7 @@ static int make_context(MergeContext *c, char **images) {
 
 static void context_done(MergeContext *c) {
         strv_free(c->hierarchies);
+        free((ImageSource *) c->images);
 }
 
 static ExtensionOptions extension_options(const HostInfo *host, bool mount) {

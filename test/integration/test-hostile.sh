@@ -276,6 +276,9 @@ for tgt in / ../../..; do
         run timeout 20 "$SYSEXT_IDMAP" --root="$R" --no-reload merge
         log "R/usr -> $tgt: exit $LAST_RC: $(_show "$LAST_STDERR" | tr '\n' '|')"
         assert_eq "$((LAST_RC <= 1))" 1 "R/usr -> $tgt: exit 0 or 1"
+        if [[ $tgt == / ]]; then
+                assert_contains "$LAST_STDERR" "/usr: resolves to the root directory itself" "R/usr -> /: refused by name"
+        fi
         assert_host_untouched "R/usr -> $tgt"
         cleanup_root
 done

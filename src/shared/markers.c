@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+#include "dissect.h"
+#include "markers.h"
+#include "mountapi.h"
+#include "verity.h"
+
+#define MARKERS_META_VERSION 1
+#define MARKERS_FILE_MAX (1024 * 1024)  /* largest marker file read back */
+#define MARKERS_DEV_MAX 64              /* "MAJOR:MINOR\n", with room to spare */
+#define USEC_PER_SEC UINT64_C(1000000)
+#define NSEC_PER_USEC UINT64_C(1000)
+
+#define MARKER_DEV SYSEXT_META_DIR "/dev"
+#define MARKER_EXTENSIONS SYSEXT_META_DIR "/extensions"
+#define MARKER_META SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE
+
+static void json_add_string(json_object *o, const char *key, const char *value) {
+        json_object_object_add(o, key, json_object_new_string(value));
+}
+
+static json_object *meta_json_extension(const Extension *e, const char *idmap_spec) {
+        const VerityResult *v = extension_verity_result(e);
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_add_string(o, "name", e->image->name);
+        json_add_string(o, "path", e->image->path);
+        json_add_string(o, "type", dissect_kind_to_string(e->dissected->kind));
+        if (e->image->version)
+                json_add_string(o, "version", e->image->version);
+        json_add_string(o, "idmap", idmap_spec);
+        json_object_object_add(o, "reloadManager", json_object_new_boolean(e->reload_manager));
+        json_add_string(o, "verity", extension_trust_summary(e));
+        json_add_string(o, "checkedBy", verity_checked_by_to_string(v->checked_by));
+        if (v->root_hash)
+                json_add_string(o, "rootHash", v->root_hash);
+        if (v->is_signed && v->signer_fingerprint)
+                json_add_string(o, "signer", v->signer_fingerprint);
+        return o;
+}
+
+static json_object *meta_json_new(const MarkersInfo *m) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+        if (!o || !a) {
+                json_object_put(o);
+                json_object_put(a);
+                return NULL;
+        }
+        json_object_object_add(o, "version", json_object_new_int(MARKERS_META_VERSION));
+        json_add_string(o, "origin", m->origin ?: MARKERS_ORIGIN_DEFAULT);
+        json_add_string(o, "hierarchy", m->hierarchy);
+        json_add_string(o, "root", m->root);
+        json_object_object_add(o, "since", json_object_new_uint64(now_usec(CLOCK_REALTIME)));
+        json_add_string(o, "idmap", m->idmap_spec);
+        if (m->idmap_resolved)
+                json_add_string(o, "idmapResolved", m->idmap_resolved);
+        for (size_t i = 0; i < m->n_exts; i++)
+                if (m->used[i])
+                        json_object_array_add(a, meta_json_extension(m->exts[i], m->idmap_spec));
+        json_object_object_add(o, "extensions", a);
+        return o;
+}
+
+int markers_write(int meta_fd, const char *path, const MarkersInfo *m) {
+        _cleanup_free_ char *names = NULL, *names_nl = NULL;
+        json_object *o;
+        int r;
+
+        assert(meta_fd >= 0);
+        assert(path && m && m->hierarchy && m->root && m->idmap_spec);
+        assert(m->used || m->n_exts == 0);
+        if (sys_mkdirat(meta_fd, SYSEXT_META_DIR, 0755) < 0)
+                return sx_error(negative_errno(), "%s: cannot write merge markers: %m", path);
+        names = strv_join(m->names, "\n");
+        names_nl = names ? strjoin(names, "\n") : NULL;
+        if (!names_nl)
+                return -ENOMEM;
+        o = meta_json_new(m);
+        if (!o)
+                return -ENOMEM;
+        r = write_string_at(meta_fd, MARKER_EXTENSIONS, names_nl, 0644);
+        if (r >= 0)
+                r = write_string_at(meta_fd, MARKER_META,
+                                    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644);
+        json_object_put(o);
+        if (r < 0)
+                return sx_error(r, "%s: cannot write merge markers: %m", path);
+        return 0;
+}
+
+int markers_write_dev(int meta_fd, int ovl_fd, const char *path) {
+        char dev[MARKERS_DEV_MAX];
+        struct stat st;
+        int r;
+
+        assert(meta_fd >= 0 && ovl_fd >= 0 && path);
+        if (fstat(ovl_fd, &st) < 0)
+                return negative_errno();
+        snprintf(dev, sizeof(dev), "%u:%u\n", major(st.st_dev), minor(st.st_dev));
+        r = write_string_at(meta_fd, MARKER_DEV, dev, 0644);
+        if (r < 0)
+                return sx_error(r, "%s: cannot write merge markers: %m", path);
+        return 0;
+}
+
+int is_sysext_mount(int dir_fd) {
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        unsigned ma, mi;
+        struct stat st;
+        int r;
+
+        assert(dir_fd >= 0);
+        fd = openat_beneath(dir_fd, MARKER_DEV, O_RDONLY | O_NONBLOCK | O_NOCTTY, false);
+        if (fd == -ENOENT || fd == -ENOTDIR)
+                return 0;
+        if (fd < 0)
+                return fd;
+        r = read_full_fd(fd, MARKERS_DEV_MAX, &buf, NULL);
+        if (r < 0)
+                return r == -EFBIG || r == -EBADFD ? 0 : r;
+        if (sscanf(buf, "%u:%u", &ma, &mi) != 2)
+                return 0;
+        if (fstat(dir_fd, &st) < 0)
+                return negative_errno();
+        return major(st.st_dev) == ma && minor(st.st_dev) == mi;
+}
+
+json_object *markers_read_meta(int dir_fd) {
+        _cleanup_free_ char *buf = NULL;
+
+        assert(dir_fd >= 0);
+        if (read_full_file_at(dir_fd, MARKER_META, MARKERS_FILE_MAX, &buf, NULL) < 0)
+                return NULL;
+        return json_tokener_parse(buf);
+}
+
+int is_origin_mount(int dir_fd, const char *origin) {
+        _cleanup_free_ char *found = NULL;
+        json_object *meta;
+        int r;
+
+        assert(origin);
+        r = is_sysext_mount(dir_fd);
+        if (r <= 0)
+                return r;
+        meta = markers_read_meta(dir_fd);
+        found = markers_meta_string(meta, "origin");
+        if (meta)
+                json_object_put(meta);
+        return found && streq(found, origin);
+}
+
+bool markers_meta_wants_reload(json_object *meta) {
+        json_object *a, *e, *v;
+
+        if (!meta || !json_object_object_get_ex(meta, "extensions", &a))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(a); i++)
+                if ((e = json_object_array_get_idx(a, i)) && json_object_object_get_ex(e, "reloadManager", &v) &&
+                    json_object_get_boolean(v))
+                        return true;
+        return false;
+}
+
+char *markers_meta_string(json_object *meta, const char *key) {
+        json_object *v;
+
+        assert(key);
+        if (!meta || !json_object_object_get_ex(meta, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return strdup(json_object_get_string(v));
+}
+
+uint64_t markers_meta_since_usec(json_object *meta) {
+        json_object *v;
+
+        if (!meta || !json_object_object_get_ex(meta, "since", &v))
+                return 0;
+        return (uint64_t) json_object_get_uint64(v);
+}
+
+int markers_read_names(int dir_fd, char ***ret) {
+        _cleanup_free_ char *names = NULL;
+        int r;
+
+        assert(dir_fd >= 0 && ret);
+        r = read_full_file_at(dir_fd, MARKER_EXTENSIONS, MARKERS_FILE_MAX, &names, NULL);
+        if (r < 0)
+                return r;
+        return strv_split(names, "\n", ret);
+}
+
+uint64_t markers_since_usec(int dir_fd) {
+        struct stat st;
+
+        /* systemd-sysext creates the marker directory at merge time */
+        if (fstatat(dir_fd, SYSEXT_META_DIR, &st, 0) < 0)
+                return 0;
+        return (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / NSEC_PER_USEC;
+}
+
+int markers_meta_layers(json_object *meta, LayerStatus **ret, size_t *ret_n) {
+        LayerStatus *l;
+        json_object *a;
+        size_t n;
+
+        assert(ret && ret_n);
+        if (!meta || !json_object_object_get_ex(meta, "extensions", &a) || !json_object_is_type(a, json_type_array)) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        n = json_object_array_length(a);
+        l = calloc(n + 1, sizeof(LayerStatus));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(a, i);
+                l[i] = (LayerStatus) {
+                        .name = markers_meta_string(e, "name"),
+                        .path = markers_meta_string(e, "path"),
+                        .type = markers_meta_string(e, "type"),
+                        .version = markers_meta_string(e, "version"),
+                        .idmap = markers_meta_string(e, "idmap"),
+                        .verity = markers_meta_string(e, "verity"),
+                        .checked_by = markers_meta_string(e, "checkedBy"),
+                        .root_hash = markers_meta_string(e, "rootHash"),
+                        .signer = markers_meta_string(e, "signer"),
+                };
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+void layer_status_done(LayerStatus *l) {
+        free(l->name), free(l->path), free(l->type), free(l->version), free(l->idmap);
+        free(l->verity), free(l->checked_by), free(l->root_hash), free(l->signer);
+        *l = (LayerStatus) {};
+}

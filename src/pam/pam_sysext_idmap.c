@@ -126,39 +126,6 @@ static int found_add(Found *f, const Image *img, ImageSource src, const char *wh
         return 0;
 }
 
-/* A system image is trusted when only root can change it and the directories leading to it, both
- * the entry in the system directory and what it resolves to (a symlink there may point elsewhere);
- * else *ret_why says who else can, and the image needs a signature like a user's. */
-static int system_image_trusted(const Image *img, const char *system_dir, char **ret_why) {
-        _cleanup_free_ char *dir = strdup(img->path), *target = NULL, *canonical = realpath(system_dir, NULL);
-        _cleanup_close_ int fd = -EBADF;
-        struct stat st;
-        char *slash;
-        int r;
-
-        if (!dir)
-                return -ENOMEM;
-        slash = strrchr(dir, '/');
-        if (slash)
-                *(slash == dir ? slash + 1 : slash) = 0;
-        /* Discovery hands us resolved paths: an entry that is a symlink shows up where it points.
-         * Its hops cannot be checked from here, so only images lying in the directory itself count
-         * as the administrator's. */
-        if (!canonical || !streq(dir, canonical))
-                return asprintf_safe(ret_why, "it is reached through a symlink out of %s", system_dir) < 0 ? -ENOMEM : 0;
-        r = path_is_root_controlled(dir, NULL, ret_why);
-        if (r > 0) {
-                fd = open(img->path, O_PATH | O_CLOEXEC);
-                if (fd < 0 || fstat(fd, &st) < 0)
-                        r = negative_errno();
-                else if ((r = fd_get_path(fd, &target)) >= 0)
-                        r = path_is_root_controlled(target, &st, ret_why);
-        }
-        if (r < 0)
-                return asprintf_safe(ret_why, "cannot check who may change it: %s", strerror(-r)) < 0 ? -ENOMEM : 0;
-        return r;
-}
-
 static int find_system_images(pam_handle_t *pamh, const Options *o, Found *f) {
         const char *dirs[] = { o->system_dir + 1, NULL };
         Image **l = NULL;
@@ -172,7 +139,8 @@ static int find_system_images(pam_handle_t *pamh, const Options *o, Found *f) {
                 _cleanup_free_ char *why = NULL;
                 if (l[i]->masked)
                         continue;
-                r = system_image_trusted(l[i], o->system_dir, &why);
+                /* Trusted as the administrator's, or else signed only, like a user's. */
+                r = image_is_root_controlled(l[i], o->system_dir, &why);
                 if (r >= 0)
                         r = found_add(f, l[i], (ImageSource) { .user_controlled = r == 0 }, why);
         }

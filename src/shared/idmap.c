@@ -173,13 +173,17 @@ int idmap_parse(const char *spec, Idmap **ret) {
 
         STRV_FOREACH(e, entries) {
                 /* user: promises that nothing can appear root-owned; another entry could break that. */
-                bool alone = streq(*e, "identity") || startswith(*e, "userns:") || startswith(*e, "pid:") ||
+                bool alone = streq(*e, "identity") || streq(*e, "auto") || startswith(*e, "userns:") || startswith(*e, "pid:") ||
                              startswith(*e, "user:");
 
                 if (alone && strv_length(entries) > 1)
                         return sx_error(-EINVAL, "--idmap: '%s' cannot be combined with other entries", *e);
                 if (streq(*e, "identity"))
                         continue;
+                if (streq(*e, "auto")) {
+                        m->kind = IDMAP_AUTO;
+                        continue;
+                }
                 if (startswith(*e, "userns:") || startswith(*e, "pid:"))
                         r = parse_userns_entry(m, *e);
                 else if (streq(*e, "foreign"))
@@ -254,6 +258,24 @@ int idmap_from_extents(const IdmapExtent *uid, size_t n_uid, const IdmapExtent *
                 return -ENOMEM;
         *ret = TAKE_PTR(m);
         return 0;
+}
+
+static bool extents_equal(const IdmapExtent *a, size_t na, const IdmapExtent *b, size_t nb) {
+        return na == nb && (na == 0 || memcmp(a, b, na * sizeof(IdmapExtent)) == 0);
+}
+
+bool idmap_equal(const Idmap *a, const Idmap *b) {
+        IdmapKind ka = a ? a->kind : IDMAP_IDENTITY, kb = b ? b->kind : IDMAP_IDENTITY;
+
+        if (ka != kb)
+                return false;
+        if (ka == IDMAP_MAP)
+                return a->untrusted == b->untrusted && extents_equal(a->uid, a->n_uid, b->uid, b->n_uid) &&
+                       extents_equal(a->gid, a->n_gid, b->gid, b->n_gid);
+        if (ka == IDMAP_USERNS)
+                return streq(a->userns_path ?: "", b->userns_path ?: "") && a->pid == b->pid &&
+                       a->userns_fd == b->userns_fd;
+        return true;
 }
 
 static uint32_t map_id(const IdmapExtent *v, size_t n, uint32_t id) {
@@ -357,6 +379,8 @@ int idmap_userns_fd(Idmap *m) {
 
         if (idmap_is_identity(m))
                 return -EBADF;
+        if (idmap_is_auto(m))
+                return -EINVAL;
         if (m->userns_fd >= 0)
                 return m->userns_fd;
         if (m->kind == IDMAP_USERNS)

@@ -25,6 +25,7 @@ typedef enum IdmapKind {
         IDMAP_IDENTITY,         /* no idmapping at all */
         IDMAP_MAP,              /* explicit extents (b:/u:/g:, foreign, user:NAME) */
         IDMAP_USERNS,           /* an existing user namespace: userns:PATH or pid:PID */
+        IDMAP_AUTO,             /* "auto": decided per layer (idmap-auto.h), never mapped as such */
 } IdmapKind;
 
 typedef struct IdmapExtent {
@@ -45,7 +46,7 @@ typedef struct Idmap {
 Idmap *idmap_free(Idmap *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Idmap *, idmap_free);
 
-/* Parse SPEC (NULL or "" = identity). Names user:NAME are resolved with getpwnam(). Errors: a
+/* Parse SPEC (NULL or "" = identity; "auto", alone, gives IDMAP_AUTO). Names user:NAME are resolved with getpwnam(). Errors: a
  * negative errno (-EINVAL, -ERANGE, -E2BIG, -EPERM, -ESRCH...) with a message naming --idmap and
  * quoting the offending entry. */
 int idmap_parse(const char *spec, Idmap **ret);
@@ -63,7 +64,15 @@ static inline bool idmap_is_identity(const Idmap *m) {
         return !m || m->kind == IDMAP_IDENTITY;
 }
 
-/* A user namespace fd carrying the mapping, cached in m (do not close it). -EBADF for identity. For
+static inline bool idmap_is_auto(const Idmap *m) {
+        return m && m->kind == IDMAP_AUTO;
+}
+
+/* Same kind and the same extents (IDMAP_MAP), or the same namespace (IDMAP_USERNS). */
+bool idmap_equal(const Idmap *a, const Idmap *b);
+
+/* A user namespace fd carrying the mapping, cached in m (do not close it). -EBADF for identity,
+ * -EINVAL for auto (resolve it per layer first). For
  * IDMAP_MAP a new namespace is created by a short-lived child; for IDMAP_USERNS the given one is
  * opened and checked to be a user namespace other than the initial one. */
 int idmap_userns_fd(Idmap *m);

@@ -61,9 +61,11 @@ static json_object *meta_json_new(const MarkersInfo *m) {
         json_add_string(o, "idmap", m->idmap_spec);
         if (m->idmap_resolved)
                 json_add_string(o, "idmapResolved", m->idmap_resolved);
-        for (size_t i = 0; i < m->n_exts; i++)
+        for (size_t i = 0; i < m->n_exts; i++) {
+                const char *spec = m->layer_idmap_specs && m->layer_idmap_specs[i] ? m->layer_idmap_specs[i] : m->idmap_spec;
                 if (m->used[i])
-                        json_object_array_add(a, meta_json_extension(m->exts[i], m->idmap_spec));
+                        json_object_array_add(a, meta_json_extension(m->exts[i], spec));
+        }
         json_object_object_add(o, "extensions", a);
         return o;
 }

@@ -26,6 +26,7 @@ typedef struct MarkersInfo {
         const char *root;               /* "/" for the host */
         const char *idmap_spec;         /* "identity", "user:NAME", … */
         const char *idmap_resolved;     /* what a userns:/pid: mapping mapped, or NULL */
+        const char * const *layer_idmap_specs;  /* each extension's own mapping (auto), or NULL: idmap_spec */
         Extension * const *exts;        /* every extension of the merge … */
         const bool *used;               /* … and whether it has a layer in this hierarchy */
         size_t n_exts;

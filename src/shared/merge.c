@@ -10,6 +10,7 @@
 #include <sys/sysmacros.h>
 
 #include "extension.h"
+#include "idmap-auto.h"
 #include "markers.h"
 #include "merge.h"
 #include "mountapi.h"
@@ -393,28 +394,6 @@ static int collect_extensions(const MergeContext *c, const HostInfo *host, Exten
         return 0;
 }
 
-static int idmap_extensions(Idmap *idmap, Extension **exts, size_t n) {
-        int userns = idmap_userns_fd(idmap);
-        int r;
-
-        if (userns < 0 && userns != -EBADF)
-                return userns;
-        for (size_t i = 0; i < n; i++) {
-                const DissectedImage *d = exts[i]->dissected;
-                int fds[2] = { exts[i]->mounts.root_fd, exts[i]->mounts.usr_fd };
-                const char *fstype[2] = { d->partitions[PARTITION_ROOT].fstype, d->partitions[PARTITION_USR].fstype };
-
-                for (size_t k = 0; k < 2; k++) {
-                        if (fds[k] < 0)
-                                continue;
-                        r = mount_make_idmapped(fds[k], userns, exts[i]->mount_attrs[k], exts[i]->image->path, fstype[k]);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        return 0;
-}
-
 static int plan_add_layer(Plan *p, int mnt_fd, char *subdir, int dir_fd) {
         Layer *l = reallocarray(p->layers, p->n_layers + 1, sizeof(Layer));
 
@@ -440,11 +419,48 @@ struct MergeSession {
         size_t n_exts;
         Idmap *idmap;           /* effective mapping (the context's, or the target namespace's) */
         Idmap *owned_idmap;
+        Idmap **layer_idmaps;   /* each extension's mapping: idmap, or under auto one of idmap_cache */
+        IdmapCache idmap_cache;
         int target_mntns;       /* -EBADF: our own mount namespace */
         int target_root;        /* the target process's root directory (it may be chrooted) */
         const char *root;       /* root for the hierarchies (c->root); inside a target, beneath target_root */
         bool reload;
 };
+
+/* Every layer read-only and idmapped: with the session's mapping, or under --idmap=auto with its
+ * own (idmap-auto.h), one user namespace per distinct mapping. */
+static int idmap_extensions(MergeSession *s) {
+        int r;
+
+        s->layer_idmaps = calloc(s->n_exts, sizeof(Idmap *));
+        if (!s->layer_idmaps)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_exts; i++) {
+                const Extension *e = s->exts[i];
+                const DissectedImage *d = e->dissected;
+                int fds[2] = { e->mounts.root_fd, e->mounts.usr_fd };
+                const char *fstype[2] = { d->partitions[PARTITION_ROOT].fstype, d->partitions[PARTITION_USR].fstype };
+                Idmap *m = s->idmap;
+
+                if (idmap_is_auto(m)) {
+                        r = idmap_auto_resolve(e->image->path, fds[0] >= 0 ? fds[0] : fds[1], &s->idmap_cache, &m);
+                        if (r < 0)
+                                return r;
+                }
+                s->layer_idmaps[i] = m;
+                int userns = idmap_userns_fd(m);
+                if (userns < 0 && userns != -EBADF)
+                        return userns;
+                for (size_t k = 0; k < 2; k++) {
+                        if (fds[k] < 0)
+                                continue;
+                        r = mount_make_idmapped(fds[k], userns, e->mount_attrs[k], e->image->path, fstype[k]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
 
 static const char *session_idmap_spec(const MergeSession *s) {
         return s->idmap ? s->idmap->spec : "identity";
@@ -452,7 +468,13 @@ static const char *session_idmap_spec(const MergeSession *s) {
 
 static int meta_write(const MergeSession *s, Plan *p, const bool *used) {
         _cleanup_(idmap_freep) Idmap *resolved = NULL;
+        _cleanup_free_ const char **layer_specs = calloc(s->n_exts ?: 1, sizeof(char *));
         int r;
+
+        if (!layer_specs)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_exts; i++)
+                layer_specs[i] = s->layer_idmaps && s->layer_idmaps[i] ? s->layer_idmaps[i]->spec : session_idmap_spec(s);
 
         if (s->idmap && s->idmap->kind == IDMAP_USERNS && s->idmap->userns_fd >= 0) {
                 /* userns:/pid: name a namespace that may go away; record what it mapped. */
@@ -466,6 +488,7 @@ static int meta_write(const MergeSession *s, Plan *p, const bool *used) {
                 .root = root_is_host(s->root) ? "/" : s->root,
                 .idmap_spec = session_idmap_spec(s),
                 .idmap_resolved = resolved ? resolved->spec : NULL,
+                .layer_idmap_specs = layer_specs,
                 .exts = s->exts,
                 .used = used,
                 .n_exts = s->n_exts,
@@ -751,6 +774,8 @@ void merge_session_free(MergeSession *s) {
         extension_array_free(s->exts, s->n_exts);
         host_info_done(&s->host);
         idmap_free(s->owned_idmap);
+        free(s->layer_idmaps);
+        idmap_cache_done(&s->idmap_cache);
         safe_close(s->target_mntns);
         safe_close(s->target_root);
         free(s);
@@ -777,9 +802,13 @@ static int target_default_idmap(const MergeContext *c, MergeSession *s, int user
         _cleanup_free_ char *spec = NULL;
         int r;
 
+        r = namespace_is_own(fd, "user");
+        if (idmap_is_auto(c->idmap) && r == 0)
+                /* auto presents layers in our ids; the target would see root's files as nobody. */
+                return sx_error(-EINVAL, "--idmap=auto cannot be used with --namespace-of=%d: the process is in another user namespace; leave --idmap= out to map the layers into it",
+                                (int) c->namespace_of);
         if (!idmap_is_identity(c->idmap))
                 return 0;
-        r = namespace_is_own(fd, "user");
         if (r != 0)
                 return 0;       /* our own (or unknown, as before): identity */
         if (asprintf_safe(&spec, "pid:%d", (int) c->namespace_of) < 0)
@@ -862,7 +891,7 @@ static int session_load_extensions(MergeSession *s) {
         if (s->n_exts == 0)
                 return 0;
         s->reload = exts_want_reload(s->exts, s->n_exts);
-        return idmap_extensions(s->idmap, s->exts, s->n_exts);
+        return idmap_extensions(s);
 }
 
 typedef enum Verb { VERB_MERGE, VERB_REFRESH, VERB_UNMERGE } Verb;

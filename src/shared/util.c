@@ -755,6 +755,21 @@ char *fs_context_messages(int fs_fd) {
         return TAKE_PTR(all);
 }
 
+char *path_auxiliary(const char *image, const char *suffix) {
+        size_t l;
+
+        assert(image && suffix);
+        l = strlen(image);
+        if (endswith(image, ".raw"))
+                l -= STRLEN(".raw");
+        char *p = malloc(l + strlen(suffix) + 1);
+        if (!p)
+                return NULL;
+        memcpy(p, image, l);
+        strcpy(p + l, suffix);
+        return p;
+}
+
 /* Only root may change what path names: every directory from / down, and the file itself, belongs
  * to root and is writable by nobody else (group/other write, which also shows an ACL granting
  * write). A sticky world-writable directory (/tmp) does not count: others may create there. The

@@ -129,6 +129,9 @@ char *cescape(const char *s);
 char *path_join_root(const char *root, const char *path);
 bool path_is_absolute(const char *p);
 bool path_is_safe_component(const char *name); /* not empty, not "." or "..", no '/' */
+/* A file beside an image, systemd's rule: NAME.raw → NAME<suffix>; any other name (a directory)
+ * gets the suffix appended. NULL on out of memory. */
+char *path_auxiliary(const char *image, const char *suffix);
 
 /* ---- fd-first file access ---- */
 /* Open a path strictly beneath dirfd: no symlink may point outside, no magic links, no

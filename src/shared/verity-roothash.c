@@ -62,22 +62,6 @@ static int parse_root_hash(const char *s, size_t l, uint8_t **ret, size_t *ret_s
 
 /* ---- sidecars and xattrs ---- */
 
-/* systemd's rule: NAME.raw → NAME<suffix>; any other name gets the suffix appended. */
-static char *auxiliary_path(const char *image, const char *suffix) {
-        size_t l;
-
-        assert(image && suffix);
-        l = strlen(image);
-        if (endswith(image, ".raw"))
-                l -= STRLEN(".raw");
-        char *p = malloc(l + strlen(suffix) + 1);
-        if (!p)
-                return NULL;
-        memcpy(p, image, l);
-        strcpy(p + l, suffix);
-        return p;
-}
-
 /* Reads a hex root hash from a one-line text (trailing whitespace allowed). */
 static int root_hash_from_text(const char *label, const char *what, const char *text, size_t n,
                                uint8_t **ret, size_t *ret_size) {
@@ -164,7 +148,7 @@ static int read_sidecar(const char *label, const char *path, bool no_symlinks, s
 }
 
 static int load_sidecar_hash(const char *label, const char *image_path, bool no_symlinks, const char *suffix, VerityData *v) {
-        _cleanup_free_ char *p = auxiliary_path(image_path, suffix), *text = NULL;
+        _cleanup_free_ char *p = path_auxiliary(image_path, suffix), *text = NULL;
         uint8_t *hash;
         size_t n, size;
         int r;
@@ -186,7 +170,7 @@ static int load_sidecar_hash(const char *label, const char *image_path, bool no_
 }
 
 static int load_sidecar_sig(const char *label, const char *image_path, bool no_symlinks, const char *suffix, VerityData *v) {
-        _cleanup_free_ char *p = auxiliary_path(image_path, suffix), *sig = NULL;
+        _cleanup_free_ char *p = path_auxiliary(image_path, suffix), *sig = NULL;
         size_t n;
         int r;
 
@@ -451,7 +435,7 @@ static int load_gpt(VeritySettings *s, const DissectedImage *m, const char *imag
 /* NAME.verity beside a bare image, opened now, with the same rights as the image and its other
  * sidecars; the mount comes later, with root's. */
 static int open_hash_tree_file(const DissectedImage *m, const char *image_path, bool no_symlinks, VerityData *v) {
-        _cleanup_free_ char *hp = auxiliary_path(image_path, ".verity");
+        _cleanup_free_ char *hp = path_auxiliary(image_path, ".verity");
         int r;
 
         assert(m && v);

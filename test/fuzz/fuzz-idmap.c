@@ -67,6 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (size_t i = 0; i < m->n_gid; i++)
                         FUZZ_ASSERT(idmap_map_gid(m, m->gid[i].from) == m->gid[i].to, "map_gid");
                 break;
+        case IDMAP_AUTO:
+                /* decided per layer later: only the word itself, alone, gets here */
+                FUZZ_ASSERT(streq(spec, "auto") && streq(m->spec, "auto") && m->n_uid == 0 && m->n_gid == 0,
+                            "auto from '%s'", spec);
+                break;
         case IDMAP_USERNS:
                 FUZZ_ASSERT(m->userns_path && m->userns_path[0] == '/', "userns without an absolute path");
                 FUZZ_ASSERT(m->n_uid == 0 && m->n_gid == 0, "userns with extents");

@@ -188,7 +188,7 @@ fi
 
 # ---- --idmap specifications (the last one: regression, invalid UTF-8 was quoted into messages) ----
 i=0
-for s in "" identity foreign "b:0:1000:1" "u:0:1000:65536,g:0:1000:65536" "b:0:0:1,b:1:100000:65535" \
+for s in "" identity foreign auto "auto,foreign" "b:0:1000:1" "u:0:1000:65536,g:0:1000:65536" "b:0:0:1,b:1:100000:65535" \
          "user:nobody" "user:root" "userns:/proc/1/ns/user" "pid:1" "pid:0" "b:4294967294:0:1" \
          "b:0:4294967295:1" "b:1:2" "b::1:1" "b:0:0:1,,b:1:1:1" "identity,foreign" "u:10:10:10,u:15:100:10" \
          $'b:0:0:1\n' $'b:0:0:1,\x85'; do

@@ -645,6 +645,8 @@ static int submounts_prepare(Plan *plans, size_t n, bool refresh, Submounts *sub
                 r = hierarchy_open_base(p->path, &base);
                 if (r >= 0)
                         r = submounts_check_targets(&subs[i], base);
+                if (r >= 0)
+                        r = submounts_save(&subs[i], p->h_fd);
         }
         if (r < 0)
                 submounts_done_many(subs, n);
@@ -663,16 +665,21 @@ static int submounts_finish_attach(Plan *p, Submounts *s) {
         return r;
 }
 
-/* Put the mounts that were on a merged hierarchy back on it, once unmerged. */
+/* Put the mounts that were on a merged hierarchy back on it, once unmerged; if that fails, put
+ * the merged tree back as it was. */
 static int submounts_put_back(int root_fd, const Plan *p, Submounts *s) {
         _cleanup_close_ int h = -EBADF;
+        int r;
 
         if (s->n == 0)
                 return 0;
         h = openat_beneath(root_fd, p->hierarchy + 1, O_PATH | O_DIRECTORY, true);
         if (h < 0)
                 return sx_error(h, "%s: unmerged, but cannot open it to put the mounts below it back: %m", p->path);
-        return submounts_attach(s, h, false);
+        r = submounts_attach(s, h, false);
+        if (r < 0 && submounts_restore(s, h) < 0)
+                return sx_error_prefix(r, "%s: unmerged, and the merge could not be put back either", p->path);
+        return r;
 }
 
 static int attach_all(const MergeContext *c, Plan *plans, size_t n) {

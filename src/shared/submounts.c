@@ -190,7 +190,7 @@ static int submount_take(Submounts *s, int h_fd, const char *rel, bool with_back
 
 int submounts_collect(const MountTable *t, const char *path, int h_fd, bool with_backup, Submounts *ret) {
         _cleanup_strv_free_ char **rels = NULL;
-        Submounts s = { .path = path };
+        Submounts s = { .path = path, .saved_fd = -EBADF };
         int r;
 
         assert(t && path && h_fd >= 0 && ret);
@@ -293,10 +293,37 @@ int submounts_attach(Submounts *s, int h_fd, bool backups) {
                 r = target < 0 ? target : move_onto(*fd, target);
                 if (r < 0 && ret == 0)
                         ret = target < 0 ? r : sx_error(r, "%s/%s: cannot put the mount back: %m", s->path, m->rel);
-                if (r >= 0)
+                if (r >= 0 && backups)
                         *fd = safe_close(*fd);
+                else if (r >= 0)
+                        m->put_back = true;     /* clone_fd stays, for submounts_restore() */
         }
         return ret;
+}
+
+int submounts_save(Submounts *s, int h_fd) {
+        int r;
+
+        assert(s && h_fd >= 0 && s->saved_fd < 0);
+        r = clone_tree(h_fd, &s->saved_fd);
+        return r < 0 ? sx_error(r, "%s: cannot keep a copy of the merged tree for a rollback: %m", s->path) : 0;
+}
+
+int submounts_restore(Submounts *s, int h_fd) {
+        char proc[PROC_FD_PATH_MAX];
+
+        assert(s && h_fd >= 0);
+        for (size_t i = 0; i < s->n; i++) {
+                if (!s->items[i].put_back)
+                        continue;
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", s->items[i].clone_fd);
+                if (sys_umount2(proc, MNT_DETACH) < 0)
+                        return negative_errno();
+                s->items[i].put_back = false;
+        }
+        if (s->saved_fd < 0)
+                return -EBADF;
+        return move_onto(s->saved_fd, h_fd);
 }
 
 void submounts_done(Submounts *s) {
@@ -308,6 +335,7 @@ void submounts_done(Submounts *s) {
                 safe_close(s->items[i].clone_fd);
                 safe_close(s->items[i].backup_fd);
         }
+        safe_close(s->saved_fd);
         free(s->items);
         *s = (Submounts) {};
 }

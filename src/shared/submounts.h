@@ -13,6 +13,7 @@
  * operation fails before anything became visible. */
 
 #include <stdbool.h>
+#include <errno.h>
 #include <stddef.h>
 
 typedef struct Submount {
@@ -21,6 +22,7 @@ typedef struct Submount {
         int clone_fd;           /* detached private recursive clone, to carry */
         int backup_fd;          /* a second such clone, to put back on a rollback */
         bool is_dir;
+        bool put_back;          /* clone_fd is attached below the bare hierarchy (unmerge) */
 } Submount;
 
 typedef struct Submounts {
@@ -28,9 +30,10 @@ typedef struct Submounts {
         Submount *items;
         size_t n;
         size_t n_detached;      /* originals detached so far (a rollback puts their backups back) */
+        int saved_fd;           /* unmerge: the whole merged tree, cloned, to put back on a rollback */
 } Submounts;
 
-#define SUBMOUNTS_NULL ((Submounts) {})
+#define SUBMOUNTS_NULL ((Submounts) { .saved_fd = -EBADF })
 
 /* The mount table of the calling process, read once per operation (mount points, unescaped). */
 typedef struct MountTable {
@@ -57,5 +60,11 @@ int submounts_check_targets(const Submounts *s, int base_fd);
 
 /* Attach the clones (or, restoring, the backups) at their places below the hierarchy h_fd. */
 int submounts_attach(Submounts *s, int h_fd, bool backups);
+
+/* Unmerge: before the merged tree on h_fd is detached, keep a private clone of all of it; if the
+ * clones cannot all be put back afterwards, submounts_restore() detaches those that were and
+ * attaches the saved tree on h_fd (the bare hierarchy now) again: as it was. */
+int submounts_save(Submounts *s, int h_fd);
+int submounts_restore(Submounts *s, int h_fd);
 
 void submounts_done(Submounts *s);

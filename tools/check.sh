@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # `systemd` package itself; there is no separate systemd-repart package.)
 PACKAGES=(
         meson ninja-build pkg-config gcc
-        libsystemd-dev libcryptsetup-dev libblkid-dev libssl-dev libjson-c-dev
+        libsystemd-dev libcryptsetup-dev libblkid-dev libmount-dev libssl-dev libjson-c-dev
         libpam0g-dev
         squashfs-tools erofs-utils e2fsprogs cryptsetup-bin fdisk util-linux systemd uidmap
         python3 openssl valgrind btrfs-progs xfsprogs

@@ -17,6 +17,7 @@
 #include "namespace.h"
 #include "overlay.h"
 #include "reload.h"
+#include "submounts.h"
 #include "version.h"
 
 #define MAX_HIERARCHIES 32
@@ -623,10 +624,96 @@ static void maybe_reload(const MergeSession *s, bool wanted) {
 
 /* ---- verbs ---- */
 
-static int attach_all(const MergeContext *c, Plan *plans, size_t n) {
-        size_t i;
-        int r = 0;
+/* Detach the overlays attached so far (plans[0..i)), so a failure leaves the mount table as it was. */
+static void detach_attached(Plan *plans, size_t i) {
+        while (i-- > 0) {
+                _cleanup_close_ int top = -EBADF;
+                if (plans[i].ovl_fd < 0)
+                        continue;
+                top = open(plans[i].path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (top >= 0 && is_sysext_mount(top) > 0)
+                        (void) umount_fd(top);
+        }
+}
 
+static void submounts_done_many(Submounts *subs, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                submounts_done(&subs[i]);
+}
+
+/* Before anything is visible: clone the mounts now visible below each hierarchy that gets a new
+ * overlay and carry them onto it (with backups where the originals are to be detached: a
+ * hierarchy not merged yet), and check that those of a hierarchy to be unmerged can go back.
+ * subs[i] belongs to plans[i]. */
+static int submounts_prepare(Plan *plans, size_t n, bool refresh, Submounts *subs) {
+        _cleanup_(mount_table_done) MountTable t = {};
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                subs[i] = SUBMOUNTS_NULL;
+        r = mount_table_read(&t);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                Plan *p = &plans[i];
+                _cleanup_close_ int base = -EBADF;
+
+                if (p->ovl_fd < 0 && !(refresh && p->merged))
+                        continue;
+                r = submounts_collect(&t, p->path, p->h_fd, !p->merged, &subs[i]);
+                if (r < 0 || subs[i].n == 0)
+                        continue;
+                if (p->ovl_fd >= 0) {
+                        r = submounts_carry(&subs[i], p->ovl_fd);
+                        continue;
+                }
+                r = hierarchy_open_base(p->path, &base);
+                if (r >= 0)
+                        r = submounts_check_targets(&subs[i], base);
+                if (r >= 0)
+                        r = submounts_save(&subs[i], p->h_fd);
+        }
+        if (r < 0)
+                submounts_done_many(subs, n);
+        return r;
+}
+
+/* The overlay of a hierarchy that was not merged is attached: detach the mounts it covers (their
+ * clones are on it). On failure, put them back and detach the overlay: as it was. */
+static int submounts_finish_attach(Plan *p, Submounts *s) {
+        int r = submounts_detach_originals(s);
+
+        if (r >= 0)
+                return 0;
+        detach_attached(p, 1);
+        (void) submounts_attach(s, p->h_fd, true);
+        return r;
+}
+
+/* Put the mounts that were on a merged hierarchy back on it, once unmerged; if that fails, put
+ * the merged tree back as it was. */
+static int submounts_put_back(int root_fd, const Plan *p, Submounts *s) {
+        _cleanup_close_ int h = -EBADF;
+        int r;
+
+        if (s->n == 0)
+                return 0;
+        h = openat_beneath(root_fd, p->hierarchy + 1, O_PATH | O_DIRECTORY, true);
+        if (h < 0)
+                return sx_error(h, "%s: unmerged, but cannot open it to put the mounts below it back: %m", p->path);
+        r = submounts_attach(s, h, false);
+        if (r < 0 && submounts_restore(s, h) < 0)
+                return sx_error_prefix(r, "%s: unmerged, and the merge could not be put back either", p->path);
+        return r;
+}
+
+static int attach_all(const MergeContext *c, Plan *plans, size_t n) {
+        Submounts subs[MAX_HIERARCHIES];
+        size_t i;
+        int r;
+
+        assert(n <= MAX_HIERARCHIES);
+        r = submounts_prepare(plans, n, false, subs);
+        if (r < 0)
+                return r;
         for (i = 0; i < n; i++) {
                 if (plans[i].ovl_fd < 0)
                         continue;
@@ -636,17 +723,20 @@ static int attach_all(const MergeContext *c, Plan *plans, size_t n) {
                         break;
                 }
         }
-        if (r >= 0)
-                return 0;
-        /* Undo what was attached, so a failure leaves the mount table as it was. */
-        while (i-- > 0) {
-                _cleanup_close_ int top = -EBADF;
-                if (plans[i].ovl_fd < 0)
-                        continue;
-                top = open(plans[i].path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (top >= 0 && is_sysext_mount(top) > 0)
-                        (void) umount_fd(top);
+        if (r < 0)
+                detach_attached(plans, i);
+        for (i = 0; r >= 0 && i < n; i++) {
+                r = submounts_finish_attach(&plans[i], &subs[i]);
+                if (r < 0) {
+                        /* Those before are complete merges: undo them whole, and this one's. */
+                        for (size_t k = 0; k < i; k++) {
+                                detach_attached(&plans[k], 1);
+                                (void) submounts_attach(&subs[k], plans[k].h_fd, true);
+                        }
+                        detach_attached(plans + i + 1, n - i - 1);
+                }
         }
+        submounts_done_many(subs, n);
         return r;
 }
 
@@ -694,21 +784,31 @@ static int unmerge_stacked(int root_fd, const Plan *p, bool *reload) {
  * whose detach of the old overlay failed leaves the old one stacked on the new one, and
  * systemd-sysext's unmerge also peels every merge off. */
 static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t n, bool *reload) {
+        Submounts subs[MAX_HIERARCHIES];
         int r;
 
+        assert(n <= MAX_HIERARCHIES);
+        r = submounts_prepare(plans, n, true, subs);    /* no overlay planned: all are unmerged */
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 if (!plans[i].merged)
                         continue;
                 *reload = *reload || markers_meta_wants_reload(plans[i].meta);
                 r = umount_fd(plans[i].h_fd);
-                if (r < 0)
-                        return sx_error(r, "%s: failed to unmount: %m", plans[i].path);
+                if (r < 0) {
+                        r = sx_error(r, "%s: failed to unmount: %m", plans[i].path);
+                        break;
+                }
                 r = unmerge_stacked(root_fd, &plans[i], reload);
+                if (r >= 0)
+                        r = submounts_put_back(root_fd, &plans[i], &subs[i]);
                 if (r < 0)
-                        return r;
+                        break;
                 notice(c, "Unmerged '%s'.", plans[i].path);
         }
-        return 0;
+        submounts_done_many(subs, n);
+        return r < 0 ? r : 0;
 }
 
 /* Without MOVE_MOUNT_BENEATH: detach the old overlay, then attach the new one where it was. */
@@ -730,8 +830,9 @@ static int refresh_by_unmerge(const MergeContext *c, Plan *p) {
 }
 
 /* Swap one hierarchy: the new overlay goes beneath the old one, then the old one is detached, so
- * a reader never sees the hierarchy without extensions. */
-static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
+ * a reader never sees the hierarchy without extensions. The mounts that were on the old overlay
+ * are on the new one already (submounts_prepare()), so this stays one step for them too. */
+static int refresh_one(const MergeContext *c, int root_fd, Plan *p, Submounts *subs, bool *beneath_ok) {
         int r;
 
         if (p->ovl_fd < 0) {
@@ -740,6 +841,9 @@ static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
                 r = umount_fd(p->h_fd);
                 if (r < 0)
                         return sx_error(r, "%s: failed to unmount: %m", p->path);
+                r = submounts_put_back(root_fd, p, subs);
+                if (r < 0)
+                        return r;
                 notice(c, "Unmerged '%s'.", p->path);
                 return 0;
         }
@@ -747,6 +851,9 @@ static int refresh_one(const MergeContext *c, Plan *p, bool *beneath_ok) {
                 r = mount_attach(p->ovl_fd, p->h_fd, false);
                 if (r < 0)
                         return sx_error(r, "%s: failed to attach the overlay: %m", p->path);
+                r = submounts_finish_attach(p, subs);
+                if (r < 0)
+                        return r;
                 notice(c, "Merged extensions into '%s'.", p->path);
                 return 0;
         }
@@ -951,20 +1058,26 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
         return plans_build_overlays(plans, n, attrs, &fallback);
 }
 
-static int phase_refresh(Phase *ph, Plan *plans, size_t n, bool *reload) {
+static int phase_refresh(Phase *ph, int root_fd, Plan *plans, size_t n, bool *reload) {
         const MergeContext *c = ph->s->c;
         bool beneath_ok = !TEST_HOOK(no_beneath, false);
+        Submounts subs[MAX_HIERARCHIES];
         int r;
 
+        assert(n <= MAX_HIERARCHIES);
         if (!beneath_ok)
                 notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
+        r = submounts_prepare(plans, n, true, subs);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 *reload = *reload || markers_meta_wants_reload(plans[i].meta);
-                r = refresh_one(c, &plans[i], &beneath_ok);
+                r = refresh_one(c, root_fd, &plans[i], &subs[i], &beneath_ok);
                 if (r < 0)
-                        return r;
+                        break;
         }
-        return 0;
+        submounts_done_many(subs, n);
+        return r < 0 ? r : 0;
 }
 
 /* The hierarchy side of a verb, in whatever mount namespace we are in now. */
@@ -1001,7 +1114,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
                                 notice(c, "Merged extensions into '%s'.", plans[i].path);
                 goto finish;
         }
-        r = phase_refresh(ph, plans, n, &reload);
+        r = phase_refresh(ph, root_fd, plans, n, &reload);
 finish:
         ph->old_reload = reload;
         plans_free(plans, n);

@@ -411,20 +411,6 @@ const char *host_scope(const char *root) {
         return fd >= 0 ? "initrd" : "system";
 }
 
-/* parse_boolean() as systemd spells it: 1 true, 0 false, -EINVAL neither. */
-static int parse_boolean(const char *v) {
-        static const char * const yes[] = { "1", "yes", "y", "true", "t", "on" };
-        static const char * const no[] = { "0", "no", "n", "false", "f", "off" };
-
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-                if (strcasecmp(v, yes[i]) == 0)
-                        return 1;
-        for (size_t i = 0; i < ELEMENTSOF(no); i++)
-                if (strcasecmp(v, no[i]) == 0)
-                        return 0;
-        return -EINVAL;
-}
-
 /* Is this file explicitly marked as usable under another name (user.extension-release.strict=false)? */
 static bool extension_release_is_relaxed(int fd, const char *fn) {
         char v[64];

@@ -116,7 +116,11 @@ typedef struct Plan {
         char **names;           /* extensions in this overlay, merge order */
         int meta_fd, base_fd, ovl_fd;
         json_object *meta;      /* our metadata for the old merge (status, reload) */
+        MutableDirs mut;        /* --mutable=: the writable layer and the imported directory */
+        char *old_work_dir;     /* the old merge's work_dir marker, removed when it goes */
 } Plan;
+
+#define PLAN_NULL { .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF, .mut = MUTABLE_DIRS_NULL }
 
 static void plan_done(Plan *p) {
         for (size_t i = 0; i < p->n_layers; i++) {
@@ -134,7 +138,9 @@ static void plan_done(Plan *p) {
         safe_close(p->ovl_fd);
         if (p->meta)
                 json_object_put(p->meta);
-        *p = (Plan) { .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF };
+        mutable_dirs_done(&p->mut);
+        free(p->old_work_dir);
+        *p = (Plan) PLAN_NULL;
 }
 
 static void plans_free(Plan *p, size_t n) {
@@ -184,7 +190,8 @@ static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, vo
                 Plan *p = &plans[n];
                 int fd;
 
-                *p = (Plan) { .hierarchy = *h, .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF };
+                *p = (Plan) PLAN_NULL;
+                p->hierarchy = *h;
                 fd = opener(*h, userdata);
                 if (fd == -ENOENT)
                         continue;
@@ -205,6 +212,8 @@ static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, vo
                 p->merged = r > 0;
                 if (p->merged)
                         p->meta = markers_read_meta(fd);
+                if (p->merged && mutable_work_dir_read(fd, &p->old_work_dir) < 0)
+                        p->old_work_dir = NULL;         /* unreadable: nothing is removed */
         }
         *ret = plans;
         *ret_n = n;
@@ -535,22 +544,42 @@ static int plan_open_base(const MergeContext *c, Plan *p) {
         return 0;
 }
 
-/* Metadata on top, base at the bottom. */
+/* Metadata on top, then the imported mutable directory (--mutable=import), base at the bottom. */
 static int plan_wrap_layers(Plan *p) {
-        Layer *l = reallocarray(p->layers, p->n_layers + 2, sizeof(Layer));
+        size_t top = p->mut.import_fd >= 0 ? 2 : 1;
+        Layer *l = reallocarray(p->layers, p->n_layers + top + 1, sizeof(Layer));
 
         if (!l)
                 return -ENOMEM;
         p->layers = l;
-        memmove(p->layers + 1, p->layers, p->n_layers * sizeof(Layer));
+        memmove(p->layers + top, p->layers, p->n_layers * sizeof(Layer));
         p->layers[0] = (Layer) { .mnt_fd = p->meta_fd, .subdir = strdup(""), .dir_fd = p->meta_fd };
-        p->layers[p->n_layers + 1] = (Layer) { .mnt_fd = p->base_fd, .subdir = strdup(""), .dir_fd = p->base_fd };
-        p->n_layers += 2;
+        if (top == 2) {         /* the layer owns the clone from now on (plan_done closes it as its dir_fd) */
+                int fd = TAKE_FD(p->mut.import_fd);
+                p->layers[1] = (Layer) { .mnt_fd = fd, .subdir = strdup(""), .dir_fd = fd };
+        }
+        p->layers[p->n_layers + top] = (Layer) { .mnt_fd = p->base_fd, .subdir = strdup(""), .dir_fd = p->base_fd };
+        p->n_layers += top + 1;
         return 0;
 }
 
-/* Fill the layers of one hierarchy. Returns 0 and no layers if no extension provides it. */
-static int plan_prepare(const MergeSession *s, Plan *p) {
+/* The work_dir marker (as systemd-sysext writes it): unmerge removes the workdir it names. */
+static int plan_write_work_dir(Plan *p) {
+        _cleanup_free_ char *e = NULL;
+        int r;
+
+        if (!p->mut.work_dir)
+                return 0;
+        e = cescape(p->mut.work_dir);
+        if (!e)
+                return -ENOMEM;
+        r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/" MUTABLE_WORK_DIR_MARKER, e, 0644);
+        return r < 0 ? sx_error(r, "%s: cannot write the work_dir marker: %m", p->path) : 0;
+}
+
+/* Fill the layers of one hierarchy. Returns 0 and no layers if no extension provides it and the
+ * merge gets no writable layer (a writable merge is made without extensions, as systemd-sysext's). */
+static int plan_prepare(const MergeSession *s, int root_fd, Plan *p) {
         _cleanup_free_ bool *used = calloc(s->n_exts + 1, sizeof(bool));
         struct stat st;
         int r;
@@ -558,23 +587,42 @@ static int plan_prepare(const MergeSession *s, Plan *p) {
         if (!used)
                 return -ENOMEM;
         r = plan_add_extension_layers(p, s->exts, s->n_exts, used);
-        if (r < 0 || p->n_layers == 0)
+        if (r < 0 || (p->n_layers == 0 && !mutable_mode_may_write(s->c->mutable_mode)))
                 return r;
         r = plan_open_base(s->c, p);
         if (r < 0)
                 return r;
         if (fstat(p->base_fd, &st) < 0)
                 return negative_errno();
+        r = mutable_dirs_open(root_fd, p->hierarchy, s->c->mutable_mode, &st, &p->mut);
+        if (r < 0)
+                return r;
+        if (p->n_layers == 0 && !mutable_dirs_writable(&p->mut)) {
+                p->base_fd = safe_close(p->base_fd);
+                mutable_dirs_done(&p->mut);
+                return 0;
+        }
         r = meta_layer_make(&st, &p->meta_fd);
         if (r < 0)
                 return r;
         r = meta_write(s, p, used);
         if (r < 0)
                 return r;
+        r = plan_write_work_dir(p);
+        if (r < 0)
+                return r;
         return plan_wrap_layers(p);
 }
 
-static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, bool *ret_fallback) {
+/* What overlayfs is told beyond the layers: $SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS if given, else
+ * systemd-sysext's defaults for a writable merge. */
+static const char *plan_overlay_options(const Plan *p, const char *options) {
+        if (options)
+                return options;
+        return mutable_dirs_writable(&p->mut) ? OVERLAY_MUTABLE_OPTIONS : NULL;
+}
+
+static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, const char *options, bool *ret_fallback) {
         OverlaySpec specs[MAX_HIERARCHIES];
         int fds[MAX_HIERARCHIES];
         size_t k = 0;
@@ -587,6 +635,11 @@ static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, bool *ret
                                 .mount_attrs = attrs,
                                 .layers = plans[i].layers,
                                 .n_layers = plans[i].n_layers,
+                                .upper = { .mnt_fd = plans[i].mut.upper_mnt, .subdir = plans[i].mut.upper_sub,
+                                           .dir_fd = plans[i].mut.upper_fd },
+                                .work = { .mnt_fd = plans[i].mut.upper_mnt, .subdir = plans[i].mut.work_sub,
+                                          .dir_fd = plans[i].mut.work_fd },
+                                .options = plan_overlay_options(&plans[i], options),
                         };
         *ret_fallback = false;
         if (k == 0)
@@ -806,6 +859,9 @@ static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t
                 if (r < 0)
                         break;
                 notice(c, "Unmerged '%s'.", plans[i].path);
+                r = mutable_work_dir_remove(root_fd, plans[i].old_work_dir);
+                if (r < 0)
+                        return r;
         }
         submounts_done_many(subs, n);
         return r < 0 ? r : 0;
@@ -955,6 +1011,18 @@ static int open_target(const MergeContext *c, MergeSession *s, char **ret_root) 
         return asprintf_safe(ret_root, "/proc/%d/root", (int) pid) < 0 ? -ENOMEM : 0;
 }
 
+/* A writable overlay only where root merges for root: never in a PAM session, a `run` command's
+ * namespace (untrusted, stacked) or another process's namespace, whose root (and so whose
+ * /var/lib/extensions.mutable) another user may control. */
+static int merge_context_check_mutable(const MergeContext *c) {
+        if (c->mutable_mode != MUTABLE_NO && (c->namespace_of > 0 || c->stack || c->untrusted))
+                return sx_error(-EINVAL, "--mutable=%s: only for merges into the host's own mount namespace",
+                                strna(mutable_mode_to_string(c->mutable_mode)));
+        if (c->overlay_options)
+                return overlay_options_check(c->overlay_options);
+        return 0;
+}
+
 int merge_session_open(const MergeContext *c, MergeSession **ret) {
         _cleanup_(merge_session_freep) MergeSession *s = NULL;
         _cleanup_free_ char *release_root = NULL;
@@ -962,6 +1030,9 @@ int merge_session_open(const MergeContext *c, MergeSession **ret) {
 
         assert(c && c->hierarchies && ret);
         assert(c->images || c->n_images == 0);
+        r = merge_context_check_mutable(c);
+        if (r < 0)
+                return r;
         s = calloc(1, sizeof(MergeSession));
         if (!s)
                 return -ENOMEM;
@@ -1037,13 +1108,13 @@ static int phase_open_plans(Phase *ph, int *ret_root_fd, Plan **ret_plans, size_
         return plans_open(s->c->hierarchies, *ret_root_fd, ret_plans, ret_n);
 }
 
-static int phase_build(Phase *ph, Plan *plans, size_t n) {
+static int phase_build(Phase *ph, int root_fd, Plan *plans, size_t n) {
         const MergeSession *s = ph->s;
         bool fallback;
         int r;
 
         for (size_t i = 0; i < n; i++) {
-                r = plan_prepare(s, &plans[i]);
+                r = plan_prepare(s, root_fd, &plans[i]);
                 if (r < 0)
                         return r;
         }
@@ -1055,7 +1126,9 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
         uint64_t attrs = MOUNT_ATTR_NODEV | (untrusted ? MOUNT_ATTR_NOSUID : 0);
         for (size_t i = 0; i < s->n_exts; i++)
                 attrs |= s->exts[i]->mount_attrs[0] | s->exts[i]->mount_attrs[1];
-        return plans_build_overlays(plans, n, attrs, &fallback);
+        if (s->c->noexec == NOEXEC_YES || (s->c->noexec == NOEXEC_DEFAULT && s->c->noexec_default))
+                attrs |= MOUNT_ATTR_NOEXEC;
+        return plans_build_overlays(plans, n, attrs, s->c->overlay_options, &fallback);
 }
 
 static int phase_refresh(Phase *ph, int root_fd, Plan *plans, size_t n, bool *reload) {
@@ -1075,6 +1148,12 @@ static int phase_refresh(Phase *ph, int root_fd, Plan *plans, size_t n, bool *re
                 r = refresh_one(c, root_fd, &plans[i], &subs[i], &beneath_ok);
                 if (r < 0)
                         break;
+                /* the old merge's workdir, unless the new one works in it too */
+                if (plans[i].old_work_dir && !(plans[i].mut.work_dir && streq(plans[i].mut.work_dir, plans[i].old_work_dir))) {
+                        r = mutable_work_dir_remove(root_fd, plans[i].old_work_dir);
+                        if (r < 0)
+                                break;
+                }
         }
         submounts_done_many(subs, n);
         return r < 0 ? r : 0;
@@ -1102,8 +1181,8 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
                         r = sx_error(-EBUSY, "Hierarchy '%s' is already merged.", plans[i].hierarchy);
                         goto finish;
                 }
-        if (ph->s->n_exts > 0) {
-                r = phase_build(ph, plans, n);
+        if (ph->s->n_exts > 0 || mutable_mode_may_write(c->mutable_mode)) {
+                r = phase_build(ph, root_fd, plans, n);
                 if (r < 0)
                         goto finish;
         }
@@ -1181,9 +1260,11 @@ static int run_verb(const MergeContext *c, Verb verb) {
                         return r;
                 if (s->n_exts > 0)
                         notice_using(c, s->exts, s->n_exts);
+                else if (mutable_mode_may_write(c->mutable_mode))
+                        notice(c, "No extensions found, proceeding in mutable mode.");
                 else
                         notice(c, "No suitable extensions found.");
-                if (s->n_exts == 0 && verb == VERB_MERGE)
+                if (s->n_exts == 0 && verb == VERB_MERGE && !mutable_mode_may_write(c->mutable_mode))
                         return 0;
         }
         if (s->target_mntns >= 0)

@@ -42,6 +42,87 @@ static int fsconfig_string(int fs, const char *key, const char *value) {
         return sys_fsconfig(fs, FSCONFIG_SET_STRING, key, value, 0) < 0 ? negative_errno() : 0;
 }
 
+/* Options that name per-mount flags: they go to fsmount(), not to overlayfs. */
+static const struct {
+        const char *name;
+        uint64_t attr;
+        bool atime;             /* one of the MOUNT_ATTR__ATIME values: replaces the others */
+} overlay_mount_flags[] = {
+        { "noatime",     MOUNT_ATTR_NOATIME,     true  },
+        { "relatime",    MOUNT_ATTR_RELATIME,    true  },
+        { "strictatime", MOUNT_ATTR_STRICTATIME, true  },
+        { "nodiratime",  MOUNT_ATTR_NODIRATIME,  false },
+        { "nosuid",      MOUNT_ATTR_NOSUID,      false },
+        { "nodev",       MOUNT_ATTR_NODEV,       false },
+        { "noexec",      MOUNT_ATTR_NOEXEC,      false },
+};
+
+static const char * const overlay_refused_keys[] = {
+        "lowerdir", "lowerdir+", "datadir+", "upperdir", "workdir", "source",
+};
+static const char * const overlay_refused_flags[] = { "ro", "rw", "suid", "dev", "exec" };
+
+static bool name_in(const char *name, const char * const *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(name, list[i]))
+                        return true;
+        return false;
+}
+
+/* One option: applied to the fs context fs (fs < 0: only checked), mount flags added to *attrs. */
+static int overlay_option_one(int fs, char *opt, uint64_t *attrs) {
+        char *value = strchr(opt, '=');
+
+        if (value)
+                *value++ = 0;
+        if (isempty(opt) || string_has_cc(opt) || (value && string_has_cc(value)))
+                return sx_error(-EINVAL, "overlay mount option '%s' is not a valid option", opt);
+        if (name_in(opt, overlay_refused_keys, ELEMENTSOF(overlay_refused_keys)))
+                return sx_error(-EINVAL, "overlay mount option '%s' is not allowed: sysext-idmap decides the layers", opt);
+        if (!value && name_in(opt, overlay_refused_flags, ELEMENTSOF(overlay_refused_flags)))
+                return sx_error(-EINVAL, "overlay mount option '%s' is not allowed: use --mutable= and --noexec=; "
+                                "nodev (and nosuid where a user's layers are merged) always hold", opt);
+        for (size_t i = 0; !value && i < ELEMENTSOF(overlay_mount_flags); i++)
+                if (streq(opt, overlay_mount_flags[i].name)) {
+                        if (overlay_mount_flags[i].atime)
+                                *attrs &= ~(uint64_t) MOUNT_ATTR__ATIME;
+                        *attrs |= overlay_mount_flags[i].attr;
+                        return 0;
+                }
+        if (fs < 0)
+                return 0;
+        if ((value ? sys_fsconfig(fs, FSCONFIG_SET_STRING, opt, value, 0) : sys_fsconfig(fs, FSCONFIG_SET_FLAG, opt, NULL, 0)) < 0) {
+                int r = negative_errno();
+                _cleanup_free_ char *msg = fs_context_messages(fs);
+                return sx_error(r, "overlay mount option '%s' refused: %s", opt, msg ?: strerror(-r));
+        }
+        return 0;
+}
+
+static int overlay_options_apply(int fs, const char *options, uint64_t *attrs) {
+        _cleanup_free_ char *copy = NULL;
+        char *save = NULL;
+        int r;
+
+        if (isempty(options))
+                return 0;
+        copy = strdup(options);
+        if (!copy)
+                return -ENOMEM;
+        for (char *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+                r = overlay_option_one(fs, opt, attrs);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int overlay_options_check(const char *options) {
+        uint64_t attrs = 0;
+
+        return overlay_options_apply(-EBADF, options, &attrs);
+}
+
 int meta_layer_make(const struct stat *like, int *ret_fd) {
         _cleanup_close_ int fs = -EBADF;
         char mode[FSCONFIG_NUMBER_MAX], uid[FSCONFIG_NUMBER_MAX], gid[FSCONFIG_NUMBER_MAX];
@@ -74,12 +155,20 @@ static int overlay_fail(int r, int fs, const OverlaySpec *s, const char *step) {
         return sx_error(r, "%s: failed to %s the overlay: %s", s->hierarchy, step, msg ?: strerror(-r));
 }
 
-static int overlay_finish(int fs, const OverlaySpec *s, int *ret_fd) {
-        int mnt;
+static bool spec_writable(const OverlaySpec *s) {
+        return s->upper.dir_fd >= 0;
+}
 
+static int overlay_finish(int fs, const OverlaySpec *s, int *ret_fd) {
+        uint64_t attrs = s->mount_attrs | (spec_writable(s) ? 0 : MOUNT_ATTR_RDONLY);
+        int mnt, r;
+
+        r = overlay_options_apply(fs, s->options, &attrs);
+        if (r < 0)
+                return sx_error_prefix(r, "%s", s->hierarchy);
         if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 return overlay_fail(negative_errno(), fs, s, "create");
-        mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | (unsigned) s->mount_attrs);
+        mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, (unsigned) attrs);
         if (mnt < 0)
                 return overlay_fail(negative_errno(), fs, s, "mount");
         *ret_fd = mnt;
@@ -92,7 +181,7 @@ static int overlay_open(const OverlaySpec *s, int *ret_fs) {
         if (fs < 0)
                 return sx_error(negative_errno(), "%s: overlayfs is not available: %m", s->hierarchy);
         if (fsconfig_string(fs, "source", OVERLAY_SOURCE) < 0 ||
-            sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0) {
+            (!spec_writable(s) && sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0)) {
                 int r = overlay_fail(negative_errno(), fs, s, "configure");
                 safe_close(fs);
                 return r;
@@ -124,6 +213,10 @@ static int overlay_make_fd(const OverlaySpec *s, int *ret_fd) {
                 }
                 return overlay_fail(r, fs, s, "add a layer to");
         }
+        if (spec_writable(s) &&
+            (sys_fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, s->upper.dir_fd) < 0 ||
+             sys_fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, s->work.dir_fd) < 0))
+                return overlay_fail(negative_errno(), fs, s, "add the writable layer to");
         return overlay_finish(fs, s, ret_fd);
 }
 
@@ -150,6 +243,37 @@ static int stage_mount(int stage_fd, int mnt_fd, int *staged, size_t *n_staged, 
                 return negative_errno();
         staged[*n_staged] = mnt_fd;
         *ret_index = (*n_staged)++;
+        return 0;
+}
+
+/* The magic link of a directory: an attached one's own fd, one in a detached mount's staged copy. */
+static int fallback_dir_link(const OverlaySpec *s, const Layer *l, int stage_fd, int *staged, size_t *n_staged, char **ret) {
+        _cleanup_free_ char *sub = NULL;
+        size_t idx;
+        int d, r;
+
+        if (l->mnt_fd < 0)
+                return asprintf_safe(ret, "/proc/self/fd/%d", l->dir_fd) < 0 ? -ENOMEM : 0;
+        r = stage_mount(stage_fd, l->mnt_fd, staged, n_staged, &idx);
+        if (r < 0)
+                return sx_error(r, "%s: failed to stage the writable layer: %m", s->hierarchy);
+        if (asprintf_safe(&sub, "%zu/%s", idx, strempty(l->subdir)) < 0)
+                return -ENOMEM;
+        d = openat_beneath(stage_fd, sub, O_PATH | O_DIRECTORY, false);        /* closed when the child exits */
+        if (d < 0)
+                return sx_error(d, "%s: staged layer %s vanished: %m", s->hierarchy, sub);
+        return asprintf_safe(ret, "/proc/self/fd/%d", d) < 0 ? -ENOMEM : 0;
+}
+
+static int fallback_writable(const OverlaySpec *s, int fs, int stage_fd, int *staged, size_t *n_staged) {
+        _cleanup_free_ char *upper = NULL, *work = NULL;
+        int r;
+
+        if ((r = fallback_dir_link(s, &s->upper, stage_fd, staged, n_staged, &upper)) < 0 ||
+            (r = fallback_dir_link(s, &s->work, stage_fd, staged, n_staged, &work)) < 0)
+                return r;
+        if (fsconfig_string(fs, "upperdir", upper) < 0 || fsconfig_string(fs, "workdir", work) < 0)
+                return overlay_fail(negative_errno(), fs, s, "add the writable layer to");
         return 0;
 }
 
@@ -183,6 +307,11 @@ static int fallback_one(const OverlaySpec *s, int stage_fd, int *staged, size_t 
                 return r;
         if (fsconfig_string(fs, "lowerdir", lowerdir) < 0)
                 return overlay_fail(negative_errno(), fs, s, "configure");
+        if (spec_writable(s)) {
+                r = fallback_writable(s, fs, stage_fd, staged, n_staged);
+                if (r < 0)
+                        return r;
+        }
         return overlay_finish(fs, s, ret_fd);
 }
 

@@ -26,10 +26,28 @@ typedef struct Layer {
 /* All layers of one hierarchy, top first: metadata, extensions newest first, base last. */
 typedef struct OverlaySpec {
         const char *hierarchy;  /* for messages */
-        uint64_t mount_attrs;   /* extra MOUNT_ATTR_* for the overlay mount (NODEV always, NOSUID for untrusted layers) */
+        uint64_t mount_attrs;   /* extra MOUNT_ATTR_* for the overlay mount (NODEV always, NOSUID for untrusted
+                                 * layers, NOEXEC for --noexec=yes) */
         Layer *layers;
         size_t n_layers;
+        /* A writable merge (--mutable=): upperdir and workdir (dir_fd ≥ 0). mnt_fd ≥ 0 says the directory
+         * lies in a detached mount (the ephemeral tmpfs) that the staging fallback must attach first;
+         * mnt_fd < 0, a directory in an attached file system. upper.dir_fd < 0: a read-only overlay. */
+        Layer upper, work;
+        const char *options;    /* extra overlayfs options, checked by overlay_options_check(); NULL = none */
 } OverlaySpec;
+
+/* What systemd-sysext (v262) gives a writable merge unless $SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS
+ * says otherwise. */
+#define OVERLAY_MUTABLE_OPTIONS "redirect_dir=on,noatime,metacopy=off,index=off"
+
+/* A comma-separated overlayfs option string as $SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS carries it:
+ * overlayfs options (key or key=value) and the per-mount flags noatime, relatime, strictatime,
+ * nodiratime, nosuid, nodev, noexec. Refused (-EINVAL, with a message naming the option): the
+ * layers (lowerdir, lowerdir+, datadir+, upperdir, workdir) and source, which sysext-idmap decides,
+ * and ro, rw, suid, dev, exec, which would undo --mutable=, --noexec= or nodev/nosuid. The string
+ * is not otherwise judged: the kernel refuses what overlayfs does not know, at merge time. */
+int overlay_options_check(const char *options);
 
 /* Apply MOUNT_ATTR_RDONLY, extra attributes (MOUNT_ATTR_NOSUID, _NODEV, _NOEXEC) and, if
  * userns_fd ≥ 0, MOUNT_ATTR_IDMAP to a detached mount. what names the image in errors; fstype is

@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <strings.h>
 #include <limits.h>
 #include <inttypes.h>
 #include <sys/stat.h>
@@ -811,6 +812,57 @@ int path_is_root_controlled(const char *path, const struct stat *expected, char 
                 return asprintf_safe(ret_reason, "%s changed while it was checked", path) < 0 ? -ENOMEM : 0;
         *ret_reason = NULL;
         return 1;
+}
+
+#define ROOT_CONTROLLED_MAX_DEPTH 64
+
+int fd_is_root_controlled_beneath(int root_fd, int fd, const char *what, char **ret_reason) {
+        _cleanup_close_ int cur = -EBADF;
+        struct stat root_st, st;
+
+        assert(root_fd >= 0 && fd >= 0 && what && ret_reason);
+        if (fstat(root_fd, &root_st) < 0)
+                return negative_errno();
+        cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        for (unsigned depth = 0;; depth++) {
+                if (depth >= ROOT_CONTROLLED_MAX_DEPTH)
+                        return -ELOOP;
+                if (cur < 0 || fstat(cur, &st) < 0)
+                        return negative_errno();
+                if (depth > 0 && st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino)
+                        break;
+                if (st.st_uid != 0 || (st.st_mode & 0022)) {
+                        _cleanup_free_ char *p = NULL;
+                        (void) fd_get_path(cur, &p);
+                        return asprintf_safe(ret_reason, "%s: %s is %s", what, strna(p),
+                                             st.st_uid != 0 ? "not owned by root" : "writable by group or others") < 0 ? -ENOMEM : 0;
+                }
+                int up = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                struct stat up_st;
+                if (up >= 0 && fstat(up, &up_st) >= 0 && up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino) {
+                        safe_close(up);
+                        break;  /* "/" */
+                }
+                safe_close(cur);
+                cur = up;
+        }
+        *ret_reason = NULL;
+        return 1;
+}
+
+int parse_boolean(const char *s) {
+        static const char * const yes[] = { "1", "yes", "y", "true", "t", "on" };
+        static const char * const no[] = { "0", "no", "n", "false", "f", "off" };
+
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcasecmp(s, yes[i]) == 0)
+                        return 1;
+                if (strcasecmp(s, no[i]) == 0)
+                        return 0;
+        }
+        return -EINVAL;
 }
 
 int parse_size(const char *s, uint64_t *ret) {

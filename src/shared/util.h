@@ -156,12 +156,19 @@ int fd_get_size(int fd, uint64_t *ret);
  * expected (may be NULL). 1 yes, 0 no with *ret_reason saying why ("/var/tmp is writable by group or
  * others"), negative errno if it could not be checked. */
 int path_is_root_controlled(const char *path, const struct stat *expected, char **ret_reason);
+/* The same for fd and every directory above it up to (not including) root_fd's directory, walked
+ * by ".." after the path was resolved (so a symlink on the way counts by its target): what a --root
+ * tree holds is judged within that tree. what names fd in *ret_reason. 1 yes, 0 no with
+ * *ret_reason saying why, negative errno if it could not be checked. */
+int fd_is_root_controlled_beneath(int root_fd, int fd, const char *what, char **ret_reason);
 
 /* ---- misc ---- */
 /* "1024", "64K", "256M", "2G", "1T" (powers of 1024). */
 int parse_size(const char *s, uint64_t *ret);
 /* $SYSEXT_IDMAP_RUNTIME_DIR or /run/sysext-idmap: lock file and staging directory. */
 const char *sx_runtime_dir(void);
+/* 1 for yes/true/on/1/y/t, 0 for no/false/off/0/n/f (any case), -EINVAL otherwise, as systemd. */
+int parse_boolean(const char *s);
 int safe_atou64(const char *s, uint64_t *ret);
 int safe_atou32(const char *s, uint32_t *ret);
 #define USEC_PER_SEC UINT64_C(1000000)

@@ -3,12 +3,14 @@
 #include <assert.h>
 #include <getopt.h>
 
+#include "config.h"
 #include "dissect.h"
 #include "extension.h"
 #include "idmap.h"
 #include "image.h"
 #include "merge.h"
 #include "output.h"
+#include "overlay.h"
 #include "run.h"
 #include "test-hooks.h"
 #include "test-hooks-env.h"
@@ -28,6 +30,10 @@ static size_t arg_n_images = 0;
 static bool arg_discover = false;
 static PrivateUsersSpec arg_private_users = { .mode = PRIVATE_USERS_NO };
 static const char *arg_user = NULL;
+static MutableMode arg_mutable = _MUTABLE_MODE_INVALID;        /* not given: $SYSTEMD_SYSEXT_MUTABLE_MODE, sysext.conf, no */
+static bool arg_mutable_given = false;
+static NoexecMode arg_noexec = NOEXEC_DEFAULT;
+static const char *arg_overlay_options = NULL;
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -46,6 +52,45 @@ static void print_notice(const char *m, void *userdata) {
 /* The environment is the caller's: read here, in the CLI, never in the library (test-hooks.h). */
 static int cli_hierarchies(char ***ret) {
         return hierarchies_parse(secure_getenv("SYSTEMD_SYSEXT_HIERARCHIES"), "SYSTEMD_SYSEXT_HIERARCHIES", ret);
+}
+
+/* --mutable= wins over $SYSTEMD_SYSEXT_MUTABLE_MODE, which wins over Mutable= in sysext.conf; and
+ * --image-policy= over ImagePolicy=. The overlay options come from the environment only. */
+static int cli_config(void) {
+        _cleanup_(sysext_config_done) SysextConfig conf = {};
+        const char *env = secure_getenv("SYSTEMD_SYSEXT_MUTABLE_MODE");
+        int r;
+
+        r = sysext_config_load(arg_root, "sysext", "SysExt", &conf);
+        if (r < 0)
+                return r;
+        STRV_FOREACH(w, conf.warnings)
+                print_notice(*w, NULL);
+        if (arg_mutable < 0 && env) {
+                arg_mutable = mutable_mode_from_string(env);
+                if (arg_mutable < 0)
+                        return sx_error(-EINVAL, "SYSTEMD_SYSEXT_MUTABLE_MODE: unknown mode '%s' (see --mutable=help)", env);
+        }
+        if (arg_mutable < 0 && conf.mutable_mode) {
+                arg_mutable = mutable_mode_from_string(conf.mutable_mode);
+                if (arg_mutable < 0)
+                        return sx_error(-EINVAL, "%s: Mutable=: unknown mode '%s' (see --mutable=help)", conf.mutable_where,
+                                        conf.mutable_mode);
+        }
+        if (arg_mutable < 0)
+                arg_mutable = MUTABLE_NO;
+        if (!arg_image_policy && conf.image_policy) {
+                r = image_policy_from_string(conf.image_policy, &arg_image_policy);
+                if (r < 0)
+                        return sx_error_prefix(r, "%s: ImagePolicy=", conf.image_policy_where);
+        }
+        arg_overlay_options = secure_getenv("SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS");
+        if (arg_overlay_options) {
+                r = overlay_options_check(arg_overlay_options);
+                if (r < 0)
+                        return sx_error_prefix(r, "SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS");
+        }
+        return 0;
 }
 
 /* images: the verb's arguments (NULL = discover); the context borrows the strings. */
@@ -73,6 +118,9 @@ static int make_context(MergeContext *c, char **images) {
         c->namespace_of = arg_namespace_of;
         c->policy = arg_image_policy;
         c->verity_mode = arg_verity;
+        c->mutable_mode = arg_mutable;
+        c->noexec = arg_noexec;
+        c->overlay_options = arg_overlay_options;
         c->notice = print_notice;
         return 0;
 }
@@ -197,6 +245,8 @@ static int verb_run(int argc, char **argv) {
                 return sx_error(-EPERM, "run requires root privileges (it creates mount and user namespaces).");
         if (arg_root || arg_namespace_of)
                 return sx_error(-EINVAL, "run: --root= and --namespace-of= do not apply; the command gets a namespace of its own.");
+        if (arg_mutable_given)
+                return sx_error(-EINVAL, "run: --mutable= does not apply; a command's extensions are never writable.");
         r = cli_hierarchies(&hierarchies);
         if (r < 0)
                 return r;
@@ -276,6 +326,9 @@ static void help(void) {
                "     --validate          dissect: check the image against the policy, do not mount\n"
                "     --namespace-of=PID  merge/unmerge/refresh/status in that process's mount\n"
                "                         namespace, idmapped into its user namespace\n"
+               "     --mutable=no|yes|auto|import|ephemeral|ephemeral-import|help\n"
+               "                         Writable merge on /var/lib/extensions.mutable/ (not idmapped)\n"
+               "     --noexec=BOOL       Mount the merged hierarchies noexec\n"
                "     --debug             Show debug messages\n\n"
                "Options for run:\n"
                "     --image=[-]PATH[:PARTITION:OPTIONS]\n"
@@ -305,6 +358,8 @@ enum {
         ARG_DISCOVER,
         ARG_PRIVATE_USERS,
         ARG_USER,
+        ARG_MUTABLE,
+        ARG_NOEXEC,
 };
 
 /* "--root" for a long option's value, "-h" for a short one: how messages name an option. */
@@ -340,6 +395,8 @@ static int parse_argv(int argc, char **argv) {
                 { "discover",  no_argument,       NULL, ARG_DISCOVER  },
                 { "private-users", required_argument, NULL, ARG_PRIVATE_USERS },
                 { "user",      required_argument, NULL, ARG_USER      },
+                { "mutable",   required_argument, NULL, ARG_MUTABLE   },
+                { "noexec",    required_argument, NULL, ARG_NOEXEC    },
                 {}
         };
         int c;
@@ -437,6 +494,25 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_USER:
                         arg_user = optarg;
                         break;
+                case ARG_MUTABLE:
+                        if (streq(optarg, "help")) {
+                                puts("Known mutability modes:");
+                                for (MutableMode m = 0; m < _MUTABLE_MODE_MAX; m++)
+                                        puts(mutable_mode_to_string(m));
+                                return 0;
+                        }
+                        arg_mutable = mutable_mode_from_string(optarg);
+                        arg_mutable_given = true;
+                        if (arg_mutable < 0)
+                                return sx_error(-EINVAL, "--mutable=: unknown mode '%s' (see --mutable=help)", optarg);
+                        break;
+                case ARG_NOEXEC: {
+                        int b = parse_boolean(optarg);
+                        if (b < 0)
+                                return sx_error(-EINVAL, "--noexec=: '%s' is not a boolean", optarg);
+                        arg_noexec = b ? NOEXEC_YES : NOEXEC_NO;
+                        break;
+                }
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
                         if (idmap_parse_number(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
@@ -510,7 +586,9 @@ int main(int argc, char **argv) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
         sx_clear_error();
-        r = dispatch_verb(argc - optind, argv + optind);
+        r = cli_config();
+        if (r >= 0)
+                r = dispatch_verb(argc - optind, argv + optind);
         arg_idmap = idmap_free(arg_idmap);
         arg_image_policy = image_policy_free(arg_image_policy);
         for (size_t i = 0; i < arg_n_images; i++)

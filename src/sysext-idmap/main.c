@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <getopt.h>
+#include <strings.h>
 
 #include "dissect.h"
 #include "extension.h"
@@ -28,6 +29,7 @@ static size_t arg_n_images = 0;
 static bool arg_discover = false;
 static PrivateUsersSpec arg_private_users = { .mode = PRIVATE_USERS_NO };
 static const char *arg_user = NULL;
+static bool arg_always_refresh = false;
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -73,6 +75,7 @@ static int make_context(MergeContext *c, char **images) {
         c->namespace_of = arg_namespace_of;
         c->policy = arg_image_policy;
         c->verity_mode = arg_verity;
+        c->always_refresh = arg_always_refresh;
         c->notice = print_notice;
         return 0;
 }
@@ -275,6 +278,8 @@ static void help(void) {
                "     --validate          dissect: check the image against the policy, do not mount\n"
                "     --namespace-of=PID  merge/unmerge/refresh/status in that process's mount\n"
                "                         namespace, idmapped into its user namespace\n"
+               "     --always-refresh[=BOOL]\n"
+               "                         refresh even if nothing changed\n"
                "     --debug             Show debug messages\n\n"
                "Options for run:\n"
                "     --image=[-]PATH[:PARTITION:OPTIONS]\n"
@@ -304,7 +309,23 @@ enum {
         ARG_DISCOVER,
         ARG_PRIVATE_USERS,
         ARG_USER,
+        ARG_ALWAYS_REFRESH,
 };
+
+/* A boolean option's value, as systemd spells them; NULL (no value given) is yes. */
+static int parse_bool_option(const char *name, const char *value, bool *ret) {
+        static const char * const yes[] = { "1", "yes", "y", "true", "t", "on" }, * const no[] = { "0", "no", "n", "false", "f", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (!value || strcasecmp(value, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                } else if (strcasecmp(value, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        return sx_error(-EINVAL, "--%s=: '%s' is not a boolean (yes, no)", name, value);
+}
 
 /* "--root" for a long option's value, "-h" for a short one: how messages name an option. */
 static const char *option_name(const struct option *options, int val) {
@@ -339,6 +360,7 @@ static int parse_argv(int argc, char **argv) {
                 { "discover",  no_argument,       NULL, ARG_DISCOVER  },
                 { "private-users", required_argument, NULL, ARG_PRIVATE_USERS },
                 { "user",      required_argument, NULL, ARG_USER      },
+                { "always-refresh", optional_argument, NULL, ARG_ALWAYS_REFRESH },
                 {}
         };
         int c;
@@ -436,6 +458,12 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_USER:
                         arg_user = optarg;
                         break;
+                case ARG_ALWAYS_REFRESH: {
+                        int r = parse_bool_option("always-refresh", optarg, &arg_always_refresh);
+                        if (r < 0)
+                                return r;
+                        break;
+                }
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
                         if (idmap_parse_number(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)

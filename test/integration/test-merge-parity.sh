@@ -288,6 +288,26 @@ if ((HAVE_SD)); then
         assert_eq "$(json_get "$(status_json "$R")" "j[0]['mergedBy']")" sysext-idmap "merged by after the refresh"
 fi
 assert_ok sx --root="$R" --no-reload unmerge
+
+if command -v veritysetup >/dev/null && command -v sfdisk >/dev/null && command -v mkfs.erofs >/dev/null; then
+        log "9e. with a verity root hash, the hash is the identity: a copy is no change, other bytes are"
+        rm -rf "$E"/*
+        make_ext_ddi_unpriv "$E/v.raw" v
+        echo "$DDI_ROOTHASH" >"$E/v.usrhash"
+        assert_ok sx --root="$R" --no-reload --verity=userspace merge
+        assert_eq "$(json_get "$(status_json "$R")" "j[0]['layers'][0]['rootHash']")" "$DDI_ROOTHASH" "root hash of v"
+        cp "$E/v.raw" "$SCRATCH/v-copy.raw" && mv -f "$SCRATCH/v-copy.raw" "$E/v.raw"
+        assert_ok sx --root="$R" --no-reload --verity=userspace refresh
+        assert_contains "$LAST_STDERR" "Skipping extension refresh" "refresh after copying v.raw over itself"
+        make_ext_ddi_unpriv "$E/v.raw" v VERSION_ID=12 ID=debian SYSEXT_SCOPE=system
+        echo "$DDI_ROOTHASH" >"$E/v.usrhash"
+        assert_ok sx --root="$R" --no-reload --verity=userspace refresh
+        assert_not_contains "$LAST_STDERR" "Skipping" "refresh after rebuilding v.raw with another root hash"
+        assert_eq "$(json_get "$(status_json "$R")" "j[0]['layers'][0]['rootHash']")" "$DDI_ROOTHASH" "root hash of the new v"
+        assert_ok sx --root="$R" --no-reload unmerge
+else
+        log "no veritysetup/sfdisk/mkfs.erofs: root hash identity not checked"
+fi
 assert_no_scratch_loops "at the end"
 
 finish

@@ -800,7 +800,7 @@ static int hierarchy_create(int root_fd, Plan *p) {
                 if (here == -ENOENT) {
                         const char *name = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
                         int at = parent >= 0 ? parent : root_fd;
-                        if (sys_mkdirat(at, name, HIERARCHY_MODE) < 0 || fchmodat(at, name, HIERARCHY_MODE, 0) < 0) {
+                        if (sys_mkdirat(at, name, HIERARCHY_MODE) < 0) {
                                 r = sx_error(negative_errno(), "Failed to create hierarchy mount point '%s': %m", p->path);
                                 break;
                         }
@@ -808,7 +808,13 @@ static int hierarchy_create(int root_fd, Plan *p) {
                                 r = -ENOMEM;
                                 break;
                         }
-                        here = openat_beneath(root_fd, prefix, O_PATH | O_DIRECTORY, true);
+                        /* The very directory just made (never a symlink swapped in), its mode
+                         * whatever the umask. */
+                        here = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (here < 0 || fchmod(here, HIERARCHY_MODE) < 0) {
+                                r = sx_error(negative_errno(), "Failed to create hierarchy mount point '%s': %m", p->path);
+                                break;
+                        }
                 }
                 if (here < 0) {
                         r = sx_error(here, "Failed to create hierarchy mount point '%s': %m", p->path);

@@ -68,10 +68,14 @@ assert_eq "$(ls -A "$R/opt" | wc -l)" 0 "entries in /opt after unmerge"
 
 log "1b. under a --root whose /opt is missing, refresh creates it too; an empty host /opt is no layer"
 rmdir "$R/opt" 2>/dev/null || true
+old_umask=$(umask)
+umask 077               # the mount point is 0755 whatever the umask, as systemd-sysext makes it
 assert_ok sx --root="$R" --no-reload refresh
+umask "$old_umask"
 assert_mounted "$R/opt" "/opt after refresh"
 assert_eq "$(cat "$R/opt/a/data" 2>&1)" "a data" "/opt/a/data after refresh"
 assert_ok sx --root="$R" --no-reload unmerge
+assert_eq "$(stat -c %a:%u:%g "$R/opt")" 755:0:0 "the /opt refresh made under umask 077, unmerged"
 # Now /opt exists, empty: merged again, it is left out of the layers (nothing to see either way).
 assert_ok sx --root="$R" --no-reload merge
 assert_eq "$(ls -A "$R/opt" | sort | paste -sd,)" ".systemd-sysext,a,b" "entries of the merged /opt"

@@ -45,6 +45,103 @@ static json_object *meta_json_extension(const Extension *e, const char *idmap_sp
         return o;
 }
 
+void skipped_images_free(SkippedImage *s, size_t n) {
+        for (size_t i = 0; s && i < n; i++) {
+                free(s[i].name);
+                free(s[i].path);
+                free(s[i].reason);
+        }
+        free(s);
+}
+
+static json_object *json_string_array(char * const *l) {
+        json_object *a = json_object_new_array();
+
+        STRV_FOREACH(i, l)
+                json_object_array_add(a, json_object_new_string(*i));
+        return a;
+}
+
+/* What one image is, as refresh compares it: its verity root hash if it has one (a copy of the
+ * same bytes is the same image), else the file or directory it was opened from. Names alone would
+ * miss an image replaced under the same name. */
+static json_object *identity_extension(const Extension *e, const char *idmap_spec) {
+        const VerityResult *v = extension_verity_result(e);
+        json_object *o = json_object_new_object();
+        char dev[MARKERS_DEV_MAX];
+        struct stat st;
+        int r;
+
+        if (!o)
+                return NULL;
+        json_add_string(o, "name", e->image->name);
+        if (idmap_spec)         /* --idmap=auto: this layer's own mapping (a NAME.idmap may change it) */
+                json_add_string(o, "idmap", idmap_spec);
+        if (v->root_hash) {
+                json_add_string(o, "rootHash", v->root_hash);
+                return o;
+        }
+        r = e->dissected && e->dissected->fd >= 0 ? fstat(e->dissected->fd, &st) : stat(e->image->path, &st);
+        if (r < 0) {
+                json_add_string(o, "path", e->image->path);     /* cannot happen with an open image */
+                return o;
+        }
+        snprintf(dev, sizeof(dev), "%u:%u", major(st.st_dev), minor(st.st_dev));
+        json_add_string(o, "dev", dev);
+        json_object_object_add(o, "ino", json_object_new_uint64(st.st_ino));
+        if (S_ISBLK(st.st_mode)) {
+                snprintf(dev, sizeof(dev), "%u:%u", major(st.st_rdev), minor(st.st_rdev));
+                json_add_string(o, "rdev", dev);
+        }
+        json_object_object_add(o, "size", json_object_new_uint64(st.st_size));
+        json_object_object_add(o, "mtime", json_object_new_uint64(timespec_to_usec(&st.st_mtim)));
+        return o;
+}
+
+/* The inputs of a merge: the same document for every hierarchy of it. */
+static json_object *identity_new(const MarkersInfo *m) {
+        json_object *o = json_object_new_object(), *a = json_object_new_array(), *sk = json_object_new_array();
+
+        if (!o || !a || !sk) {
+                json_object_put(o);
+                json_object_put(a);
+                json_object_put(sk);
+                return NULL;
+        }
+        json_add_string(o, "idmap", m->idmap_spec);
+        if (m->idmap_resolved)
+                json_add_string(o, "idmapResolved", m->idmap_resolved);
+        json_object_object_add(o, "hierarchies", json_string_array(m->hierarchies));
+        for (size_t i = 0; i < m->n_exts; i++)
+                json_object_array_add(a, identity_extension(m->exts[i], m->layer_idmap_specs ? m->layer_idmap_specs[i] : NULL));
+        json_object_object_add(o, "extensions", a);
+        json_add_string(o, "mutable", m->mutable_mode);
+        json_object_object_add(o, "noexec", json_object_new_boolean(m->noexec));
+        if (m->overlay_options)
+                json_add_string(o, "overlayOptions", m->overlay_options);
+        for (size_t i = 0; i < m->n_skipped; i++) {
+                json_object *e = json_object_new_object();
+                json_add_string(e, "name", m->skipped[i].name);
+                json_add_string(e, "path", m->skipped[i].path);
+                json_object_array_add(sk, e);
+        }
+        json_object_object_add(o, "skipped", sk);
+        return o;
+}
+
+static json_object *meta_json_skipped(const MarkersInfo *m) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < m->n_skipped; i++) {
+                json_object *e = json_object_new_object();
+                json_add_string(e, "name", m->skipped[i].name);
+                json_add_string(e, "path", m->skipped[i].path);
+                json_add_string(e, "reason", m->skipped[i].reason);
+                json_object_array_add(a, e);
+        }
+        return a;
+}
+
 static json_object *meta_json_new(const MarkersInfo *m) {
         json_object *o = json_object_new_object(), *a = json_object_new_array();
 
@@ -67,11 +164,25 @@ static json_object *meta_json_new(const MarkersInfo *m) {
                         json_object_array_add(a, meta_json_extension(m->exts[i], spec));
         }
         json_object_object_add(o, "extensions", a);
+        json_object_object_add(o, "skipped", meta_json_skipped(m));
+        json_object_object_add(o, "identity", identity_new(m));
         return o;
 }
 
+/* Every extension of the merge, merge order, one a line (systemd-sysext's "extensions"). */
+static char *names_file(const MarkersInfo *m) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *j = NULL;
+
+        for (size_t i = 0; i < m->n_exts; i++)
+                if (strv_extend(&l, m->exts[i]->image->name) < 0)
+                        return NULL;
+        j = strv_join(l, "\n");
+        return j ? strjoin(j, "\n") : NULL;
+}
+
 int markers_write(int meta_fd, const char *path, const MarkersInfo *m) {
-        _cleanup_free_ char *names = NULL, *names_nl = NULL;
+        _cleanup_free_ char *names_nl = NULL;
         json_object *o;
         int r;
 
@@ -80,8 +191,7 @@ int markers_write(int meta_fd, const char *path, const MarkersInfo *m) {
         assert(m->used || m->n_exts == 0);
         if (sys_mkdirat(meta_fd, SYSEXT_META_DIR, 0755) < 0)
                 return sx_error(negative_errno(), "%s: cannot write merge markers: %m", path);
-        names = strv_join(m->names, "\n");
-        names_nl = names ? strjoin(names, "\n") : NULL;
+        names_nl = names_file(m);
         if (!names_nl)
                 return -ENOMEM;
         o = meta_json_new(m);
@@ -187,6 +297,52 @@ uint64_t markers_meta_since_usec(json_object *meta) {
         if (!meta || !json_object_object_get_ex(meta, "since", &v))
                 return 0;
         return (uint64_t) json_object_get_uint64(v);
+}
+
+bool markers_meta_identity_equal(json_object *meta, const MarkersInfo *m) {
+        json_object *old, *now, *reparsed;
+        bool equal;
+
+        assert(m);
+        if (!meta || !json_object_object_get_ex(meta, "identity", &old))
+                return false;
+        now = identity_new(m);
+        if (!now)
+                return false;
+        /* Compare what was written with what would be written: both through the same text form,
+         * so that number types parsed back compare equal to the ones built here. */
+        reparsed = json_tokener_parse(json_object_to_json_string_ext(now, JSON_C_TO_STRING_PLAIN));
+        json_object_put(now);
+        equal = reparsed && json_object_equal(old, reparsed);
+        json_object_put(reparsed);
+        return equal;
+}
+
+int markers_meta_skipped(json_object *meta, SkippedImage **ret, size_t *ret_n) {
+        SkippedImage *l;
+        json_object *a;
+        size_t n;
+
+        assert(ret && ret_n);
+        *ret = NULL;
+        *ret_n = 0;
+        if (!meta || !json_object_object_get_ex(meta, "skipped", &a) || !json_object_is_type(a, json_type_array))
+                return 0;
+        n = json_object_array_length(a);
+        l = calloc(n + 1, sizeof(SkippedImage));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(a, i);
+                l[i] = (SkippedImage) {
+                        .name = markers_meta_string(e, "name"),
+                        .path = markers_meta_string(e, "path"),
+                        .reason = markers_meta_string(e, "reason"),
+                };
+        }
+        *ret = l;
+        *ret_n = n;
+        return 0;
 }
 
 int markers_read_names(int dir_fd, char ***ret) {

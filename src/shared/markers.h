@@ -4,9 +4,13 @@
 /* Merge markers: what a merged hierarchy carries in its top (metadata) layer, and how it is read
  * back. systemd-sysext's layout, which it also understands:
  *   .systemd-sysext/dev          "MAJOR:MINOR" of the overlay itself: is this a sysext merge?
- *   .systemd-sysext/extensions   the merged extensions' names, one a line, merge order
+ *   .systemd-sysext/extensions   the merge's extensions' names, one a line, merge order; as with
+ *                                systemd-sysext every hierarchy lists all of them, also those
+ *                                that have no layer in it
  * and ours on top of it:
- *   .systemd-sysext/sysext-idmap.json   who merged what when, with which mapping and trust */
+ *   .systemd-sysext/sysext-idmap.json   who merged what when, with which mapping and trust, which
+ *                                discovered images were skipped and why, and the identity of
+ *                                the merge's inputs (refresh compares it to skip an unchanged merge) */
 
 #include <json-c/json.h>
 #include <stdbool.h>
@@ -19,6 +23,12 @@
 #define SYSEXT_IDMAP_META_FILE "sysext-idmap.json"
 #define MARKERS_ORIGIN_DEFAULT "sysext-idmap"
 
+/* A discovered image a merge left out, and why ("/var/lib/extensions/c.raw: not a valid image"). */
+typedef struct SkippedImage {
+        char *name, *path, *reason;
+} SkippedImage;
+void skipped_images_free(SkippedImage *s, size_t n);
+
 /* What goes into the markers of one hierarchy's merge. */
 typedef struct MarkersInfo {
         const char *origin;             /* who merged; NULL = MARKERS_ORIGIN_DEFAULT */
@@ -30,7 +40,13 @@ typedef struct MarkersInfo {
         Extension * const *exts;        /* every extension of the merge … */
         const bool *used;               /* … and whether it has a layer in this hierarchy */
         size_t n_exts;
-        char * const *names;            /* the used ones' names, merge order */
+        char * const *hierarchies;      /* the merge's configured hierarchies (part of its identity) */
+        const SkippedImage *skipped;    /* discovered images left out */
+        size_t n_skipped;
+        /* how the overlays are mounted (part of the identity: refresh must not skip a change) */
+        const char *mutable_mode;       /* "no", "yes", … */
+        bool noexec;
+        const char *overlay_options;    /* or NULL */
 } MarkersInfo;
 
 /* Write the marker directory into the metadata layer (a writable detached tmpfs). path names the
@@ -54,6 +70,13 @@ bool markers_meta_wants_reload(json_object *meta);
 char *markers_meta_string(json_object *meta, const char *key);
 /* When the merge was made (metadata "since"), in µs; 0 if unknown. */
 uint64_t markers_meta_since_usec(json_object *meta);
+
+/* Does the metadata record the same inputs as m would: the same images (by verity root hash, else
+ * by device, inode, size and mtime of the image file or directory), the same skipped ones, the
+ * same mapping and hierarchies? A refresh with nothing changed is skipped. false without metadata. */
+bool markers_meta_identity_equal(json_object *meta, const MarkersInfo *m);
+/* The skipped images recorded in the metadata; *ret NULL and *ret_n 0 if there are none. */
+int markers_meta_skipped(json_object *meta, SkippedImage **ret, size_t *ret_n);
 
 /* The names in .systemd-sysext/extensions of the merge on dir_fd. */
 int markers_read_names(int dir_fd, char ***ret);

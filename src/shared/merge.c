@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <assert.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <json-c/json.h>
@@ -24,6 +25,7 @@
 #define DEFAULT_HIERARCHIES "/usr:/opt"
 #define PROC_FD_PATH_MAX 64             /* "/proc/self/fd/%d" */
 #define DEVNUM_STRING_MAX 32            /* "%u:%u" */
+#define HIERARCHY_MODE 0755             /* a missing hierarchy's mount point, as systemd-sysext makes it */
 
 int hierarchies_parse(const char *spec, const char *what, char ***ret) {
         _cleanup_strv_free_ char **l = NULL;
@@ -111,9 +113,10 @@ typedef struct Plan {
         char *path;             /* resolved absolute path, for messages and the base helper */
         int h_fd;               /* what is on top of the hierarchy now */
         bool merged;            /* is h_fd a sysext overlay? */
-        Layer *layers;          /* meta, extensions newest first, base */
+        bool missing;           /* the host has no such directory (h_fd is -EBADF until it is created) */
+        char *created;          /* the topmost directory created for it (root-relative), to undo on failure */
+        Layer *layers;          /* meta, extensions newest first, base (unless missing or empty) */
         size_t n_layers;
-        char **names;           /* extensions in this overlay, merge order */
         int meta_fd, base_fd, ovl_fd;
         json_object *meta;      /* our metadata for the old merge (status, reload) */
         MutableDirs mut;        /* --mutable=: the writable layer and the imported directory */
@@ -131,7 +134,7 @@ static void plan_done(Plan *p) {
         }
         free(p->layers);
         free(p->path);
-        strv_free(p->names);
+        free(p->created);
         safe_close(p->h_fd);
         safe_close(p->meta_fd);
         safe_close(p->base_fd);
@@ -177,8 +180,18 @@ static int open_hierarchy_beneath(const char *hierarchy, void *userdata) {
         return open_hierarchy_at(*(int *) userdata, hierarchy);
 }
 
-/* Open every hierarchy that exists under root; missing ones are skipped as systemd-sysext does. */
-static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, void *userdata, Plan **ret, size_t *ret_n) {
+/* The plan of a hierarchy the host lacks: merge and refresh create its mount point if an extension
+ * has content for it, as systemd-sysext does (status and unmerge leave it out). */
+static int plan_missing(Plan *p, const char *root_path) {
+        p->missing = true;
+        p->path = path_join_root(root_path, p->hierarchy);
+        return p->path ? 0 : -ENOMEM;
+}
+
+/* Open every hierarchy that exists under root. A missing one is left out, unless root_path (merge,
+ * refresh) is given: then it gets a plan with missing set. */
+static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, void *userdata, const char *root_path,
+                           Plan **ret, size_t *ret_n) {
         Plan *plans;
         size_t n = 0;
         int r;
@@ -193,6 +206,13 @@ static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, vo
                 *p = (Plan) PLAN_NULL;
                 p->hierarchy = *h;
                 fd = opener(*h, userdata);
+                if (fd == -ENOENT && root_path) {
+                        n++;
+                        r = plan_missing(p, root_path);
+                        if (r < 0)
+                                goto fail;
+                        continue;
+                }
                 if (fd == -ENOENT)
                         continue;
                 if (fd < 0) {
@@ -223,8 +243,65 @@ fail:
         return r;
 }
 
-static int plans_open(char * const *hierarchies, int root_fd, Plan **ret, size_t *ret_n) {
-        return plans_open_with(hierarchies, open_hierarchy_beneath, &root_fd, ret, ret_n);
+/* keep_missing: merge and refresh, which may create a missing hierarchy's mount point. */
+static int plans_open(char * const *hierarchies, int root_fd, bool keep_missing, Plan **ret, size_t *ret_n) {
+        _cleanup_free_ char *root_path = NULL;
+        int r;
+
+        if (keep_missing) {
+                r = fd_get_path(root_fd, &root_path);
+                if (r < 0)
+                        return r;
+        }
+        return plans_open_with(hierarchies, open_hierarchy_beneath, &root_fd, root_path, ret, ret_n);
+}
+
+/* The discovered images a merge leaves out: incompatible ones (as systemd-sysext) and broken ones
+ * (beyond it: systemd#32762), each with one notice line and recorded in the metadata. */
+typedef struct SkipList {
+        SkippedImage *v;
+        size_t n;
+        size_t n_broken;        /* of them not merely incompatible */
+        int last_error;         /* the errno of the last broken one */
+} SkipList;
+
+static int skip_record(const MergeContext *c, SkipList *l, const char *name, const char *path, const char *reason,
+                       int error) {
+        SkippedImage *v = reallocarray(l->v, l->n + 1, sizeof(SkippedImage));
+
+        if (!v)
+                return -ENOMEM;
+        l->v = v;
+        v[l->n] = (SkippedImage) { .name = strdup(name), .path = strdup(path), .reason = strdup(reason) };
+        if (!v[l->n].name || !v[l->n].path || !v[l->n].reason) {
+                free(v[l->n].name);
+                free(v[l->n].path);
+                free(v[l->n].reason);
+                return -ENOMEM;
+        }
+        l->n++;
+        if (error < 0) {
+                l->n_broken++;
+                l->last_error = error;
+                notice(c, "Skipping extension '%s': %s", name, reason);
+        } else
+                notice(c, "Extension '%s' is not compatible with this host (%s), ignoring.", name, reason);
+        return 0;
+}
+
+/* A discovered image that failed with r: left out with its error as the reason. */
+static int skip_broken(const MergeContext *c, SkipList *l, const char *name, const char *path, int r) {
+        _cleanup_free_ char *reason = strdup(sx_last_error() ?: strerror(-r));
+
+        if (r == -ENOMEM || !reason)
+                return -ENOMEM;
+        sx_clear_error();
+        return skip_record(c, l, name, path, reason, r);
+}
+
+static void skip_list_done(SkipList *l) {
+        skipped_images_free(l->v, l->n);
+        *l = (SkipList) {};
 }
 
 static int ext_push(Extension ***exts, size_t *n, Extension *e) {
@@ -287,7 +364,8 @@ static int image_is_duplicate(const ImageSource *src, const Image *img, Extensio
         return 0;
 }
 
-static int open_explicit(const MergeContext *c, const ExtensionOptions *o, const ImageSource *src, Extension ***exts, size_t *n) {
+static int open_explicit(const MergeContext *c, const ExtensionOptions *o, const ImageSource *src, Extension ***exts, size_t *n,
+                         SkipList *skips) {
         ExtensionOptions eo = *o;
         Image *img = NULL;
         Extension *e = NULL;
@@ -311,9 +389,9 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, const
         if (r < 0)
                 return r;
         if (!e->compatible && src->discovered) {
-                notice(c, "Extension '%s' is not compatible with this host (%s), ignoring.", e->image->name, e->reason);
+                r = skip_record(c, skips, e->image->name, e->image->path, e->reason, 0);
                 extension_free(e);
-                return 0;
+                return r;
         }
         if (!e->compatible) {
                 r = sx_error(-EMEDIUMTYPE, "%s: not compatible with this host: %s", e->image->path, e->reason);
@@ -324,13 +402,24 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, const
         return ext_push(exts, n, e);
 }
 
-static int collect_explicit(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n) {
+/* A named image that fails is an error (or, with skip_broken, left out with a notice); one that
+ * discovery found (run --discover) is skipped as discovered images are. */
+static int collect_explicit(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n,
+                            SkipList *skips) {
         int r;
 
         for (size_t i = 0; i < c->n_images; i++) {
-                r = open_explicit(c, o, &c->images[i], exts, n);
+                const ImageSource *src = &c->images[i];
+
+                r = open_explicit(c, o, src, exts, n, skips);
                 if (r >= 0)
                         continue;
+                if (src->discovered && r != -ENOMEM) {
+                        r = skip_broken(c, skips, src->name ?: src->path, src->path, r);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (!c->skip_broken)
                         return r;
                 notice(c, "%s; leaving it out.", strna(sx_last_error()));
@@ -345,7 +434,10 @@ static int image_cmp(const void *a, const void *b) {
         return version_compare(x->image->name, y->image->name);
 }
 
-static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n) {
+/* Every discovered image that cannot be used is left out with a notice (skips): one broken
+ * download must not keep the others from being merged at boot. */
+static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n,
+                              SkipList *skips) {
         Image **images = NULL;
         size_t n_images = 0, i;
         int r;
@@ -361,12 +453,24 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
                         image_free(img);
                         continue;
                 }
-                r = extension_open(img, o, &e);
-                if (r < 0)
+                _cleanup_free_ char *name = strdup(img->name), *path = strdup(img->path);
+                if (!name || !path) {
+                        image_free(img);
+                        r = -ENOMEM;
                         break;
+                }
+                r = extension_open(img, o, &e);
+                if (r < 0) {
+                        r = skip_broken(c, skips, name, path, r);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
                 if (!e->compatible) {
-                        notice(c, "Extension '%s' is not compatible with this host (%s), ignoring.", e->image->name, e->reason);
+                        r = skip_record(c, skips, e->image->name, e->image->path, e->reason, 0);
                         extension_free(e);
+                        if (r < 0)
+                                break;
                         continue;
                 }
                 r = ext_push(exts, n, e);
@@ -377,9 +481,10 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
         return r < 0 ? r : 0;
 }
 
-/* Dissect, mount (detached) and check every extension. Any failure fails the whole operation,
- * but for a named image's with skip_broken (it is left out with a notice). */
-static int collect_extensions(const MergeContext *c, const HostInfo *host, Extension ***ret, size_t *ret_n) {
+/* Dissect, mount (detached) and check every extension. A discovered image that fails is left out
+ * with a notice and recorded in skips; a named one fails the whole operation, but with skip_broken
+ * (it is left out with a notice). */
+static int collect_extensions(const MergeContext *c, const HostInfo *host, Extension ***ret, size_t *ret_n, SkipList *skips) {
         ExtensionOptions o = {
                 .host = host,
                 .force = c->force,
@@ -392,7 +497,7 @@ static int collect_extensions(const MergeContext *c, const HostInfo *host, Exten
         size_t n = 0;
         int r;
 
-        r = c->images ? collect_explicit(c, &o, &exts, &n) : collect_discovered(c, &o, &exts, &n);
+        r = c->images ? collect_explicit(c, &o, &exts, &n, skips) : collect_discovered(c, &o, &exts, &n, skips);
         if (r < 0) {
                 extension_array_free(exts, n);
                 return r;
@@ -435,6 +540,7 @@ struct MergeSession {
         int target_root;        /* the target process's root directory (it may be chrooted) */
         const char *root;       /* root for the hierarchies (c->root); inside a target, beneath target_root */
         bool reload;
+        SkipList skips;         /* discovered images left out */
 };
 
 /* Every layer read-only and idmapped: with the session's mapping, or under --idmap=auto with its
@@ -476,39 +582,98 @@ static const char *session_idmap_spec(const MergeSession *s) {
         return s->idmap ? s->idmap->spec : "identity";
 }
 
-static int meta_write(const MergeSession *s, Plan *p, const bool *used) {
-        _cleanup_(idmap_freep) Idmap *resolved = NULL;
-        _cleanup_free_ const char **layer_specs = calloc(s->n_exts ?: 1, sizeof(char *));
-        int r;
+static bool session_noexec(const MergeSession *s) {
+        return s->c->noexec == NOEXEC_YES || (s->c->noexec == NOEXEC_DEFAULT && s->c->noexec_default);
+}
 
-        if (!layer_specs)
-                return -ENOMEM;
-        for (size_t i = 0; i < s->n_exts; i++)
-                layer_specs[i] = s->layer_idmaps && s->layer_idmaps[i] ? s->layer_idmaps[i]->spec : session_idmap_spec(s);
+/* Each extension's own mapping (--idmap=auto decides per layer), for the markers; freed by the
+ * caller, the strings stay the session's. */
+static const char **session_layer_specs(const MergeSession *s) {
+        const char **specs = calloc(s->n_exts ?: 1, sizeof(char *));
+
+        for (size_t i = 0; specs && i < s->n_exts; i++)
+                specs[i] = s->layer_idmaps && s->layer_idmaps[i] ? s->layer_idmaps[i]->spec : session_idmap_spec(s);
+        return specs;
+}
+
+/* What the markers of hierarchy p (or, p NULL, any hierarchy's identity) say; *resolved owns what
+ * a userns:/pid: mapping resolved to, layer_specs comes from session_layer_specs(). */
+static int session_markers_info(const MergeSession *s, const Plan *p, const bool *used, const char **layer_specs,
+                                Idmap **resolved, MarkersInfo *ret) {
+        int r;
 
         if (s->idmap && s->idmap->kind == IDMAP_USERNS && s->idmap->userns_fd >= 0) {
                 /* userns:/pid: name a namespace that may go away; record what it mapped. */
-                r = userns_read_maps(s->idmap->userns_fd, &resolved);
+                r = userns_read_maps(s->idmap->userns_fd, resolved);
                 if (r < 0)
-                        return sx_error_prefix(r, "%s: cannot read the ID mapping of %s", p->path, s->idmap->spec);
+                        return sx_error_prefix(r, "%s: cannot read the ID mapping of %s", p ? p->path : "refresh",
+                                               s->idmap->spec);
         }
-        MarkersInfo m = {
+        *ret = (MarkersInfo) {
                 .origin = s->c->origin,
-                .hierarchy = p->hierarchy,
+                .hierarchy = p ? p->hierarchy : NULL,
                 .root = root_is_host(s->root) ? "/" : s->root,
                 .idmap_spec = session_idmap_spec(s),
-                .idmap_resolved = resolved ? resolved->spec : NULL,
+                .idmap_resolved = *resolved ? (*resolved)->spec : NULL,
                 .layer_idmap_specs = layer_specs,
                 .exts = s->exts,
                 .used = used,
                 .n_exts = s->n_exts,
-                .names = p->names,
+                .hierarchies = s->c->hierarchies,
+                .skipped = s->skips.v,
+                .n_skipped = s->skips.n,
+                .mutable_mode = mutable_mode_to_string(s->c->mutable_mode),
+                .noexec = session_noexec(s),
+                .overlay_options = s->c->overlay_options,
         };
+        return 0;
+}
+
+static int meta_write(const MergeSession *s, Plan *p, const bool *used) {
+        _cleanup_(idmap_freep) Idmap *resolved = NULL;
+        _cleanup_free_ const char **layer_specs = session_layer_specs(s);
+        MarkersInfo m;
+        int r;
+
+        if (!layer_specs)
+                return -ENOMEM;
+        r = session_markers_info(s, p, used, layer_specs, &resolved, &m);
+        if (r < 0)
+                return r;
         return markers_write(p->meta_fd, p->path, &m);
 }
 
+/* 1 if the directory (an O_PATH fd will do) has no entries at all, hidden ones included, as
+ * systemd-sysext's dir_is_empty(…, false); 0 if it has some. */
+static int dir_fd_is_empty(int fd) {
+        int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct dirent *de;
+        DIR *dir;
+        int r = 1;
+
+        if (d < 0)
+                return negative_errno();
+        dir = fdopendir(d);
+        if (!dir) {
+                r = negative_errno();
+                safe_close(d);
+                return r;
+        }
+        for (errno = 0; (de = readdir(dir)); errno = 0)
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..")) {
+                        r = 0;
+                        break;
+                }
+        if (r > 0 && errno != 0)
+                r = negative_errno();
+        closedir(dir);
+        return r;
+}
+
 /* The extensions' layers for one hierarchy, newest (last in merge order) first; used[i] says
- * which extensions have one. */
+ * which extensions have one. An empty directory is no layer (systemd-sysext: "Hierarchy '/opt' in
+ * extension 'x' is empty, not merging."), so a hierarchy no extension has content for stays as
+ * it is. */
 static int plan_add_extension_layers(Plan *p, Extension **exts, size_t n, bool *used) {
         int r;
 
@@ -521,6 +686,15 @@ static int plan_add_extension_layers(Plan *p, Extension **exts, size_t n, bool *
                         continue;
                 if (r < 0)
                         return r;
+                r = dir_fd_is_empty(dir);
+                if (r != 0) {
+                        free(sub);
+                        safe_close(dir);
+                        if (r < 0)
+                                return sx_error(r, "%s: cannot read %s: %m", exts[i]->image->path, p->hierarchy);
+                        sx_debug("Hierarchy '%s' in extension '%s' is empty, not merging.", p->hierarchy, exts[i]->image->name);
+                        continue;
+                }
                 r = plan_add_layer(p, mnt, sub, dir);
                 if (r < 0) {
                         safe_close(dir);
@@ -528,9 +702,6 @@ static int plan_add_extension_layers(Plan *p, Extension **exts, size_t n, bool *
                 }
                 used[i] = true;
         }
-        for (size_t i = 0; p->n_layers > 0 && i < n; i++)
-                if (used[i] && strv_extend(&p->names, exts[i]->image->name) < 0)
-                        return -ENOMEM;
         return 0;
 }
 
@@ -544,7 +715,8 @@ static int plan_open_base(const MergeContext *c, Plan *p) {
         return 0;
 }
 
-/* Metadata on top, then the imported mutable directory (--mutable=import), base at the bottom. */
+/* Metadata on top, then the imported mutable directory (--mutable=import), base (if any) at the
+ * bottom. */
 static int plan_wrap_layers(Plan *p) {
         size_t top = p->mut.import_fd >= 0 ? 2 : 1;
         Layer *l = reallocarray(p->layers, p->n_layers + top + 1, sizeof(Layer));
@@ -558,8 +730,32 @@ static int plan_wrap_layers(Plan *p) {
                 int fd = TAKE_FD(p->mut.import_fd);
                 p->layers[1] = (Layer) { .mnt_fd = fd, .subdir = strdup(""), .dir_fd = fd };
         }
-        p->layers[p->n_layers + top] = (Layer) { .mnt_fd = p->base_fd, .subdir = strdup(""), .dir_fd = p->base_fd };
-        p->n_layers += top + 1;
+        p->n_layers += top;
+        if (p->base_fd >= 0)
+                p->layers[p->n_layers++] = (Layer) { .mnt_fd = p->base_fd, .subdir = strdup(""), .dir_fd = p->base_fd };
+        return 0;
+}
+
+/* The host's side of the hierarchy: none if it is missing (its mount point, made later, is mode
+ * 0755 and root's, like the merged root then) or empty, as systemd-sysext: "Host hierarchy '%s'
+ * does not exist / is empty, will not be used as lowerdir". *st: what the merged root looks like. */
+static int plan_open_host(const MergeContext *c, Plan *p, struct stat *st) {
+        int r;
+
+        if (p->missing) {
+                *st = (struct stat) { .st_mode = S_IFDIR | HIERARCHY_MODE };
+                return 0;
+        }
+        r = plan_open_base(c, p);
+        if (r < 0)
+                return r;
+        if (fstat(p->base_fd, st) < 0)
+                return negative_errno();
+        r = dir_fd_is_empty(p->base_fd);
+        if (r < 0)
+                return sx_error(r, "%s: cannot read the hierarchy: %m", p->path);
+        if (r > 0)
+                p->base_fd = safe_close(p->base_fd);
         return 0;
 }
 
@@ -589,11 +785,9 @@ static int plan_prepare(const MergeSession *s, int root_fd, Plan *p) {
         r = plan_add_extension_layers(p, s->exts, s->n_exts, used);
         if (r < 0 || (p->n_layers == 0 && !mutable_mode_may_write(s->c->mutable_mode)))
                 return r;
-        r = plan_open_base(s->c, p);
+        r = plan_open_host(s->c, p, &st);
         if (r < 0)
                 return r;
-        if (fstat(p->base_fd, &st) < 0)
-                return negative_errno();
         r = mutable_dirs_open(root_fd, p->hierarchy, s->c->mutable_mode, &st, &p->mut);
         if (r < 0)
                 return r;
@@ -687,6 +881,103 @@ static void detach_attached(Plan *plans, size_t i) {
                 if (top >= 0 && is_sysext_mount(top) > 0)
                         (void) umount_fd(top);
         }
+}
+
+/* Create the mount point of a hierarchy the host lacks, each missing component mode 0755 beneath
+ * the root (what exists, symlinks included, is resolved in it), as systemd-sysext does; it stays
+ * after unmerge, as there. Records the topmost directory created. */
+static int hierarchy_create(int root_fd, Plan *p) {
+        const char *rel = p->hierarchy + 1;
+        _cleanup_free_ char *prefix = NULL;
+        int parent = -EBADF, r = 0;
+
+        prefix = strdup(rel);
+        if (!prefix)
+                return -ENOMEM;
+        for (char *slash = prefix;; slash++) {
+                _cleanup_close_ int here = -EBADF;
+                bool last;
+
+                slash = strchrnul(slash, '/');
+                last = *slash == 0;
+                *slash = 0;
+                here = openat_beneath(root_fd, prefix, O_PATH | O_DIRECTORY, true);
+                if (here == -ENOENT) {
+                        const char *name = strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix;
+                        int at = parent >= 0 ? parent : root_fd;
+                        if (sys_mkdirat(at, name, HIERARCHY_MODE) < 0) {
+                                r = sx_error(negative_errno(), "Failed to create hierarchy mount point '%s': %m", p->path);
+                                break;
+                        }
+                        if (!p->created && !(p->created = strdup(prefix))) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        /* The very directory just made (never a symlink swapped in), its mode
+                         * whatever the umask. */
+                        here = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (here < 0 || fchmod(here, HIERARCHY_MODE) < 0) {
+                                r = sx_error(negative_errno(), "Failed to create hierarchy mount point '%s': %m", p->path);
+                                break;
+                        }
+                }
+                if (here < 0) {
+                        r = sx_error(here, "Failed to create hierarchy mount point '%s': %m", p->path);
+                        break;
+                }
+                safe_close(parent);
+                parent = TAKE_FD(here);
+                if (last)
+                        break;
+                *slash = '/';
+        }
+        if (r < 0) {
+                safe_close(parent);
+                return r;
+        }
+        p->h_fd = parent;
+        return 0;
+}
+
+static void hierarchy_remove_created(int root_fd, Plan *p) {
+        _cleanup_free_ char *path = strdup(p->hierarchy + 1);
+        size_t top = strlen(p->created);
+
+        /* Deepest first, up to the topmost directory made for it; a mount point stays (EBUSY). */
+        while (path && strlen(path) >= top) {
+                _cleanup_close_ int parent = -EBADF;
+                char *slash = strrchr(path, '/');
+                const char *name = slash ? slash + 1 : path;
+
+                if (slash) {
+                        *slash = 0;
+                        parent = openat_beneath(root_fd, path, O_PATH | O_DIRECTORY, true);
+                } else
+                        parent = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+                if (parent < 0 || unlinkat(parent, name, AT_REMOVEDIR) < 0 || !slash)
+                        break;
+        }
+        free(p->created);
+        p->created = NULL;
+}
+
+/* Just before the attach: the mount points of missing hierarchies that get an overlay. */
+static int plans_create_missing(int root_fd, Plan *plans, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (!plans[i].missing || plans[i].ovl_fd < 0)
+                        continue;
+                int r = hierarchy_create(root_fd, &plans[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A failed merge or refresh takes away the mount points it made. */
+static void plans_remove_created(int root_fd, Plan *plans, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (plans[i].created)
+                        hierarchy_remove_created(root_fd, &plans[i]);
 }
 
 static void submounts_done_many(Submounts *subs, size_t n) {
@@ -935,6 +1226,7 @@ void merge_session_free(MergeSession *s) {
         if (!s)
                 return;
         extension_array_free(s->exts, s->n_exts);
+        skip_list_done(&s->skips);
         host_info_done(&s->host);
         idmap_free(s->owned_idmap);
         free(s->layer_idmaps);
@@ -1063,7 +1355,7 @@ int merge_session_open(const MergeContext *c, MergeSession **ret) {
 static int session_load_extensions(MergeSession *s) {
         int r;
 
-        r = collect_extensions(s->c, &s->host, &s->exts, &s->n_exts);
+        r = collect_extensions(s->c, &s->host, &s->exts, &s->n_exts, &s->skips);
         if (r < 0)
                 return r;
         if (s->n_exts == 0)
@@ -1078,6 +1370,8 @@ typedef struct Phase {
         MergeSession *s;
         Verb verb;
         bool old_reload;        /* an unmerged/replaced merge asked for a reload */
+        bool create_missing;    /* the merge and refresh verbs: make a missing hierarchy's mount point */
+        bool skipped;           /* refresh found nothing changed (in our own namespace only) */
 } Phase;
 
 /* In a target namespace the hierarchies are found from the target's own root directory (which
@@ -1105,19 +1399,70 @@ static int phase_open_plans(Phase *ph, int *ret_root_fd, Plan **ret_plans, size_
                 r = open_root(s->root, ret_root_fd);
         if (r < 0)
                 return r;
-        return plans_open(s->c->hierarchies, *ret_root_fd, ret_plans, ret_n);
+        return plans_open(s->c->hierarchies, *ret_root_fd, ph->create_missing && ph->verb != VERB_UNMERGE, ret_plans, ret_n);
 }
 
-static int phase_build(Phase *ph, int root_fd, Plan *plans, size_t n) {
-        const MergeSession *s = ph->s;
-        bool fallback;
+/* 1 if a refresh would rebuild what is merged now: every hierarchy that gets layers is merged, by
+ * us, from the same inputs (markers_meta_identity_equal), and no other one is merged. */
+static int refresh_unchanged(const MergeSession *s, const Plan *plans, size_t n) {
+        _cleanup_(idmap_freep) Idmap *resolved = NULL;
+        _cleanup_free_ const char **layer_specs = session_layer_specs(s);
+        bool any = false;
+        MarkersInfo m;
         int r;
 
+        if (!layer_specs)
+                return -ENOMEM;
+        r = session_markers_info(s, NULL, NULL, layer_specs, &resolved, &m);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
-                r = plan_prepare(s, root_fd, &plans[i]);
+                bool wanted = plans[i].n_layers > 0;
+
+                if (wanted != plans[i].merged)
+                        return 0;
+                if (!wanted)
+                        continue;
+                if (!markers_meta_identity_equal(plans[i].meta, &m))
+                        return 0;
+                any = true;
+        }
+        return any;
+}
+
+/* refresh (systemd v260): nothing changed → nothing done, unless --always-refresh. 1: skip. */
+static int refresh_skip(Phase *ph, const Plan *plans, size_t n) {
+        const MergeContext *c = ph->s->c;
+        int r;
+
+        r = refresh_unchanged(ph->s, plans, n);
+        if (r <= 0) {
+                if (r == 0)
+                        sx_debug("Found changes based on origin entry, continuing with the refresh.");
+                return r;
+        }
+        if (c->always_refresh) {
+                notice(c, "No change found based on origin entry but continuing as requested by --always-refresh=yes.");
+                return 0;
+        }
+        notice(c, "Skipping extension refresh because no change was found, use --always-refresh=yes to always do a refresh.");
+        ph->skipped = true;
+        return 1;
+}
+
+static int phase_prepare(Phase *ph, int root_fd, Plan *plans, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int r = plan_prepare(ph->s, root_fd, &plans[i]);
                 if (r < 0)
                         return r;
         }
+        return 0;
+}
+
+static int phase_build(Phase *ph, Plan *plans, size_t n) {
+        const MergeSession *s = ph->s;
+        bool fallback;
+
         /* overlayfs checks its own mount's flags on open and exec, not the layers': what an image
          * asks for (ExtensionImages= options) or a mapping implies goes on the overlay. Device
          * nodes never work through /usr, as with systemd-sysext (MS_NODEV); setuid binaries do
@@ -1126,7 +1471,7 @@ static int phase_build(Phase *ph, int root_fd, Plan *plans, size_t n) {
         uint64_t attrs = MOUNT_ATTR_NODEV | (untrusted ? MOUNT_ATTR_NOSUID : 0);
         for (size_t i = 0; i < s->n_exts; i++)
                 attrs |= s->exts[i]->mount_attrs[0] | s->exts[i]->mount_attrs[1];
-        if (s->c->noexec == NOEXEC_YES || (s->c->noexec == NOEXEC_DEFAULT && s->c->noexec_default))
+        if (session_noexec(s))
                 attrs |= MOUNT_ATTR_NOEXEC;
         return plans_build_overlays(plans, n, attrs, s->c->overlay_options, &fallback);
 }
@@ -1181,11 +1526,25 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
                         r = sx_error(-EBUSY, "Hierarchy '%s' is already merged.", plans[i].hierarchy);
                         goto finish;
                 }
-        if (ph->s->n_exts > 0 || mutable_mode_may_write(c->mutable_mode)) {
-                r = phase_build(ph, root_fd, plans, n);
+        bool build = ph->s->n_exts > 0 || mutable_mode_may_write(c->mutable_mode);
+        if (build) {
+                r = phase_prepare(ph, root_fd, plans, n);
                 if (r < 0)
                         goto finish;
         }
+        if (ph->verb == VERB_REFRESH) {
+                r = refresh_skip(ph, plans, n);
+                if (r != 0)
+                        goto finish;
+        }
+        if (build) {
+                r = phase_build(ph, plans, n);
+                if (r < 0)
+                        goto finish;
+        }
+        r = plans_create_missing(root_fd, plans, n);
+        if (r < 0)
+                goto finish;
         if (ph->verb == VERB_MERGE) {
                 r = attach_all(c, plans, n);
                 for (size_t i = 0; r >= 0 && i < n; i++)
@@ -1195,6 +1554,8 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         }
         r = phase_refresh(ph, root_fd, plans, n, &reload);
 finish:
+        if (r < 0)
+                plans_remove_created(root_fd, plans, n);
         ph->old_reload = reload;
         plans_free(plans, n);
         return r < 0 ? r : 0;
@@ -1237,7 +1598,7 @@ static int refuse_merged(const MergeContext *c) {
 static int run_verb(const MergeContext *c, Verb verb) {
         _cleanup_(merge_session_freep) MergeSession *s = NULL;
         _cleanup_close_ int lock = -EBADF;
-        Phase ph = { .verb = verb };
+        Phase ph = { .verb = verb, .create_missing = true };
         int r;
 
         assert(c);
@@ -1258,6 +1619,11 @@ static int run_verb(const MergeContext *c, Verb verb) {
                 r = session_load_extensions(s);
                 if (r < 0)
                         return r;
+                if (s->n_exts == 0 && s->skips.n_broken > 0)
+                        /* Nothing left, and not for want of images: fail (as systemd-sysext does for
+                         * any broken image), leaving the hierarchies as they are. */
+                        return sx_error(s->skips.last_error, "No extensions merged: %zu discovered image%s could not be used.",
+                                        s->skips.n_broken, s->skips.n_broken == 1 ? "" : "s");
                 if (s->n_exts > 0)
                         notice_using(c, s->exts, s->n_exts);
                 else if (mutable_mode_may_write(c->mutable_mode))
@@ -1273,7 +1639,8 @@ static int run_verb(const MergeContext *c, Verb verb) {
                 r = phase_run(&ph, NULL, 0);
         if (r < 0)
                 return r;
-        maybe_reload(s, ph.old_reload || s->reload);
+        if (!ph.skipped)
+                maybe_reload(s, ph.old_reload || s->reload);
         return 0;
 }
 
@@ -1314,6 +1681,9 @@ static int status_one(Plan *p, HierarchyStatus *s) {
         s->ours = true;
         s->idmap = markers_meta_string(p->meta, "idmap");
         s->since_usec = markers_meta_since_usec(p->meta);
+        r = markers_meta_skipped(p->meta, &s->skipped, &s->n_skipped);
+        if (r < 0)
+                return r;
         return markers_meta_layers(p->meta, &s->layers, &s->n_layers);
 }
 
@@ -1327,6 +1697,7 @@ void hierarchy_status_free_many(HierarchyStatus *s, size_t n) {
                 for (size_t k = 0; k < s[i].n_layers; k++)
                         layer_status_done(&s[i].layers[k]);
                 free(s[i].layers);
+                skipped_images_free(s[i].skipped, s[i].n_skipped);
         }
         free(s);
 }
@@ -1378,13 +1749,13 @@ static int status_open_plans(const MergeContext *c, MergeSession **session, int 
                 r = open_root(c->root, root_fd);
                 if (r < 0)
                         return r;
-                return plans_open(c->hierarchies, *root_fd, ret, ret_n);
+                return plans_open(c->hierarchies, *root_fd, false, ret, ret_n);
         }
         r = merge_session_open(c, session);
         if (r < 0)
                 return r;
         TargetOpener o = { .mntns = (*session)->target_mntns, .target_root = (*session)->target_root, .root = (*session)->root };
-        return plans_open_with(c->hierarchies, open_hierarchy_in_target, &o, ret, ret_n);
+        return plans_open_with(c->hierarchies, open_hierarchy_in_target, &o, NULL, ret, ret_n);
 }
 
 int status_hierarchies(const MergeContext *c, HierarchyStatus **ret, size_t *ret_n) {

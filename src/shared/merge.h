@@ -50,6 +50,7 @@ typedef struct MergeContext {
         const ImagePolicy *policy;      /* NULL = systemd-sysext's default */
         VerityMode verity_mode;
         bool skip_broken;               /* an image that fails is reported through notice and left out (PAM) */
+        bool always_refresh;            /* refresh even if nothing changed (--always-refresh) */
         const char *origin;             /* who merged, recorded in the metadata; NULL = "sysext-idmap" */
         bool stack;                     /* layer over whatever is on the hierarchy now (run) */
         bool untrusted;                 /* overlay nosuid: a user's command runs on it (run --user) */
@@ -98,6 +99,8 @@ typedef struct HierarchyStatus {
         bool path_fallback;
         LayerStatus *layers;
         size_t n_layers;
+        SkippedImage *skipped;          /* discovered images the merge left out, and why */
+        size_t n_skipped;
 } HierarchyStatus;
 
 void hierarchy_status_free_many(HierarchyStatus *s, size_t n);

@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <getopt.h>
+#include <strings.h>
 
 #include "config.h"
 #include "dissect.h"
@@ -34,6 +35,7 @@ static MutableMode arg_mutable = _MUTABLE_MODE_INVALID;        /* not given: $SY
 static bool arg_mutable_given = false;
 static NoexecMode arg_noexec = NOEXEC_DEFAULT;
 static const char *arg_overlay_options = NULL;
+static bool arg_always_refresh = false;
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -121,6 +123,7 @@ static int make_context(MergeContext *c, char **images) {
         c->mutable_mode = arg_mutable;
         c->noexec = arg_noexec;
         c->overlay_options = arg_overlay_options;
+        c->always_refresh = arg_always_refresh;
         c->notice = print_notice;
         return 0;
 }
@@ -329,6 +332,8 @@ static void help(void) {
                "     --mutable=no|yes|auto|import|ephemeral|ephemeral-import|help\n"
                "                         Writable merge on /var/lib/extensions.mutable/ (not idmapped)\n"
                "     --noexec=BOOL       Mount the merged hierarchies noexec\n"
+               "     --always-refresh[=BOOL]\n"
+               "                         refresh even if nothing changed\n"
                "     --debug             Show debug messages\n\n"
                "Options for run:\n"
                "     --image=[-]PATH[:PARTITION:OPTIONS]\n"
@@ -360,7 +365,23 @@ enum {
         ARG_USER,
         ARG_MUTABLE,
         ARG_NOEXEC,
+        ARG_ALWAYS_REFRESH,
 };
+
+/* A boolean option's value, as systemd spells them; NULL (no value given) is yes. */
+static int parse_bool_option(const char *name, const char *value, bool *ret) {
+        static const char * const yes[] = { "1", "yes", "y", "true", "t", "on" }, * const no[] = { "0", "no", "n", "false", "f", "off" };
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (!value || strcasecmp(value, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                } else if (strcasecmp(value, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        return sx_error(-EINVAL, "--%s=: '%s' is not a boolean (yes, no)", name, value);
+}
 
 /* "--root" for a long option's value, "-h" for a short one: how messages name an option. */
 static const char *option_name(const struct option *options, int val) {
@@ -397,6 +418,7 @@ static int parse_argv(int argc, char **argv) {
                 { "user",      required_argument, NULL, ARG_USER      },
                 { "mutable",   required_argument, NULL, ARG_MUTABLE   },
                 { "noexec",    required_argument, NULL, ARG_NOEXEC    },
+                { "always-refresh", optional_argument, NULL, ARG_ALWAYS_REFRESH },
                 {}
         };
         int c;
@@ -511,6 +533,12 @@ static int parse_argv(int argc, char **argv) {
                         if (b < 0)
                                 return sx_error(-EINVAL, "--noexec=: '%s' is not a boolean", optarg);
                         arg_noexec = b ? NOEXEC_YES : NOEXEC_NO;
+                        break;
+                }
+                case ARG_ALWAYS_REFRESH: {
+                        int r = parse_bool_option("always-refresh", optarg, &arg_always_refresh);
+                        if (r < 0)
+                                return r;
                         break;
                 }
                 case ARG_NAMESPACE_OF: {

@@ -84,6 +84,10 @@ static json_object *list_entry_json(const ListEntry *e) {
                 json_object_object_add(o, "signer", json_string_or_null(v->is_signed ? v->signer_fingerprint : NULL));
         }
         json_object_object_add(o, "mtime", json_object_new_uint64(e->image->mtime_usec));
+        /* systemd-sysext's list --json: name, type, path (above) and time, µs since the epoch */
+        json_object_object_add(o, "time", json_object_new_uint64(e->image->mtime_usec));
+        /* what merge leaves out (with the reason above): broken or incompatible, not masked */
+        json_object_object_add(o, "skipped", json_object_new_boolean(!e->image->masked && !(e->ext && e->ext->compatible)));
         return o;
 }
 
@@ -306,7 +310,28 @@ static json_object *status_json(const HierarchyStatus *s) {
                 json_object_array_add(layers, l);
         }
         json_object_object_add(o, "layers", layers);
+        json_object *skipped = json_object_new_array();
+        for (size_t i = 0; i < s->n_skipped; i++) {
+                json_object *k = json_object_new_object();
+                json_object_object_add(k, "name", json_string_or_null(s->skipped[i].name));
+                json_object_object_add(k, "path", json_string_or_null(s->skipped[i].path));
+                json_object_object_add(k, "reason", json_string_or_null(s->skipped[i].reason));
+                json_object_array_add(skipped, k);
+        }
+        json_object_object_add(o, "skipped", skipped);
         return o;
+}
+
+/* Below the table: the discovered images the merges left out, once each (every hierarchy of a
+ * merge records the same ones). */
+static void status_print_skipped(const HierarchyStatus *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (s[i].n_skipped == 0)
+                        continue;
+                for (size_t k = 0; k < s[i].n_skipped; k++)
+                        printf("Skipped: %s (%s)\n", strna(s[i].skipped[k].name), strna(s[i].skipped[k].reason));
+                return;
+        }
 }
 
 int status_print(const HierarchyStatus *s, size_t n, const OutputMode *mode) {
@@ -329,7 +354,9 @@ int status_print(const HierarchyStatus *s, size_t n, const OutputMode *mode) {
                         strdup(s[i].merged ? (s[i].idmap ?: "identity") : "-"),
                         s[i].merged ? format_timestamp(s[i].since_usec) : strdup("-"),
                 });
-        if (r >= 0)
+        if (r >= 0) {
                 table_print(&t, mode->legend);
+                status_print_skipped(s, n);
+        }
         return r;
 }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Broken, hostile or odd images: `dissect` and `merge` must fail with exit != 0 and one line on
-# stderr naming the file, and must leave mounts and loop devices exactly as they were.
+# Broken, hostile or odd images: `dissect` and `merge IMAGE` must fail with exit != 0 and one line
+# on stderr naming the file, `merge` of the discovered image alone must fail naming it (it is
+# skipped, and nothing is left), and all must leave mounts and loop devices exactly as they were.
 set -euo pipefail
 source "$TEST_LIB"
 enter_private_ns "$@"
@@ -35,19 +36,38 @@ check_bad() {
         assert_one_stderr_line "$needle"
         assert_state_unchanged "$snap" "$what: dissect"
 
-        log "case $what: merge"
+        log "case $what: merge (named)"
+        run timeout 60 "$SYSEXT_IDMAP" --root="$R" --no-reload merge "$path"
+        if ((ignorable && LAST_RC == 0)); then
+                pass "$what: named merge skipped the entry (exit 0)"
+        else
+                if ((LAST_RC != 0)); then
+                        pass "$what: named merge fails (exit $LAST_RC)"
+                else
+                        fail "$what: named merge unexpectedly succeeded"
+                fi
+                [[ $LAST_RC -ne 124 ]] || fail "$what: named merge timed out"
+                assert_one_stderr_line "$needle"
+        fi
+        assert_state_unchanged "$snap" "$what: named merge"
+
+        # Discovered, a broken image is skipped with a notice naming it; with nothing else to
+        # merge the merge fails (exit 1) saying so.
+        log "case $what: merge (discovered)"
         run timeout 60 "$SYSEXT_IDMAP" --root="$R" --no-reload merge
         if ((ignorable && LAST_RC == 0)); then
                 pass "$what: merge skipped the entry (exit 0)"
                 assert_one_stderr_line "No suitable extensions found"
         else
-                if ((LAST_RC != 0)); then
-                        pass "$what: merge fails (exit $LAST_RC)"
+                assert_eq "$LAST_RC" 1 "$what: exit status of the merge"
+                assert_contains "$LAST_STDERR" "$needle" "stderr"
+                if [[ $(printf '%s\n' "$LAST_STDERR" | wc -l) -eq 1 ||
+                      $(printf '%s\n' "$LAST_STDERR" | tail -n 1) == "No extensions merged: 1 discovered image could not be used." ]]; then
+                        pass "$what: one error line, or one notice and the summary"
                 else
-                        fail "$what: merge unexpectedly succeeded"
+                        fail "$what: unexpected stderr:"
+                        printf '%s\n' "$LAST_STDERR" | sed 's/^/    /' | head -n 10
                 fi
-                [[ $LAST_RC -ne 124 ]] || fail "$what: merge timed out"
-                assert_one_stderr_line "$needle"
         fi
         assert_state_unchanged "$snap" "$what: merge"
         if [[ -e $R/usr/.systemd-sysext ]]; then

@@ -86,20 +86,24 @@ if (($(cat "$COUNT" 2>/dev/null || echo 0) > 100)); then pass "the reader did re
 assert_eq "$(merged_exts "$R" /opt)" a "/opt after the loop"
 assert_eq "$(n_mounts_at "$R/opt")" 1 "mounts on /opt"
 
-log "a refresh that fails keeps the old merge"
+log "a refresh that fails (a bad image named) keeps the old merge"
 cp "$SCRATCH/b.raw" "$E/b.raw"
 assert_ok sx --root="$R" $IDMAP --no-reload refresh
 dev=$(marker_dev "$R/usr")
 head -c 1M /dev/urandom >"$E/c.raw"
 wait_loops_settled
 snapshot_state "$SCRATCH/state.merged"
-assert_fail sx --root="$R" $IDMAP --no-reload refresh
+assert_fail sx --root="$R" $IDMAP --no-reload refresh "$E/a.raw" "$E/b.raw" "$E/c.raw"
 assert_eq "$LAST_RC" 1 "exit code of the failing refresh"
 assert_one_stderr_line "c.raw"
 assert_state_unchanged "$SCRATCH/state.merged" "failed refresh"
 assert_eq "$(marker_dev "$R/usr")" "$dev" "dev marker after the failed refresh"
 assert_eq "$(merged_exts "$R" /usr)" a,b "/usr after the failed refresh"
 assert_eq "$("$R/usr/bin/b-hello" 2>&1)" "hello from b" "b-hello still runs"
+log "discovered, the bad image is skipped and the others refreshed"
+assert_ok sx --root="$R" $IDMAP --no-reload refresh
+assert_contains "$LAST_STDERR" "Skipping extension 'c': $E/c.raw" "refresh notice"
+assert_eq "$(merged_exts "$R" /usr)" a,b "/usr after the refresh skipping c"
 rm -f "$E/c.raw"
 
 log "refresh while a file of the merge is held open"

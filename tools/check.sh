@@ -90,7 +90,7 @@ default_build() {
         fi
         if [[ ! -f $mod ]]; then
                 echo "SKIP: default-build: no PAM module built (libpam missing)"; n_skip=$((n_skip + 1))
-        elif nm -D --undefined-only "$mod" | grep -qE '\b(secure_)?getenv\b' || strings "$mod" | grep -q 'SYSEXT_IDMAP_'; then
+        elif nm -D --undefined-only "$mod" | grep -E '\b(secure_)?getenv\b' >/dev/null || strings "$mod" | grep 'SYSEXT_IDMAP_' >/dev/null; then
                 echo "FAIL: default-build: $mod imports getenv or names a SYSEXT_IDMAP_ variable:"
                 nm -D --undefined-only "$mod" | grep -E 'getenv' || true
                 strings "$mod" | grep 'SYSEXT_IDMAP_' | head -n 5 || true

@@ -72,7 +72,7 @@ require_binary() {
 # _RUNTIME_DIR) exist only in a build with -Dtest_hooks=true, which says "+test-hooks" in
 # --version; a default build ignores the variables. has_test_hooks: whether the binary has them.
 has_test_hooks() {
-        "$SYSEXT_IDMAP" --version 2>/dev/null | grep -qF -- '+test-hooks'
+        "$SYSEXT_IDMAP" --version 2>/dev/null | grep -F -- '+test-hooks' >/dev/null
 }
 # require_test_hooks: skip the whole test without them (for a test that needs them throughout).
 require_test_hooks() {

@@ -65,7 +65,7 @@ mapfile -t man_options < <(sed 's/\\-/-/g' "$MAN" | awk 'prev == ".TP" && /^\.(B
                            grep -o -- '--[a-z][a-z-]*' | sort -u)
 extra=()
 for o in "${man_options[@]}"; do
-        printf '%s\n' "${options[@]}" | grep -qxF -- "$o" || extra+=("$o")
+        printf '%s\n' "${options[@]}" | grep -xF -- "$o" >/dev/null || extra+=("$o")
 done
 if ((${#man_options[@]} == 0)); then
         fail "found no option items in the man page"
@@ -82,7 +82,7 @@ for f in "$BASH_COMP" "$ZSH_COMP"; do
         # quote or a blank.
         while read -r o; do
                 [[ $o == -- ]] && continue
-                printf '%s\n' "${options[@]}" | grep -qxF -- "$o" || extra+=("$o")
+                printf '%s\n' "${options[@]}" | grep -xF -- "$o" >/dev/null || extra+=("$o")
         done < <(grep -v '^[[:space:]]*#' "$f" | grep -oE -- "(^|[ '\"(])--[a-z][a-z-]*[=[ '\"]" | grep -oE -- '--[a-z][a-z-]*' | sort -u)
         if ((${#extra[@]} > 0)); then
                 fail "${f#"$SOURCE_ROOT"/} offers options --help lacks: ${extra[*]}"

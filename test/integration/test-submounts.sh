@@ -73,10 +73,10 @@ for prop in private shared; do
         check "$prop: merge" yes no
         mount -t tmpfs late "$R/usr/share/late"
         echo F >"$R/usr/share/late/F"
-        assert_ok sx --root="$R" --no-reload refresh
+        assert_ok sx --root="$R" --no-reload --always-refresh refresh
         assert_contains "$LAST_STDERR" "Refreshed '$R/usr' atomically." "$prop: refresh went beneath"
         check "$prop: refresh (beneath)" yes yes
-        assert_ok env SYSEXT_IDMAP_NO_BENEATH=1 "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
+        assert_ok env SYSEXT_IDMAP_NO_BENEATH=1 "$SYSEXT_IDMAP" --root="$R" --no-reload --always-refresh refresh
         assert_contains "$LAST_STDERR" "Refreshed '$R/usr' (unmerge and merge)." "$prop: refresh by the fallback"
         check "$prop: refresh (NO_BENEATH)" yes yes
         assert_ok sx --root="$R" --no-reload unmerge
@@ -154,7 +154,7 @@ fault_loop() {
 fault_loop merge ensure_unmerged "" "$SYSEXT_IDMAP" --root="$R" --no-reload merge
 check "merge after the fault loop" yes no
 fault_loop refresh ensure_merged "the overlay beneath the old one|could not be detached" \
-        "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
+        "$SYSEXT_IDMAP" --root="$R" --no-reload --always-refresh refresh
 check "refresh after the fault loop" yes no
 # unmerge detaches /usr, then /opt: a fault once /usr is done leaves it unmerged (its mounts back
 # in place) and /opt merged. A fault while putting a mount back puts the merge back.

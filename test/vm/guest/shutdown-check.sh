@@ -22,7 +22,7 @@ check "shutdown: /usr is unmerged" '[[ $(fstype /usr) != overlay ]]' || findmnt 
 check "shutdown: /opt is unmerged" '[[ $(fstype /opt) != overlay ]]'
 check "shutdown: no extension binary left in /usr" '! [[ -e /usr/bin/vmhello-hello ]]'
 for _ in 1 2 3 4 5 6 7 8 9 10; do
-        dmsetup ls --target verity 2>/dev/null | grep -q 'No devices found' && break
+        dmsetup ls --target verity 2>/dev/null | grep 'No devices found' >/dev/null && break
         sleep 0.2
 done
 left=$(dmsetup ls --target verity 2>/dev/null | grep -v 'No devices found' | awk '{ print $1 }')
@@ -35,7 +35,7 @@ else
         deferred=1
         for d in $left; do
                 timeout 10 dmsetup info "$d" 2>&1 | sed 's/^/# /' >&3
-                timeout 10 dmsetup info "$d" 2>/dev/null | grep -q "DEFERRED REMOVE" || deferred=0
+                timeout 10 dmsetup info "$d" 2>/dev/null | grep "DEFERRED REMOVE" >/dev/null || deferred=0
         done
         check "shutdown: the verity devices left are marked for deferred removal" '((deferred))'
 fi

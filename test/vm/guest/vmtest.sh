@@ -52,7 +52,7 @@ reloads() { journalctl -b _PID=1 -o cat 2>/dev/null | grep -c '^Reloading' || tr
 all_deferred() {
         local d
         for d in "$@"; do
-                dmsetup info "$d" 2>/dev/null | grep -q "DEFERRED REMOVE" || return 1
+                dmsetup info "$d" 2>/dev/null | grep "DEFERRED REMOVE" >/dev/null || return 1
         done
 }
 # one non-empty line on stderr that contains all the given words (case-insensitive)
@@ -60,7 +60,7 @@ one_line_with() {
         local w
         [[ -n $ERR && $(printf '%s\n' "$ERR" | wc -l) -eq 1 ]] || return 1
         for w in "$@"; do
-                printf '%s' "$ERR" | grep -qi -- "$w" || return 1
+                printf '%s' "$ERR" | grep -i -- "$w" >/dev/null || return 1
         done
 }
 
@@ -101,7 +101,7 @@ fi
 
 check "boot: /usr is an overlay" '[[ $(fstype /usr) == overlay ]]'
 check "boot: /opt is an overlay" '[[ $(fstype /opt) == overlay ]]'
-check "boot: /usr overlay is read-only" 'findmnt -n -o OPTIONS --mountpoint /usr | tail -n1 | grep -qE "(^|,)ro(,|$)"'
+check "boot: /usr overlay is read-only" 'findmnt -n -o OPTIONS --mountpoint /usr | tail -n1 | grep -E "(^|,)ro(,|$)" >/dev/null'
 check "boot: /usr/.systemd-sysext/extensions lists the four images" \
         '[[ $(sort /usr/.systemd-sysext/extensions 2>/dev/null | tr "\n" " ") == "vmhello vmreloadboot vmsigned vmsq " ]]'
 run_cmd vmhello-hello
@@ -125,7 +125,7 @@ check "verity: status says vmsigned is checked by the kernel (dm-verity)" '[[ $(
 dmsetup table --target verity 2>&1 | diag
 expected=$(cat $SRV/vmsigned.roothash-expected)
 check "verity: a dm-verity device with vmsigned's root hash is active" \
-        'dmsetup table --target verity 2>/dev/null | grep -q " $expected "'
+        'dmsetup table --target verity 2>/dev/null | grep " $expected " >/dev/null'
 vdev=$(dmsetup ls --target verity 2>/dev/null | awk "/$(printf %.16s "$expected")/ { print \$1; exit }")
 if [[ -n $vdev ]]; then
         opencount=$(dmsetup info -c --noheadings -o open "$vdev" 2>/dev/null | tr -d ' ')
@@ -135,7 +135,7 @@ fi
 # A reload at boot, from vmreloadboot's EXTENSION_RELOAD_MANAGER=1, before sysinit.target.
 journalctl -b -u sysext-idmap.service -o cat 2>&1 | diag
 check "reload: the boot merge reloaded the service manager (journal)" \
-        'journalctl -b -u sysext-idmap.service -o cat | grep -q "Reloaded the service manager"'
+        'journalctl -b -u sysext-idmap.service -o cat | grep "Reloaded the service manager" >/dev/null'
 check "reload: the unit shipped by vmreloadboot is loaded after the boot merge" \
         '[[ $(systemctl show -p LoadState --value vmreloadboot-probe.service) == loaded ]]'
 run_cmd systemctl start vmreloadboot-probe.service

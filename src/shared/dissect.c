@@ -13,6 +13,7 @@
 #include <systemd/sd-gpt.h>
 
 #include "dissect.h"
+#include "id128-util.h"
 #include "mountapi.h"
 #include "superblock.h"
 #include "version.h"
@@ -332,7 +333,7 @@ static int candidate_fill(const char *path, blkid_partition pp, const Range *ran
                 .no_auto = flags & SD_GPT_FLAG_NO_AUTO,
                 .growfs = flags & SD_GPT_FLAG_GROWFS,
         };
-        if (!uuid || sd_id128_from_string(uuid, &c->p.uuid) < 0)
+        if (!uuid || id128_from_string(uuid, &c->p.uuid) < 0)
                 c->p.uuid = SD_ID128_NULL;
         c->p.label = isempty(label) ? NULL : strdup(label);
         c->p.architecture = strdup(arch->arch);
@@ -433,7 +434,7 @@ static int collect_partitions(DissectedImage *m, blkid_partlist pl, Candidate **
                 if (r < 0)
                         goto fail;
                 ts = blkid_partition_get_type_string(pp);
-                if (!ts || sd_id128_from_string(ts, &type) < 0 || !classify_type(type, &arch, &d))
+                if (!ts || id128_from_string(ts, &type) < 0 || !classify_type(type, &arch, &d))
                         continue;
                 r = candidate_fill(m->path, pp, &ranges[i], type, arch, &c[nc]);
                 if (r < 0)

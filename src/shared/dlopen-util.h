@@ -22,5 +22,8 @@ typedef struct DlopenSymbol {
 /* Loads soname (a full soname such as "libcryptsetup.so.12": the one the headers we built against
  * describe) into *handle and resolves syms[0..n). Once loaded, returns 0 at once. Fails with
  * -EOPNOTSUPP and one message naming the library, what it is needed for, and the loader's reason;
- * nothing stays loaded then, and the next call tries again. */
+ * nothing stays loaded then, and the next call tries again. Refuses with -EPERM if "/" is no longer
+ * the root directory the process started with (a chroot or a joined mount namespace): the library
+ * would come from a file system someone else controls. Load before joining, as merge does (the
+ * host side dissects and verifies; only the hierarchy side joins a target). */
 int dlopen_many(void **handle, const char *soname, const char *purpose, const DlopenSymbol *syms, size_t n);

@@ -97,6 +97,34 @@ static void test_dlopen_errors(void) {
         CHECK(e && strstr(e, "no_such_symbol_here"), "the message names the symbol: %s", strna(e));
 }
 
+/* After a chroot (as after joining another mount namespace) the soname would resolve in someone
+ * else's files: refused. */
+static void test_refuses_other_root(void) {
+        static void *dl;
+        char dir[] = "/tmp/test-dlopen-XXXXXX";
+        int status = 0;
+        pid_t pid;
+
+        if (geteuid() != 0) {
+                SKIP("chroot needs root");
+                return;
+        }
+        if (!mkdtemp(dir)) {
+                CHECK(false, "mkdtemp: %m");
+                return;
+        }
+        pid = fork();
+        if (pid == 0) {
+                if (chroot(dir) < 0 || chdir("/") < 0)
+                        _exit(2);
+                _exit(dlopen_many(&dl, "libc.so.6", "for the test", NULL, 0) == -EPERM && !dl ? 0 : 1);
+        }
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "inside another root, loading is refused (child status %d)", status);
+        (void) rmdir(dir);
+        CHECK(dlopen_many(&dl, "libc.so.6", "for the test", NULL, 0) == 0 && dl, "in our own root it loads");
+}
+
 static void test_cryptsetup_on_demand(void) {
         if (!HAVE_LIBCRYPTSETUP) {
                 CHECK(verity_setup_supported("x") == -EOPNOTSUPP, "without libcryptsetup: not supported");
@@ -112,6 +140,7 @@ int main(void) {
         test_base64();
         test_id128();
         test_dlopen_errors();
+        test_refuses_other_root();
         test_cryptsetup_on_demand();
         return test_result();
 }

@@ -13,6 +13,7 @@
 #include <systemd/sd-gpt.h>
 
 #include "dissect.h"
+#include "id128-util.h"
 #include "mountapi.h"
 #include "superblock.h"
 #include "version.h"
@@ -332,7 +333,7 @@ static int candidate_fill(const char *path, blkid_partition pp, const Range *ran
                 .no_auto = flags & SD_GPT_FLAG_NO_AUTO,
                 .growfs = flags & SD_GPT_FLAG_GROWFS,
         };
-        if (!uuid || sd_id128_from_string(uuid, &c->p.uuid) < 0)
+        if (!uuid || id128_from_string(uuid, &c->p.uuid) < 0)
                 c->p.uuid = SD_ID128_NULL;
         c->p.label = isempty(label) ? NULL : strdup(label);
         c->p.architecture = strdup(arch->arch);
@@ -433,7 +434,7 @@ static int collect_partitions(DissectedImage *m, blkid_partlist pl, Candidate **
                 if (r < 0)
                         goto fail;
                 ts = blkid_partition_get_type_string(pp);
-                if (!ts || sd_id128_from_string(ts, &type) < 0 || !classify_type(type, &arch, &d))
+                if (!ts || id128_from_string(ts, &type) < 0 || !classify_type(type, &arch, &d))
                         continue;
                 r = candidate_fill(m->path, pp, &ranges[i], type, arch, &c[nc]);
                 if (r < 0)
@@ -637,7 +638,8 @@ static int mount_error(int r, int fs_fd, const char *path, const char *what) {
         return sx_error(r, "%s: %s: %s", path, what, msgs);
 }
 
-/* fsopen/fsconfig/fsmount a read-only detached mount of the block device at source. */
+/* fsopen/fsconfig/fsmount a read-only detached mount of the block device (or, for erofs, the
+ * file) at source. */
 static int mount_block(const char *path, const char *fstype, const char *source, int *ret_mnt) {
         _cleanup_close_ int fs_fd = -EBADF;
         int mnt;
@@ -670,6 +672,28 @@ static int open_loop(const DissectedImage *m, const DissectedPartition *p, LoopD
         return sx_error_prefix(r, "%s: cannot set up loop device", m->path);
 }
 
+/* A bare erofs image file needs no loop device where the kernel mounts erofs from a file (6.12+,
+ * CONFIG_EROFS_FS_BACKED_BY_FILE): the source is then a path the kernel opens itself, our fd's
+ * magic link, so it is the very file we probed. Only for images with nothing to verify: a verified
+ * one is mounted from the verified block device (re-probed in mount_partition()), never from the
+ * file. 1 mounted; 0 not possible here (a kernel without it, a GPT partition, or a file system the
+ * kernel cannot read erofs from, such as tmpfs: -ENOTBLK), use a loop device. */
+static int mount_file_backed(const DissectedImage *m, const DissectedPartition *p, int *ret_mnt) {
+        char source[STRLEN("/proc/self/fd/") + 12];
+        struct stat st;
+        int r;
+
+        if (m->kind != DISSECT_FILESYSTEM || !streq(p->fstype, "erofs") || p->offset != 0 || p->size != m->size ||
+            fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return 0;
+        (void) snprintf(source, sizeof(source), "/proc/self/fd/%i", m->fd);
+        r = mount_block(m->path, p->fstype, source, ret_mnt);
+        if (r != -ENOTBLK)
+                return r < 0 ? r : 1;
+        sx_clear_error();
+        return 0;
+}
+
 static int mount_partition(const DissectedImage *m, PartitionDesignator d, DissectOpenPartition open_partition,
                            void *userdata, int *ret_mnt) {
         const DissectedPartition *p = &m->partitions[d];
@@ -685,6 +709,9 @@ static int mount_partition(const DissectedImage *m, PartitionDesignator d, Disse
         if (open_partition)
                 r = open_partition(m, d, userdata, &block_fd);
         if (r == -EOPNOTSUPP) {
+                r = mount_file_backed(m, p, ret_mnt);
+                if (r != 0)
+                        return r < 0 ? r : 0;
                 r = open_loop(m, p, &loop);
                 if (r < 0)
                         return r;

@@ -95,7 +95,8 @@ typedef int (*DissectOpenPartition)(const DissectedImage *m, PartitionDesignator
 
 /* Mount the image read-only as detached mounts (fsopen/fsmount over loop devices, or
  * open_tree(OPEN_TREE_CLONE) of a directory). Loop devices are autoclear: they go away with the
- * last mount. ret untouched on failure. */
+ * last mount. A bare erofs image with nothing to verify is mounted from the file itself where the
+ * kernel can (file-backed erofs, 6.12+), without a loop device. ret untouched on failure. */
 int dissected_image_mount(const DissectedImage *m, DissectOpenPartition open_partition, void *userdata,
                           ImageMounts *ret);
 

@@ -11,6 +11,7 @@
 
 #include <libcryptsetup.h>
 
+#include "dlopen-util.h"
 #include "verity-setup.h"
 
 /* 4 MiB */
@@ -24,12 +25,56 @@
 #define DM_NAME_MAX 128U
 #define DM_NAME_HASH_CHARS 16
 
+/* libcryptsetup is loaded on first use (dlopen-util.h), under the soname of the headers we build
+ * against (Debian 12: libcryptsetup.so.12). */
+#define LIBCRYPTSETUP_SONAME "libcryptsetup.so.12"
+
+static void *cryptsetup_dl;
+static typeof(crypt_activate_by_signed_key) *sym_crypt_activate_by_signed_key;
+static typeof(crypt_activate_by_volume_key) *sym_crypt_activate_by_volume_key;
+static typeof(crypt_deactivate_by_name) *sym_crypt_deactivate_by_name;
+static typeof(crypt_free) *sym_crypt_free;
+static typeof(crypt_get_type) *sym_crypt_get_type;
+static typeof(crypt_get_verity_info) *sym_crypt_get_verity_info;
+static typeof(crypt_get_volume_key_size) *sym_crypt_get_volume_key_size;
+static typeof(crypt_init) *sym_crypt_init;
+static typeof(crypt_init_by_name) *sym_crypt_init_by_name;
+static typeof(crypt_load) *sym_crypt_load;
+static typeof(crypt_set_data_device) *sym_crypt_set_data_device;
+static typeof(crypt_set_debug_level) *sym_crypt_set_debug_level;
+static typeof(crypt_set_log_callback) *sym_crypt_set_log_callback;
+static typeof(crypt_volume_key_get) *sym_crypt_volume_key_get;
+
+static const DlopenSymbol cryptsetup_symbols[] = {
+        DLSYM(crypt_activate_by_signed_key),
+        DLSYM(crypt_activate_by_volume_key),
+        DLSYM(crypt_deactivate_by_name),
+        DLSYM(crypt_free),
+        DLSYM(crypt_get_type),
+        DLSYM(crypt_get_verity_info),
+        DLSYM(crypt_get_volume_key_size),
+        DLSYM(crypt_init),
+        DLSYM(crypt_init_by_name),
+        DLSYM(crypt_load),
+        DLSYM(crypt_set_data_device),
+        DLSYM(crypt_set_debug_level),
+        DLSYM(crypt_set_log_callback),
+        DLSYM(crypt_volume_key_get),
+};
+
+static int dlopen_cryptsetup(const char *label) {
+        int r = dlopen_many(&cryptsetup_dl, LIBCRYPTSETUP_SONAME, "to check verity", cryptsetup_symbols,
+                            ELEMENTSOF(cryptsetup_symbols));
+
+        return r < 0 && label ? sx_error_prefix(r, "%s", label) : r;
+}
+
 struct VeritySetup {
         LoopDevice *hash, *data;
         struct crypt_device *cd;
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, sym_crypt_free);
 
 static __thread char crypt_last_message[CRYPT_MESSAGE_MAX];
 
@@ -52,23 +97,22 @@ static void crypt_log_setup(void) {
         static bool done;
 
         if (!done) {
-                crypt_set_log_callback(NULL, crypt_log_cb, NULL);
+                sym_crypt_set_log_callback(NULL, crypt_log_cb, NULL);
                 if (sx_debug_enabled)
-                        crypt_set_debug_level(CRYPT_DEBUG_ALL);
+                        sym_crypt_set_debug_level(CRYPT_DEBUG_ALL);
                 done = true;
         }
 }
 
 int verity_setup_supported(const char *label) {
-        /* Linked at build time: always. (A dlopen() of libcryptsetup would go here.) */
-        return 0;
+        return dlopen_cryptsetup(label);
 }
 
 VeritySetup *verity_setup_free(VeritySetup *v) {
         if (!v)
                 return NULL;
         if (v->cd)
-                crypt_free(v->cd);
+                sym_crypt_free(v->cd);
         loop_device_free(v->hash);
         loop_device_free(v->data);
         free(v);
@@ -107,14 +151,14 @@ static int load_superblock(const char *label, VeritySetup *v, bool userspace_che
         crypt_last_message[0] = 0;
         /* CRYPT_VERITY_CHECK_HASH belongs into the load parameters, not the activation flags (there
          * the same bit means CRYPT_ACTIVATE_NO_UUID and nothing would be checked). */
-        r = crypt_load(v->cd, CRYPT_VERITY, &(struct crypt_params_verity) {
+        r = sym_crypt_load(v->cd, CRYPT_VERITY, &(struct crypt_params_verity) {
                 .hash_area_offset = 0,
                 .flags = userspace_check ? CRYPT_VERITY_CHECK_HASH : 0,
         });
         if (r < 0)
                 return sx_error(r, "%s: no valid verity superblock in the hash tree%s%s", label,
                                 crypt_last_message[0] ? ": " : "", crypt_last_message);
-        r = crypt_get_verity_info(v->cd, &params);
+        r = sym_crypt_get_verity_info(v->cd, &params);
         if (r < 0)
                 return sx_error(r, "%s: cannot read verity parameters: %m", label);
         if (params.data_block_size == 0 || params.data_block_size % VERITY_SECTOR_SIZE != 0 ||
@@ -122,9 +166,9 @@ static int load_superblock(const char *label, VeritySetup *v, bool userspace_che
                 return sx_error(-EBADMSG, "%s: verity superblock has invalid data geometry", label);
         if (params.flags & CRYPT_VERITY_NO_HEADER)
                 return sx_error(-EBADMSG, "%s: verity hash tree without superblock is not supported", label);
-        if ((size_t) crypt_get_volume_key_size(v->cd) != root_hash_size)
+        if ((size_t) sym_crypt_get_volume_key_size(v->cd) != root_hash_size)
                 return sx_error(-EBADMSG, "%s: root hash has %zu bytes, but the verity hash %s produces %i",
-                                label, root_hash_size, strna(params.hash_name), crypt_get_volume_key_size(v->cd));
+                                label, root_hash_size, strna(params.hash_name), sym_crypt_get_volume_key_size(v->cd));
         bytes = params.data_size * params.data_block_size;
         if (bytes == 0 || bytes > data_size)
                 return sx_error(-EBADMSG, "%s: verity hash tree covers %" PRIu64 " bytes, but the data area has only %" PRIu64,
@@ -147,9 +191,9 @@ static int attach_data(const char *label, VeritySetup *v, const VerityArea *data
                 return r;
         (void) snprintf(proc, sizeof(proc), "/proc/self/fd/%d", data->fd);
         if (userspace_check && data->offset == 0 && fd_is_regular(data->fd))
-                r = crypt_set_data_device(v->cd, proc);
+                r = sym_crypt_set_data_device(v->cd, proc);
         else
-                r = crypt_set_data_device(v->cd, v->data->node);
+                r = sym_crypt_set_data_device(v->cd, v->data->node);
         if (r < 0)
                 return sx_error(r, "%s: cannot attach verity data device: %m", label);
         return 0;
@@ -169,7 +213,7 @@ int verity_setup_new(const char *label, const VerityArea *data, const VerityArea
         r = loop_for(label, "hash tree", hash, hash->size, &v->hash);
         if (r < 0)
                 return r;
-        r = crypt_init(&v->cd, v->hash->node);
+        r = sym_crypt_init(&v->cd, v->hash->node);
         if (r < 0)
                 return sx_error(r, "%s: cannot open verity hash device: %m", label);
         r = load_superblock(label, v, userspace_check, root_hash_size, data->size, &bytes);
@@ -189,7 +233,7 @@ int verity_setup_check(const char *label, VeritySetup *v, const uint8_t *root_ha
         crypt_last_message[0] = 0;
         /* name NULL: nothing is activated; CHECK_HASH (set at load) makes libcryptsetup read every
          * data and hash block and compare the tree up to the root hash. */
-        r = crypt_activate_by_volume_key(v->cd, NULL, (const char *) root_hash, root_hash_size, 0);
+        r = sym_crypt_activate_by_volume_key(v->cd, NULL, (const char *) root_hash, root_hash_size, 0);
         if (r == -EPERM || r == -EFAULT)
                 return sx_error(-EBADMSG, "%s: verity data does not match the root hash (userspace check)%s%s", label,
                                 crypt_last_message[0] ? ": " : "", crypt_last_message);
@@ -240,19 +284,19 @@ static int open_mapper(const char *label, const char *name, int *ret) {
 /* An existing device of that name is reused only if it carries the same root hash; the name
  * already encodes the image inode. Returns 1 if reused, 0 if there is none. */
 static int reuse_existing(const char *label, const char *name, const uint8_t *hash, size_t size, int *ret_fd) {
-        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        _cleanup_(sym_crypt_freep) struct crypt_device *cd = NULL;
         char key[ROOT_HASH_MAX];
         size_t n = sizeof(key);
         int r;
 
         assert(label && name && hash);
-        r = crypt_init_by_name(&cd, name);
+        r = sym_crypt_init_by_name(&cd, name);
         if (r == -ENODEV)
                 return 0;
         if (r < 0)
                 return sx_error(r, "%s: cannot inspect existing device-mapper device %s: %m", label, name);
-        if (!streq(strempty(crypt_get_type(cd)), CRYPT_VERITY) ||
-            crypt_volume_key_get(cd, CRYPT_ANY_SLOT, key, &n, NULL, 0) < 0 || n != size || memcmp(key, hash, size) != 0)
+        if (!streq(strempty(sym_crypt_get_type(cd)), CRYPT_VERITY) ||
+            sym_crypt_volume_key_get(cd, CRYPT_ANY_SLOT, key, &n, NULL, 0) < 0 || n != size || memcmp(key, hash, size) != 0)
                 return sx_error(-EEXIST, "%s: device-mapper device %s already exists for something else", label, name);
         r = open_mapper(label, name, ret_fd);
         return r < 0 ? r : 1;
@@ -266,10 +310,10 @@ static int activate(const char *label, const VerityData *v, VeritySetup *vs, con
         assert(label && v && vs && name);
         crypt_last_message[0] = 0;
         if (v->signature && v->signed_by_trusted)
-                r = crypt_activate_by_signed_key(vs->cd, name, (const char *) v->root_hash, v->root_hash_size,
+                r = sym_crypt_activate_by_signed_key(vs->cd, name, (const char *) v->root_hash, v->root_hash_size,
                                                  (const char *) v->signature, v->signature_size, CRYPT_ACTIVATE_READONLY);
         if (r < 0)
-                r = crypt_activate_by_volume_key(vs->cd, name, (const char *) v->root_hash, v->root_hash_size,
+                r = sym_crypt_activate_by_volume_key(vs->cd, name, (const char *) v->root_hash, v->root_hash_size,
                                                  CRYPT_ACTIVATE_READONLY);
         if (r == -EEXIST)
                 return sx_error(r, "%s: device-mapper device %s appeared concurrently", label, name);
@@ -309,6 +353,11 @@ int verity_setup_activate(const DissectedImage *m, const VerityData *v, VeritySe
 }
 
 int verity_setup_deactivate(const char *name, bool deferred) {
+        int r;
+
         assert(name);
-        return crypt_deactivate_by_name(NULL, name, deferred ? CRYPT_DEACTIVATE_DEFERRED : 0);
+        r = dlopen_cryptsetup(NULL);
+        if (r < 0)
+                return r;
+        return sym_crypt_deactivate_by_name(NULL, name, deferred ? CRYPT_DEACTIVATE_DEFERRED : 0);
 }

@@ -5,8 +5,9 @@
  * the hash tree's superblock, the userspace check of a whole data area, dm-verity activation,
  * reuse and removal. verity.c decides what to open and how; this file only does it. Without
  * libcryptsetup the stubs below stand in: verity_setup_supported() fails with a message, and
- * nothing else is reached. Loading libcryptsetup with dlopen() later is a change to verity-setup.c
- * alone: verity_setup_supported() is where it loads, and callers already cope with its failing. */
+ * nothing else is reached. With it, libcryptsetup.so.12 is dlopen()ed in verity_setup_supported()
+ * (and verity_setup_deactivate()): a missing library fails there with one message naming it, and
+ * callers already cope with its failing. */
 
 #include "verity-internal.h"
 

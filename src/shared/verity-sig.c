@@ -5,26 +5,146 @@
  * meson finds libcrypto; verity-sig.h has the stand-ins otherwise. The signature comes from the
  * image and is hostile; the certificates are trust anchors, not chains. */
 
-#include <ctype.h>
-
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/x509.h>
 
+#include "dlopen-util.h"
 #include "verity-sig.h"
+
+/* libcrypto is loaded on first use (dlopen-util.h), under the soname of the headers we build
+ * against (Debian 12: OpenSSL 3, libcrypto.so.3). Every OpenSSL function this file calls, also
+ * through the headers' macros (sk_X509_*(), BIO_get_mem_data(), PKCS7_type_is_signed(),
+ * EVP_get_digestbyobj()), is redirected to a pointer below, so the code reads as plain OpenSSL and
+ * a call the table misses fails to link rather than loading libcrypto at start-up. */
+#define LIBCRYPTO_SONAME "libcrypto.so.3"
+
+static void *libcrypto_dl;
+static typeof(BIO_ctrl) *sym_BIO_ctrl;
+static typeof(BIO_free) *sym_BIO_free;
+static typeof(BIO_new) *sym_BIO_new;
+static typeof(BIO_new_mem_buf) *sym_BIO_new_mem_buf;
+static typeof(BIO_s_mem) *sym_BIO_s_mem;
+static typeof(ERR_clear_error) *sym_ERR_clear_error;
+static typeof(ERR_pop_to_mark) *sym_ERR_pop_to_mark;
+static typeof(ERR_set_mark) *sym_ERR_set_mark;
+static typeof(EVP_MD_fetch) *sym_EVP_MD_fetch;
+static typeof(EVP_MD_free) *sym_EVP_MD_free;
+static typeof(EVP_get_digestbyname) *sym_EVP_get_digestbyname;
+static typeof(EVP_sha256) *sym_EVP_sha256;
+static typeof(OBJ_nid2sn) *sym_OBJ_nid2sn;
+static typeof(OBJ_obj2nid) *sym_OBJ_obj2nid;
+static typeof(OPENSSL_sk_find) *sym_OPENSSL_sk_find;
+static typeof(OPENSSL_sk_free) *sym_OPENSSL_sk_free;
+static typeof(OPENSSL_sk_new_null) *sym_OPENSSL_sk_new_null;
+static typeof(OPENSSL_sk_num) *sym_OPENSSL_sk_num;
+static typeof(OPENSSL_sk_pop_free) *sym_OPENSSL_sk_pop_free;
+static typeof(OPENSSL_sk_push) *sym_OPENSSL_sk_push;
+static typeof(OPENSSL_sk_value) *sym_OPENSSL_sk_value;
+static typeof(PEM_read_bio_X509) *sym_PEM_read_bio_X509;
+static typeof(PKCS7_free) *sym_PKCS7_free;
+static typeof(PKCS7_get0_signers) *sym_PKCS7_get0_signers;
+static typeof(PKCS7_verify) *sym_PKCS7_verify;
+static typeof(X509_NAME_print_ex) *sym_X509_NAME_print_ex;
+static typeof(X509_digest) *sym_X509_digest;
+static typeof(X509_free) *sym_X509_free;
+static typeof(X509_get_subject_name) *sym_X509_get_subject_name;
+static typeof(d2i_PKCS7) *sym_d2i_PKCS7;
+
+static const DlopenSymbol libcrypto_symbols[] = {
+        DLSYM(BIO_ctrl),
+        DLSYM(BIO_free),
+        DLSYM(BIO_new),
+        DLSYM(BIO_new_mem_buf),
+        DLSYM(BIO_s_mem),
+        DLSYM(ERR_clear_error),
+        DLSYM(ERR_pop_to_mark),
+        DLSYM(ERR_set_mark),
+        DLSYM(EVP_MD_fetch),
+        DLSYM(EVP_MD_free),
+        DLSYM(EVP_get_digestbyname),
+        DLSYM(EVP_sha256),
+        DLSYM(OBJ_nid2sn),
+        DLSYM(OBJ_obj2nid),
+        DLSYM(OPENSSL_sk_find),
+        DLSYM(OPENSSL_sk_free),
+        DLSYM(OPENSSL_sk_new_null),
+        DLSYM(OPENSSL_sk_num),
+        DLSYM(OPENSSL_sk_pop_free),
+        DLSYM(OPENSSL_sk_push),
+        DLSYM(OPENSSL_sk_value),
+        DLSYM(PEM_read_bio_X509),
+        DLSYM(PKCS7_free),
+        DLSYM(PKCS7_get0_signers),
+        DLSYM(PKCS7_verify),
+        DLSYM(X509_NAME_print_ex),
+        DLSYM(X509_digest),
+        DLSYM(X509_free),
+        DLSYM(X509_get_subject_name),
+        DLSYM(d2i_PKCS7),
+};
+
+#define BIO_ctrl sym_BIO_ctrl
+#define BIO_free sym_BIO_free
+#define BIO_new sym_BIO_new
+#define BIO_new_mem_buf sym_BIO_new_mem_buf
+#define BIO_s_mem sym_BIO_s_mem
+#define ERR_clear_error sym_ERR_clear_error
+#define ERR_pop_to_mark sym_ERR_pop_to_mark
+#define ERR_set_mark sym_ERR_set_mark
+#define EVP_MD_fetch sym_EVP_MD_fetch
+#define EVP_MD_free sym_EVP_MD_free
+#define EVP_get_digestbyname sym_EVP_get_digestbyname
+#define EVP_sha256 sym_EVP_sha256
+#define OBJ_nid2sn sym_OBJ_nid2sn
+#define OBJ_obj2nid sym_OBJ_obj2nid
+#define OPENSSL_sk_find sym_OPENSSL_sk_find
+#define OPENSSL_sk_free sym_OPENSSL_sk_free
+#define OPENSSL_sk_new_null sym_OPENSSL_sk_new_null
+#define OPENSSL_sk_num sym_OPENSSL_sk_num
+#define OPENSSL_sk_pop_free sym_OPENSSL_sk_pop_free
+#define OPENSSL_sk_push sym_OPENSSL_sk_push
+#define OPENSSL_sk_value sym_OPENSSL_sk_value
+#define PEM_read_bio_X509 sym_PEM_read_bio_X509
+#define PKCS7_free sym_PKCS7_free
+#define PKCS7_get0_signers sym_PKCS7_get0_signers
+#define PKCS7_verify sym_PKCS7_verify
+#define X509_NAME_print_ex sym_X509_NAME_print_ex
+#define X509_digest sym_X509_digest
+#define X509_free sym_X509_free
+#define X509_get_subject_name sym_X509_get_subject_name
+#define d2i_PKCS7 sym_d2i_PKCS7
+
+static int dlopen_libcrypto(void) {
+        return dlopen_many(&libcrypto_dl, LIBCRYPTO_SONAME, "to check verity signatures", libcrypto_symbols,
+                           ELEMENTSOF(libcrypto_symbols));
+}
 
 #define CERT_FILE_MAX (1024U * 1024U)
 /* base64: every 4 characters carry 3 bytes; at most 2 '=' pad the last group. */
 #define BASE64_GROUP_CHARS 4U
 #define BASE64_GROUP_BYTES 3U
 #define BASE64_PAD_MAX 2U
+#define BASE64_BITS 6U
 
+static int base64_value(char c) {
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Our own decoder, not EVP_DecodeBlock(): reading the signature partition must not load libcrypto
+ * before verity_sig_verify() needs it (and then with the image's name in a failure). */
 int verity_sig_base64_decode(const char *s, uint8_t **ret, size_t *ret_size) {
         _cleanup_free_ uint8_t *b = NULL;
-        size_t l, pad = 0;
-        int n;
+        size_t l, pad = 0, n = 0;
+        uint32_t acc = 0;
 
         assert(s && ret && ret_size);
         l = strlen(s);
@@ -32,17 +152,22 @@ int verity_sig_base64_decode(const char *s, uint8_t **ret, size_t *ret_size) {
                 return -EINVAL;
         while (pad < BASE64_PAD_MAX && s[l - 1 - pad] == '=')
                 pad++;
-        for (size_t i = 0; i < l - pad; i++)
-                if (!isalnum((unsigned char) s[i]) && s[i] != '+' && s[i] != '/')
-                        return -EINVAL;
         b = malloc(l / BASE64_GROUP_CHARS * BASE64_GROUP_BYTES + 1);
         if (!b)
                 return -ENOMEM;
-        /* EVP_DecodeBlock() counts the padding as zero bytes: take them off again. */
-        n = EVP_DecodeBlock(b, (const unsigned char *) s, (int) l);
-        if (n < 0 || (size_t) n != l / BASE64_GROUP_CHARS * BASE64_GROUP_BYTES || (size_t) n < pad + 1)
+        for (size_t i = 0; i < l; i++) {
+                int v = i < l - pad ? base64_value(s[i]) : 0;
+
+                if (v < 0)
+                        return -EINVAL;
+                acc = acc << BASE64_BITS | (uint32_t) v;
+                if (i % BASE64_GROUP_CHARS == BASE64_GROUP_CHARS - 1)
+                        for (int k = BASE64_GROUP_BYTES - 1; k >= 0; k--)
+                                b[n++] = (uint8_t) (acc >> (k * 8));
+        }
+        if (n < pad + 1)
                 return -EINVAL;
-        *ret_size = (size_t) n - pad;
+        *ret_size = n - pad;
         *ret = TAKE_PTR(b);
         return 0;
 }
@@ -255,6 +380,9 @@ int verity_sig_verify(VeritySettings *s, const char *root) {
         int r;
 
         assert(s);
+        r = dlopen_libcrypto();
+        if (r < 0)
+                return sx_error_prefix(r, "%s", s->image_path);
         r = load_trusted_certs(root, &t);
         if (r < 0)
                 return r;

@@ -2,7 +2,8 @@
 #pragma once
 
 /* verity-sig.c: what needs OpenSSL (libcrypto), built only when meson found it. Without it the
- * stubs below stand in, so callers need no #if of their own. */
+ * stubs below stand in, so callers need no #if of their own. With it, libcrypto.so.3 is dlopen()ed
+ * by verity_sig_verify() only; the base64 decoder is our own and needs no library. */
 
 #include "verity-internal.h"
 

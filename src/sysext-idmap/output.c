@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 #include <time.h>
 
+#include "id128-util.h"
 #include "output.h"
 #include "table.h"
 
@@ -145,9 +146,9 @@ static json_object *partition_json(PartitionDesignator d, const DissectedPartiti
         json_object_object_add(o, "designator", json_object_new_string(partition_designator_to_string(d)));
         json_object_object_add(o, "partno", p->partno > 0 ? json_object_new_int(p->partno) : NULL);
         json_object_object_add(o, "typeUuid",
-                               sd_id128_is_null(p->type_uuid) ? NULL : json_object_new_string(sd_id128_to_uuid_string(p->type_uuid, uuid)));
+                               sd_id128_is_null(p->type_uuid) ? NULL : json_object_new_string(id128_to_uuid_string(p->type_uuid, uuid)));
         json_object_object_add(o, "partitionUuid",
-                               sd_id128_is_null(p->uuid) ? NULL : json_object_new_string(sd_id128_to_uuid_string(p->uuid, uuid)));
+                               sd_id128_is_null(p->uuid) ? NULL : json_object_new_string(id128_to_uuid_string(p->uuid, uuid)));
         json_object_object_add(o, "fstype", json_string_or_null(p->fstype));
         json_object_object_add(o, "architecture", json_string_or_null(p->architecture));
         json_object_object_add(o, "label", json_string_or_null(p->label));
@@ -243,8 +244,8 @@ static int dissect_print_text(const Extension *e, bool legend) {
                 if (table_add_row(&t, (char *[]) {
                                 strdup(partition_designator_to_string(d)),
                                 partno,
-                                strdup(sd_id128_is_null(p->type_uuid) ? "-" : sd_id128_to_uuid_string(p->type_uuid, u1)),
-                                strdup(sd_id128_is_null(p->uuid) ? "-" : sd_id128_to_uuid_string(p->uuid, u2)),
+                                strdup(sd_id128_is_null(p->type_uuid) ? "-" : id128_to_uuid_string(p->type_uuid, u1)),
+                                strdup(sd_id128_is_null(p->uuid) ? "-" : id128_to_uuid_string(p->uuid, u2)),
                                 strdup(p->fstype ?: "-"),
                                 strdup(p->architecture ?: "-"),
                                 strdup(format_bytes(buf, sizeof(buf), p->size)),

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 
 #include "dissect.h"
+#include "id128-util.h"
 #include "loop.h"
 #include "test-helpers.h"
 #include "version.h"
@@ -578,7 +579,7 @@ static void test_repart(void) {
 
                 if (sscanf(strchr(line, ':') ? strchr(line, ':') + 1 : "", " start= %llu, size= %llu, type=%63[^,], uuid=%63[^,]",
                            &start, &size, type, uuid) != 4 ||
-                    sd_id128_from_string(type, &t) < 0 || sd_id128_from_string(uuid, &u) < 0)
+                    id128_from_string(type, &t) < 0 || id128_from_string(uuid, &u) < 0)
                         continue;
                 for (int d = 0; d < _PARTITION_DESIGNATOR_MAX; d++) {
                         const DissectedPartition *p = &m->partitions[d];

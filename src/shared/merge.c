@@ -339,7 +339,7 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
         size_t n_images = 0, i;
         int r;
 
-        r = image_discover(c->root, &images, &n_images);
+        r = image_discover_in(c->root, image_class_info(c->image_class)->search_dirs, &images, &n_images);
         if (r < 0)
                 return r;
         for (i = 0; i < n_images; i++) {
@@ -371,6 +371,7 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
 static int collect_extensions(const MergeContext *c, const HostInfo *host, Extension ***ret, size_t *ret_n) {
         ExtensionOptions o = {
                 .host = host,
+                .image_class = c->image_class,
                 .force = c->force,
                 .mount = true,
                 .policy = c->policy,
@@ -462,6 +463,7 @@ static int meta_write(const MergeSession *s, Plan *p, const bool *used) {
         }
         MarkersInfo m = {
                 .origin = s->c->origin,
+                .image_class = s->c->image_class,
                 .hierarchy = p->hierarchy,
                 .root = root_is_host(s->root) ? "/" : s->root,
                 .idmap_spec = session_idmap_spec(s),
@@ -914,9 +916,10 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
         /* overlayfs checks its own mount's flags on open and exec, not the layers': what an image
          * asks for (ExtensionImages= options) or a mapping implies goes on the overlay. Device
          * nodes never work through /usr, as with systemd-sysext (MS_NODEV); setuid binaries do
-         * unless a user's command runs on the overlay (run --user, --idmap=user:NAME). */
+         * unless a user's command runs on the overlay (run --user, --idmap=user:NAME); a confext's
+         * /etc is also nosuid,noexec (the class's overlay_attrs). */
         bool untrusted = s->c->untrusted || (s->idmap && s->idmap->untrusted);
-        uint64_t attrs = MOUNT_ATTR_NODEV | (untrusted ? MOUNT_ATTR_NOSUID : 0);
+        uint64_t attrs = image_class_info(s->c->image_class)->overlay_attrs | (untrusted ? MOUNT_ATTR_NOSUID : 0);
         for (size_t i = 0; i < s->n_exts; i++)
                 attrs |= s->exts[i]->mount_attrs[0] | s->exts[i]->mount_attrs[1];
         return plans_build_overlays(plans, n, attrs, &fallback);

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "idmap.h"
+#include "image-class.h"
 #include "markers.h"
 #include "policy.h"
 #include "util.h"
@@ -35,6 +36,7 @@ typedef struct ImageSource {
 } ImageSource;
 
 typedef struct MergeContext {
+        ImageClass image_class;         /* sysext (/usr, /opt) or confext (/etc): image-class.h */
         const char *root;               /* NULL or "/" = the host */
         char **hierarchies;             /* absolute paths relative to root: "/usr", "/opt" */
         Idmap *idmap;                   /* NULL = identity */

@@ -28,6 +28,7 @@ static size_t arg_n_images = 0;
 static bool arg_discover = false;
 static PrivateUsersSpec arg_private_users = { .mode = PRIVATE_USERS_NO };
 static const char *arg_user = NULL;
+static ImageClass arg_class = IMAGE_CLASS_SYSEXT;      /* the invocation name's, or --class= */
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -45,7 +46,10 @@ static void print_notice(const char *m, void *userdata) {
 
 /* The environment is the caller's: read here, in the CLI, never in the library (test-hooks.h). */
 static int cli_hierarchies(char ***ret) {
-        return hierarchies_parse(secure_getenv("SYSTEMD_SYSEXT_HIERARCHIES"), "SYSTEMD_SYSEXT_HIERARCHIES", ret);
+        const ImageClassInfo *cls = image_class_info(arg_class);
+        const char *e = secure_getenv(cls->hierarchies_env);
+
+        return hierarchies_parse(e ?: cls->default_hierarchies, cls->hierarchies_env, ret);
 }
 
 /* images: the verb's arguments (NULL = discover); the context borrows the strings. */
@@ -64,6 +68,7 @@ static int make_context(MergeContext *c, char **images) {
                 for (size_t i = 0; i < n; i++)
                         sources[i] = (ImageSource) { .path = images[i] };
         }
+        c->image_class = arg_class;
         c->root = arg_root;
         c->idmap = arg_idmap;
         c->images = sources;
@@ -85,6 +90,7 @@ static void context_done(MergeContext *c) {
 static ExtensionOptions extension_options(const HostInfo *host, bool mount) {
         return (ExtensionOptions) {
                 .host = host,
+                .image_class = arg_class,
                 .force = arg_force,
                 .mount = mount,
                 .policy = arg_image_policy,
@@ -127,7 +133,7 @@ static int verb_list(int argc, char **argv) {
         r = host_info_load(arg_root, &host);
         if (r < 0)
                 return r;
-        r = image_discover(arg_root, &images, &n);
+        r = image_discover_in(arg_root, image_class_info(arg_class)->search_dirs, &images, &n);
         if (r < 0)
                 return r;
         r = list_open_entries(&host, images, n, &entries);
@@ -195,6 +201,8 @@ static int verb_run(int argc, char **argv) {
 
         if (geteuid() != 0)
                 return sx_error(-EPERM, "run requires root privileges (it creates mount and user namespaces).");
+        if (arg_class != IMAGE_CLASS_SYSEXT)
+                return sx_error(-EOPNOTSUPP, "run: only system extensions (--class=sysext) can be run with.");
         if (arg_root || arg_namespace_of)
                 return sx_error(-EINVAL, "run: --root= and --namespace-of= do not apply; the command gets a namespace of its own.");
         r = cli_hierarchies(&hierarchies);
@@ -244,14 +252,16 @@ static int verb_status(int argc, char **argv) {
 /* ---- CLI ---- */
 
 static void help(void) {
-        printf("sysext-idmap [OPTIONS...] COMMAND ...\n\n"
-               "Merge system extension images into /usr/ and /opt/, each image an idmapped layer.\n\n"
+        const ImageClassInfo *cls = image_class_info(arg_class);
+
+        printf("%s [OPTIONS...] COMMAND ...\n\n"
+               "Merge %s into %s, each image an idmapped layer.\n\n"
                "Commands:\n"
                "  status                 Show current merge status (default)\n"
                "  list                   List discovered extension images\n"
                "  dissect IMAGE          Show partitions and extension-release of an image\n"
-               "  merge [IMAGE...]       Merge extensions into /usr/ and /opt/\n"
-               "  unmerge                Unmerge extensions from /usr/ and /opt/\n"
+               "  merge [IMAGE...]       Merge extensions into %s\n"
+               "  unmerge                Unmerge extensions from %s\n"
                "  refresh [IMAGE...]     Atomically replace the merge with the current extensions\n"
                "  run [OPTIONS] -- CMD...\n"
                "                         Run a command in a mount namespace of its own whose /usr/\n"
@@ -275,6 +285,9 @@ static void help(void) {
                "     --validate          dissect: check the image against the policy, do not mount\n"
                "     --namespace-of=PID  merge/unmerge/refresh/status in that process's mount\n"
                "                         namespace, idmapped into its user namespace\n"
+               "     --class=sysext|confext\n"
+               "                         System extensions (/usr/, /opt/) or configuration\n"
+               "                         extensions (/etc/); confext-idmap is --class=confext\n"
                "     --debug             Show debug messages\n\n"
                "Options for run:\n"
                "     --image=[-]PATH[:PARTITION:OPTIONS]\n"
@@ -283,7 +296,8 @@ static void help(void) {
                "     --private-users=no|pick|INSIDE:OUTSIDE:COUNT|userns:PATH\n"
                "                         User namespace of the command; layers are idmapped into it\n"
                "     --user=NAME         Run as NAME, layers mapped user:NAME (nosuid,nodev)\n\n"
-               "See the sysext-idmap(1) man page for details.\n");
+               "See the sysext-idmap(1) man page for details.\n",
+               cls->program, cls->what, cls->where, cls->where, cls->where);
 }
 
 enum {
@@ -304,6 +318,7 @@ enum {
         ARG_DISCOVER,
         ARG_PRIVATE_USERS,
         ARG_USER,
+        ARG_CLASS,
 };
 
 /* "--root" for a long option's value, "-h" for a short one: how messages name an option. */
@@ -339,6 +354,7 @@ static int parse_argv(int argc, char **argv) {
                 { "discover",  no_argument,       NULL, ARG_DISCOVER  },
                 { "private-users", required_argument, NULL, ARG_PRIVATE_USERS },
                 { "user",      required_argument, NULL, ARG_USER      },
+                { "class",     required_argument, NULL, ARG_CLASS     },
                 {}
         };
         int c;
@@ -436,6 +452,11 @@ static int parse_argv(int argc, char **argv) {
                 case ARG_USER:
                         arg_user = optarg;
                         break;
+                case ARG_CLASS:
+                        arg_class = image_class_from_string(optarg);
+                        if (arg_class < 0)
+                                return sx_error(-EINVAL, "--class=: unknown image class '%s' (sysext, confext)", optarg);
+                        break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
                         if (idmap_parse_number(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
@@ -456,6 +477,16 @@ static int parse_argv(int argc, char **argv) {
                         return -EINVAL;
                 }
         return 1;
+}
+
+/* A class's own default image policy, unless --image-policy= named one. */
+static int class_default_policy(void) {
+        const char *p = image_class_info(arg_class)->default_image_policy;
+
+        if (arg_image_policy || !p)
+                return 1;
+        int r = image_policy_from_string(p, &arg_image_policy);
+        return r < 0 ? r : 1;
 }
 
 typedef struct Verb {
@@ -502,7 +533,11 @@ int main(int argc, char **argv) {
 #endif
         if (d && (streq(d, "1") || streq(d, "yes") || streq(d, "true")))
                 sx_debug_enabled = true;
+        /* As systemd-confext is systemd-sysext under another name. */
+        arg_class = image_class_from_program(argv[0]);
         r = parse_argv(argc, argv);
+        if (r > 0)
+                r = class_default_policy();
         if (r <= 0) {
                 if (r < 0)
                         log_error_last(r);

@@ -141,7 +141,7 @@ static void expect_check(const char *label, const char *ext_s, const char *host_
         _cleanup_free_ char *reason = NULL;
         int r;
 
-        r = extension_release_check("foo", ext, host, scope, &reason);
+        r = extension_release_check(IMAGE_CLASS_SYSEXT, "foo", ext, host, scope, &reason);
         CHECK(r == expected && (expected != 0 || (reason && strstr(reason, needle))),
               "check %s: r=%d reason \"%s\"", label, r, strna(reason));
 }
@@ -200,7 +200,7 @@ static void test_check(void) {
                      "ARCHITECTURE=nope");
 
         _cleanup_(release_file_freep) ReleaseFile *ext = parse(debian), *noid = parse("VERSION_ID=12\n");
-        CHECK(extension_release_check("foo", ext, noid, "system", NULL) == -EINVAL, "check: host without ID is an error");
+        CHECK(extension_release_check(IMAGE_CLASS_SYSEXT, "foo", ext, noid, "system", NULL) == -EINVAL, "check: host without ID is an error");
 }
 
 /* ---- loading from a tree ---- */
@@ -228,7 +228,7 @@ static int load(const char *sub, bool usr_only, const char *name, ReleaseFile **
         _cleanup_close_ int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
         sx_clear_error();
-        return extension_release_load(fd, usr_only, name, ret, ret_path);
+        return extension_release_load(fd, usr_only, IMAGE_CLASS_SYSEXT, name, ret, ret_path);
 }
 
 static void test_load(void) {

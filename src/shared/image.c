@@ -169,10 +169,114 @@ static int image_new(const char *name, const char *version, const char *path, Im
         return 0;
 }
 
+/* ---- versioned directories (vpick.h) ---- */
+
+typedef struct VpickBest {
+        VpickCandidate c;
+        char *name;
+        int fd;                 /* O_PATH, opened beneath the root like any other entry */
+        struct stat st;
+} VpickBest;
+
+static void vpick_best_done(VpickBest *b) {
+        vpick_candidate_done(&b->c);
+        free(b->name);
+        safe_close(b->fd);
+}
+
+/* One entry of a .v directory: opened beneath the root (a symlink in it cannot lead out of the root,
+ * which is a home directory for the PAM module's user images), kept if it beats the best so far. */
+static int vdir_consider(int root_fd, const char *rel, const char *fn, const char *base, bool raw_only, VpickBest *best) {
+        _cleanup_free_ char *p = strjoin(rel, "/", fn);
+        _cleanup_close_ int fd = -EBADF;
+        VpickCandidate c;
+        struct stat st;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        fd = openat_beneath(root_fd, p, O_PATH, true);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                sx_debug("%s: cannot open, ignoring", p);
+                return 0;
+        }
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+                return 0;
+        r = vpick_parse(fn, S_ISDIR(st.st_mode), base, raw_only, native_architecture(), &c);
+        if (r <= 0) {
+                if (r == 0)
+                        sx_debug("%s: not a usable version of '%s' on this machine, ignoring", p, base);
+                return r;
+        }
+        if (best->name && vpick_compare(&c, fn, &best->c, best->name) <= 0) {
+                vpick_candidate_done(&c);
+                return 0;
+        }
+        vpick_best_done(best);
+        *best = (VpickBest) { .c = c, .name = strdup(fn), .fd = TAKE_FD(fd), .st = st };
+        return best->name ? 0 : -ENOMEM;
+}
+
+/* NAME.v/ or NAME.raw.v/: the image NAME, at the best version in it. 1 and an image, 0 if there is
+ * none for this machine (a notice-free skip, as systemd's "without matching entry"). */
+static int image_from_vdir(int root_fd, const char *rel, const char *fn, Image **ret) {
+        _cleanup_(vpick_best_done) VpickBest best = { .fd = -EBADF };
+        _cleanup_free_ char *base = NULL, *path = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        bool raw_only;
+        int dfd, r;
+
+        r = vpick_dir_pattern(fn, &base, &raw_only);
+        if (r == -ENOMEM)
+                return r;
+        dfd = r < 0 ? r : openat_beneath(root_fd, rel, O_RDONLY | O_DIRECTORY, true);
+        if (dfd < 0) {
+                sx_debug("%s: not a versioned directory (%s), ignoring", rel, strerror(-dfd));
+                return 0;
+        }
+        d = fdopendir(dfd);
+        if (!d) {
+                safe_close(dfd);
+                return -ENOMEM;
+        }
+        for (struct dirent *de; (de = readdir(d));)
+                if (de->d_name[0] != '.' && (r = vdir_consider(root_fd, rel, de->d_name, base, raw_only, &best)) < 0)
+                        return r;
+        if (!best.name) {
+                sx_debug("%s: versioned directory without an entry for this machine, ignoring", rel);
+                return 0;
+        }
+        r = fd_get_path(best.fd, &path);
+        if (r < 0)
+                return r;
+        r = image_new(base, best.c.version, path, image_type_from_mode(best.st.st_mode), false, &best.st, best.fd, ret);
+        return r < 0 ? r : 1;
+}
+
+/* An explicitly named NAME.v/ (merge, dissect): the pick is made as in discovery, with the
+ * directory holding it as the root its entries may not leave. */
+static int image_from_path_vdir(const char *path, char *copy, char *fn, Image **ret) {
+        _cleanup_close_ int parent_fd = -EBADF;
+        int r;
+
+        if (fn == copy)
+                parent_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        else {
+                fn[-1] = 0;
+                parent_fd = open(fn - 1 == copy ? "/" : copy, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (parent_fd < 0)
+                return sx_error(negative_errno(), "%s: cannot open its directory: %m", path);
+        r = image_from_vdir(parent_fd, fn, fn, ret);
+        if (r == 0)
+                return sx_error(-ENOENT, "%s: versioned directory without a version for this machine", path);
+        return r < 0 ? sx_error_fallback(r, "%s: %m", path) : 0;
+}
+
 int image_from_path(const char *path, Image **ret) {
         _cleanup_free_ char *copy = NULL, *name = NULL, *version = NULL, *resolved = NULL;
         _cleanup_close_ int fd = -EBADF;
-        const char *fn;
+        char *fn;
         struct stat st;
         ImageType t;
         char *e;
@@ -195,6 +299,8 @@ int image_from_path(const char *path, Image **ret) {
         for (e = copy + strlen(copy); e > copy + 1 && e[-1] == '/'; e--)
                 e[-1] = 0;
         fn = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
+        if (t == IMAGE_DIRECTORY && endswith(fn, VPICK_DIR_SUFFIX))
+                return image_from_path_vdir(path, copy, fn, ret);
         if (t == IMAGE_RAW && !endswith(fn, ".raw"))
                 return sx_error(-EMEDIUMTYPE, "%s: regular file without .raw suffix, not an extension image", path);
         if (image_name_for_type(fn, t, &name, &version) < 0)
@@ -286,90 +392,6 @@ static bool stat_is_dev_null(const struct stat *st) {
         return S_ISCHR(st->st_mode) && st->st_rdev == makedev(1, 3);
 }
 
-/* ---- versioned directories (vpick.h) ---- */
-
-typedef struct VpickBest {
-        VpickCandidate c;
-        char *name;
-        int fd;                 /* O_PATH, opened beneath the root like any other entry */
-        struct stat st;
-} VpickBest;
-
-static void vpick_best_done(VpickBest *b) {
-        vpick_candidate_done(&b->c);
-        free(b->name);
-        safe_close(b->fd);
-}
-
-/* One entry of a .v directory: opened beneath the root (a symlink in it cannot lead out of the root,
- * which is a home directory for the PAM module's user images), kept if it beats the best so far. */
-static int vdir_consider(int root_fd, const char *rel, const char *fn, const char *base, bool raw_only, VpickBest *best) {
-        _cleanup_free_ char *p = strjoin(rel, "/", fn);
-        _cleanup_close_ int fd = -EBADF;
-        VpickCandidate c;
-        struct stat st;
-        int r;
-
-        if (!p)
-                return -ENOMEM;
-        fd = openat_beneath(root_fd, p, O_PATH, true);
-        if (fd < 0 || fstat(fd, &st) < 0) {
-                sx_debug("%s: cannot open, ignoring", p);
-                return 0;
-        }
-        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-                return 0;
-        r = vpick_parse(fn, S_ISDIR(st.st_mode), base, raw_only, native_architecture(), &c);
-        if (r <= 0) {
-                if (r == 0)
-                        sx_debug("%s: not a usable version of '%s' on this machine, ignoring", p, base);
-                return r;
-        }
-        if (best->name && vpick_compare(&c, fn, &best->c, best->name) <= 0) {
-                vpick_candidate_done(&c);
-                return 0;
-        }
-        vpick_best_done(best);
-        *best = (VpickBest) { .c = c, .name = strdup(fn), .fd = TAKE_FD(fd), .st = st };
-        return best->name ? 0 : -ENOMEM;
-}
-
-/* NAME.v/ or NAME.raw.v/: the image NAME, at the best version in it. 1 and an image, 0 if there is
- * none for this machine (a notice-free skip, as systemd's "without matching entry"). */
-static int image_from_vdir(const char *root, int root_fd, const char *rel, const char *fn, Image **ret) {
-        _cleanup_(vpick_best_done) VpickBest best = { .fd = -EBADF };
-        _cleanup_free_ char *base = NULL, *path = NULL;
-        _cleanup_(closedirp) DIR *d = NULL;
-        bool raw_only;
-        int dfd, r;
-
-        r = vpick_dir_pattern(fn, &base, &raw_only);
-        if (r == -ENOMEM)
-                return r;
-        dfd = r < 0 ? r : openat_beneath(root_fd, rel, O_RDONLY | O_DIRECTORY, true);
-        if (dfd < 0) {
-                sx_debug("%s: not a versioned directory (%s), ignoring", rel, strerror(-dfd));
-                return 0;
-        }
-        d = fdopendir(dfd);
-        if (!d) {
-                safe_close(dfd);
-                return -ENOMEM;
-        }
-        for (struct dirent *de; (de = readdir(d));)
-                if (de->d_name[0] != '.' && (r = vdir_consider(root_fd, rel, de->d_name, base, raw_only, &best)) < 0)
-                        return r;
-        if (!best.name) {
-                sx_debug("%s: versioned directory without an entry for this machine, ignoring", rel);
-                return 0;
-        }
-        r = fd_get_path(best.fd, &path);
-        if (r < 0)
-                return r;
-        r = image_new(base, best.c.version, path, image_type_from_mode(best.st.st_mode), false, &best.st, best.fd, ret);
-        return r < 0 ? r : 1;
-}
-
 /* Looks at one entry of a search directory. Returns 1 and an Image, or 0 if it is not an image. */
 static int image_from_entry(const char *root, int root_fd, int dfd, const char *dir, const char *fn, Image **ret) {
         _cleanup_free_ char *rel = NULL, *name = NULL, *version = NULL, *path = NULL;
@@ -385,7 +407,7 @@ static int image_from_entry(const char *root, int root_fd, int dfd, const char *
         if (!rel)
                 return -ENOMEM;
         if (endswith(fn, VPICK_DIR_SUFFIX))
-                return image_from_vdir(root, root_fd, rel, fn, ret);
+                return image_from_vdir(root_fd, rel, fn, ret);
         /* A symlink to /dev/null masks; check the link text, since the root may have no /dev. */
         n = readlinkat(dfd, fn, target, sizeof(target) - 1);
         masked = n == STRLEN("/dev/null") && memcmp(target, "/dev/null", STRLEN("/dev/null")) == 0;

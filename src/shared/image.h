@@ -45,7 +45,8 @@ const char *image_type_to_string(ImageType t);
 int image_name_parse(const char *filename, bool is_dir, char **ret_name, char **ret_version);
 bool image_name_is_valid(const char *name);
 
-/* Build an Image from an explicit path (CLI arguments: merge IMAGE…, dissect IMAGE). */
+/* Build an Image from an explicit path (CLI arguments: merge IMAGE…, dissect IMAGE); a NAME.v/ or
+ * NAME.raw.v/ directory is its picked version, as in discovery. */
 int image_from_path(const char *path, Image **ret);
 
 /* Discover all system extension images below root (NULL = "/"). Masked names are included with masked=true, so that

@@ -96,6 +96,15 @@ wait_loops_settled
 assert_state_unchanged "$SCRATCH/before" "merge, refresh, unmerge"
 assert_no_scratch_loops
 
+log "an explicitly named .v directory"
+assert_ok "$SYSEXT_IDMAP" --root="$R" merge "$E/r.raw.v"
+assert_contains "$(cat "$R/usr/share/r/which")" "r_5_" "merge r.raw.v: its picked version"
+assert_eq "$(merged_exts "$R" /usr)" "r" "merge r.raw.v: named r"
+assert_ok "$SYSEXT_IDMAP" --root="$R" unmerge
+mkdir -p "$SCRATCH/none.v"
+assert_fail "$SYSEXT_IDMAP" --root="$R" merge "$SCRATCH/none.v"
+assert_one_stderr_line "versioned directory without a version for this machine"
+
 log "bad entries are not images, and not errors"
 echo junk >"$E/junk.v"
 mkdir -p "$E/x.raw.v" && mkdir -p "$E/x.raw.v/x_1.raw" && echo x >"$E/x.raw.v/x_2"

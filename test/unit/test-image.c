@@ -439,6 +439,19 @@ static void test_vpick_discover(void) {
         i = find(l, n, "a");
         CHECK(i && path_is(i, "run/extensions/a.raw"), "an earlier search directory wins over a .v directory");
         image_array_free(l, n);
+        {
+                _cleanup_free_ char *p = at("var/lib/extensions/r.raw.v/"), *e = at("var/lib/extensions/e.v");
+                Image *img = NULL;
+
+                r = image_from_path(p, &img);
+                CHECK(r == 0 && img && streq(img->name, "r") && streq(strna(img->version), "2") &&
+                      path_is(img, "var/lib/extensions/r.raw.v/r_2.raw"), "image_from_path(r.raw.v/): r_2.raw (r=%d)", r);
+                img = image_free(img);
+                sx_clear_error();
+                r = image_from_path(e, &img);
+                CHECK(r == -ENOENT && !img && strstr(strna(sx_last_error()), "without a version for this machine"),
+                      "image_from_path(e.v): no version: %s", strna(sx_last_error()));
+        }
         free(root);
         root = TAKE_PTR(saved);
 }

@@ -202,7 +202,7 @@ static int verb_run(int argc, char **argv) {
         if (geteuid() != 0)
                 return sx_error(-EPERM, "run requires root privileges (it creates mount and user namespaces).");
         if (arg_class != IMAGE_CLASS_SYSEXT)
-                return sx_error(-EOPNOTSUPP, "run: only system extensions (--class=sysext) can be run with.");
+                return sx_error(-EOPNOTSUPP, "run: only system extensions can be used (not --class=confext).");
         if (arg_root || arg_namespace_of)
                 return sx_error(-EINVAL, "run: --root= and --namespace-of= do not apply; the command gets a namespace of its own.");
         r = cli_hierarchies(&hierarchies);

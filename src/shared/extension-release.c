@@ -492,9 +492,10 @@ static int extension_release_fallback(int image_root_fd, const char *dir, const 
         return 0;
 }
 
-int extension_release_load(int image_root_fd, bool usr_only, const char *image_name,
+int extension_release_load(int image_root_fd, bool usr_only, ImageClass class, const char *image_name,
                            ReleaseFile **ret, char **ret_path) {
-        const char *dir = usr_only ? "lib/extension-release.d" : "usr/lib/extension-release.d";
+        const ImageClassInfo *cls = image_class_info(class);
+        const char *dir = usr_only ? cls->release_dir_in_usr : cls->release_dir;
         _cleanup_free_ char *rel = NULL, *fn = NULL, *logical = NULL, *what = NULL;
         _cleanup_(release_file_freep) ReleaseFile *f = NULL;
         _cleanup_close_ int fd = -EBADF;
@@ -503,24 +504,25 @@ int extension_release_load(int image_root_fd, bool usr_only, const char *image_n
         if (!image_name_is_valid(image_name))
                 return sx_error(-EINVAL, "%s: invalid image name", strna(image_name));
         fn = strjoin("extension-release.", image_name);
-        rel = fn ? strjoin(dir, "/", fn) : NULL;
-        if (!rel)
+        rel = fn && dir ? strjoin(dir, "/", fn) : NULL;
+        if (!fn || (dir && !rel))
                 return -ENOMEM;
-        fd = openat_beneath(image_root_fd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, true);
+        /* A usr-only image has no /etc: it cannot be a configuration extension. */
+        fd = dir ? openat_beneath(image_root_fd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, true) : -ENOENT;
         if (fd == -ENOENT) {
                 free(fn);
                 fn = NULL;
-                r = extension_release_fallback(image_root_fd, dir, image_name, &fd, &fn);
+                r = dir ? extension_release_fallback(image_root_fd, dir, image_name, &fd, &fn) : -ENOENT;
                 if (r == -ENOENT)
-                        return sx_error(r, "%s: no /usr/lib/extension-release.d/extension-release.%s in image",
-                                        image_name, image_name);
+                        return sx_error(r, "%s: no /%s/extension-release.%s in image",
+                                        image_name, cls->release_dir, image_name);
                 if (r < 0)
                         return r;
         } else if (fd < 0)
-                return sx_error(fd, "%s: cannot open /usr/lib/extension-release.d/%s: %m", image_name, fn);
+                return sx_error(fd, "%s: cannot open /%s/%s: %m", image_name, cls->release_dir, fn);
 
         /* The path as the image sees it, also for a usr-only tree. */
-        logical = strjoin("/usr/lib/extension-release.d/", fn);
+        logical = strjoin("/", cls->release_dir, "/", fn);
         what = logical ? strjoin(image_name, ": ", logical) : NULL;
         if (!what)
                 return -ENOMEM;
@@ -602,9 +604,9 @@ static int refuse(char **ret_reason, const char *fmt, ...) {
         return 0;
 }
 
-static int check_scope(const ReleaseFile *ext, const char *scope, char **ret_reason) {
+static int check_scope(const ImageClassInfo *cls, const ReleaseFile *ext, const char *scope, char **ret_reason) {
         _cleanup_strv_free_ char **l = NULL;
-        const char *v = release_file_get(ext, "SYSEXT_SCOPE");
+        const char *v = release_file_get(ext, cls->scope_key);
         int r;
 
         if (!scope)
@@ -616,9 +618,9 @@ static int check_scope(const ReleaseFile *ext, const char *scope, char **ret_rea
         if (strv_contains(l, scope))
                 return 1;
         if (!v)
-                return refuse(ret_reason, "SYSEXT_SCOPE is not set (default 'system portable') and does not "
-                              "include host scope '%s'", scope);
-        return refuse(ret_reason, "SYSEXT_SCOPE=%s does not include host scope '%s'", v, scope);
+                return refuse(ret_reason, "%s is not set (default 'system portable') and does not "
+                              "include host scope '%s'", cls->scope_key, scope);
+        return refuse(ret_reason, "%s=%s does not include host scope '%s'", cls->scope_key, v, scope);
 }
 
 static int check_architecture(const ReleaseFile *ext, char **ret_reason) {
@@ -655,31 +657,33 @@ static int check_id(const ReleaseFile *ext, const ReleaseFile *host, char **ret_
         return refuse(ret_reason, "ID=%s does not match host ID=%s", id, host_id);
 }
 
-static int check_version(const ReleaseFile *ext, const ReleaseFile *host, char **ret_reason) {
-        const char *host_level = release_file_get(host, "SYSEXT_LEVEL"),
+static int check_version(const ImageClassInfo *cls, const ReleaseFile *ext, const ReleaseFile *host, char **ret_reason) {
+        const char *host_level = release_file_get(host, cls->level_key),
                 *host_version = release_file_get(host, "VERSION_ID"),
-                *level = release_file_get(ext, "SYSEXT_LEVEL"),
+                *level = release_file_get(ext, cls->level_key),
                 *version = release_file_get(ext, "VERSION_ID");
 
-        /* If both declare a sysext API level, that decides; otherwise the OS version must match, unless
+        /* If both declare an API level of the class, that decides; otherwise the OS version must match, unless
          * the host has none (rolling release). */
         if (!isempty(host_level) && !isempty(level)) {
                 if (streq(host_level, level))
                         return 1;
-                return refuse(ret_reason, "SYSEXT_LEVEL=%s does not match host SYSEXT_LEVEL=%s", level, host_level);
+                return refuse(ret_reason, "%s=%s does not match host %s=%s", cls->level_key, level,
+                              cls->level_key, host_level);
         }
         if (isempty(host_version))
                 return 1;
         if (isempty(version))
-                return refuse(ret_reason, "VERSION_ID is not set (nor a SYSEXT_LEVEL the host shares), host has "
-                              "VERSION_ID=%s", host_version);
+                return refuse(ret_reason, "VERSION_ID is not set (nor a %s the host shares), host has "
+                              "VERSION_ID=%s", cls->level_key, host_version);
         if (streq(version, host_version))
                 return 1;
         return refuse(ret_reason, "VERSION_ID=%s does not match host VERSION_ID=%s", version, host_version);
 }
 
-int extension_release_check(const char *image_name, const ReleaseFile *ext, const ReleaseFile *host,
+int extension_release_check(ImageClass class, const char *image_name, const ReleaseFile *ext, const ReleaseFile *host,
                             const char *scope, char **ret_reason) {
+        const ImageClassInfo *cls = image_class_info(class);
         int r;
 
         if (isempty(release_file_get(host, "ID")))
@@ -687,7 +691,7 @@ int extension_release_check(const char *image_name, const ReleaseFile *ext, cons
         if (!ext || strv_length(ext->pairs) == 0)
                 return refuse(ret_reason, "extension-release of %s carries no data", strna(image_name));
 
-        r = check_scope(ext, scope, ret_reason);
+        r = check_scope(cls, ext, scope, ret_reason);
         if (r <= 0)
                 return r;
         r = check_architecture(ext, ret_reason);
@@ -698,5 +702,5 @@ int extension_release_check(const char *image_name, const ReleaseFile *ext, cons
                 return r;
         if (r == 2)
                 return 1;
-        return check_version(ext, host, ret_reason);
+        return check_version(cls, ext, host, ret_reason);
 }

@@ -84,10 +84,10 @@ static int extension_read_release(Extension *e, const ExtensionOptions *o) {
         if (r > 0)
                 return sx_error(-EMEDIUMTYPE, "%s: image ships usr/lib/os-release; it is an OS image, not an extension",
                                 e->image->path);
-        r = extension_release_load(fd, usr_only, e->image->name, &e->release, &e->release_path);
+        r = extension_release_load(fd, usr_only, o->image_class, e->image->name, &e->release, &e->release_path);
         if (r < 0)
                 return fail_naming(r, e->image);
-        r = extension_release_check(e->image->name, e->release, o->host->release, o->host->scope, &e->reason);
+        r = extension_release_check(o->image_class, e->image->name, e->release, o->host->release, o->host->scope, &e->reason);
         if (r < 0)
                 return fail_naming(r, e->image);
         e->compatible = r > 0 || o->force;

@@ -47,6 +47,7 @@ void extension_array_free(Extension **v, size_t n);
 
 typedef struct ExtensionOptions {
         const HostInfo *host;
+        ImageClass image_class;         /* where its extension-release is, which keys it checks */
         bool force;             /* compatible regardless of extension-release fields */
         bool mount;             /* false: dissect and check trust only (no extension-release for raw images) */
         const ImagePolicy *policy;      /* NULL = systemd-sysext's default */

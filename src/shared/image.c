@@ -9,18 +9,13 @@
 #include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 
+#include "extension-release.h"
 #include "image.h"
 #include "mountapi.h"
 #include "version.h"
+#include "vpick.h"
 
 #define IMAGE_NAME_MAX 255
-
-const char * const image_search_dirs[] = {
-        "etc/extensions",
-        "run/extensions",
-        "var/lib/extensions",
-        NULL,
-};
 
 static const char * const image_type_table[_IMAGE_TYPE_MAX] = {
         [IMAGE_DIRECTORY] = "directory",
@@ -174,10 +169,114 @@ static int image_new(const char *name, const char *version, const char *path, Im
         return 0;
 }
 
+/* ---- versioned directories (vpick.h) ---- */
+
+typedef struct VpickBest {
+        VpickCandidate c;
+        char *name;
+        int fd;                 /* O_PATH, opened beneath the root like any other entry */
+        struct stat st;
+} VpickBest;
+
+static void vpick_best_done(VpickBest *b) {
+        vpick_candidate_done(&b->c);
+        free(b->name);
+        safe_close(b->fd);
+}
+
+/* One entry of a .v directory: opened beneath the root (a symlink in it cannot lead out of the root,
+ * which is a home directory for the PAM module's user images), kept if it beats the best so far. */
+static int vdir_consider(int root_fd, const char *rel, const char *fn, const char *base, bool raw_only, VpickBest *best) {
+        _cleanup_free_ char *p = strjoin(rel, "/", fn);
+        _cleanup_close_ int fd = -EBADF;
+        VpickCandidate c;
+        struct stat st;
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        fd = openat_beneath(root_fd, p, O_PATH, true);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                sx_debug("%s: cannot open, ignoring", p);
+                return 0;
+        }
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+                return 0;
+        r = vpick_parse(fn, S_ISDIR(st.st_mode), base, raw_only, native_architecture(), &c);
+        if (r <= 0) {
+                if (r == 0)
+                        sx_debug("%s: not a usable version of '%s' on this machine, ignoring", p, base);
+                return r;
+        }
+        if (best->name && vpick_compare(&c, fn, &best->c, best->name) <= 0) {
+                vpick_candidate_done(&c);
+                return 0;
+        }
+        vpick_best_done(best);
+        *best = (VpickBest) { .c = c, .name = strdup(fn), .fd = TAKE_FD(fd), .st = st };
+        return best->name ? 0 : -ENOMEM;
+}
+
+/* NAME.v/ or NAME.raw.v/: the image NAME, at the best version in it. 1 and an image, 0 if there is
+ * none for this machine (a notice-free skip, as systemd's "without matching entry"). */
+static int image_from_vdir(int root_fd, const char *rel, const char *fn, Image **ret) {
+        _cleanup_(vpick_best_done) VpickBest best = { .fd = -EBADF };
+        _cleanup_free_ char *base = NULL, *path = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        bool raw_only;
+        int dfd, r;
+
+        r = vpick_dir_pattern(fn, &base, &raw_only);
+        if (r == -ENOMEM)
+                return r;
+        dfd = r < 0 ? r : openat_beneath(root_fd, rel, O_RDONLY | O_DIRECTORY, true);
+        if (dfd < 0) {
+                sx_debug("%s: not a versioned directory (%s), ignoring", rel, strerror(-dfd));
+                return 0;
+        }
+        d = fdopendir(dfd);
+        if (!d) {
+                safe_close(dfd);
+                return -ENOMEM;
+        }
+        for (struct dirent *de; (de = readdir(d));)
+                if (de->d_name[0] != '.' && (r = vdir_consider(root_fd, rel, de->d_name, base, raw_only, &best)) < 0)
+                        return r;
+        if (!best.name) {
+                sx_debug("%s: versioned directory without an entry for this machine, ignoring", rel);
+                return 0;
+        }
+        r = fd_get_path(best.fd, &path);
+        if (r < 0)
+                return r;
+        r = image_new(base, best.c.version, path, image_type_from_mode(best.st.st_mode), false, &best.st, best.fd, ret);
+        return r < 0 ? r : 1;
+}
+
+/* An explicitly named NAME.v/ (merge, dissect): the pick is made as in discovery, with the
+ * directory holding it as the root its entries may not leave. */
+static int image_from_path_vdir(const char *path, char *copy, char *fn, Image **ret) {
+        _cleanup_close_ int parent_fd = -EBADF;
+        int r;
+
+        if (fn == copy)
+                parent_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        else {
+                fn[-1] = 0;
+                parent_fd = open(fn - 1 == copy ? "/" : copy, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (parent_fd < 0)
+                return sx_error(negative_errno(), "%s: cannot open its directory: %m", path);
+        r = image_from_vdir(parent_fd, fn, fn, ret);
+        if (r == 0)
+                return sx_error(-ENOENT, "%s: versioned directory without a version for this machine", path);
+        return r < 0 ? sx_error_fallback(r, "%s: %m", path) : 0;
+}
+
 int image_from_path(const char *path, Image **ret) {
         _cleanup_free_ char *copy = NULL, *name = NULL, *version = NULL, *resolved = NULL;
         _cleanup_close_ int fd = -EBADF;
-        const char *fn;
+        char *fn;
         struct stat st;
         ImageType t;
         char *e;
@@ -200,6 +299,8 @@ int image_from_path(const char *path, Image **ret) {
         for (e = copy + strlen(copy); e > copy + 1 && e[-1] == '/'; e--)
                 e[-1] = 0;
         fn = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
+        if (t == IMAGE_DIRECTORY && endswith(fn, VPICK_DIR_SUFFIX))
+                return image_from_path_vdir(path, copy, fn, ret);
         if (t == IMAGE_RAW && !endswith(fn, ".raw"))
                 return sx_error(-EMEDIUMTYPE, "%s: regular file without .raw suffix, not an extension image", path);
         if (image_name_for_type(fn, t, &name, &version) < 0)
@@ -305,6 +406,8 @@ static int image_from_entry(const char *root, int root_fd, int dfd, const char *
         rel = strjoin(dir, "/", fn);
         if (!rel)
                 return -ENOMEM;
+        if (endswith(fn, VPICK_DIR_SUFFIX))
+                return image_from_vdir(root_fd, rel, fn, ret);
         /* A symlink to /dev/null masks; check the link text, since the root may have no /dev. */
         n = readlinkat(dfd, fn, target, sizeof(target) - 1);
         masked = n == STRLEN("/dev/null") && memcmp(target, "/dev/null", STRLEN("/dev/null")) == 0;
@@ -407,7 +510,7 @@ static int image_cmp(const void *a, const void *b) {
 }
 
 int image_discover(const char *root, Image ***ret_images, size_t *ret_n) {
-        return image_discover_in(root, image_search_dirs, ret_images, ret_n);
+        return image_discover_in(root, image_class_info(IMAGE_CLASS_SYSEXT)->search_dirs, ret_images, ret_n);
 }
 
 int image_discover_in(const char *root, const char * const *dirs, Image ***ret_images, size_t *ret_n) {
@@ -451,6 +554,14 @@ static char *image_parent(const Image *img) {
         return dir;
 }
 
+/* Is dir a NAME.v directory right inside parent? */
+static bool vdir_in(const char *dir, const char *parent) {
+        size_t n = strlen(parent);
+
+        return strncmp(dir, parent, n) == 0 && dir[n] == '/' && !strchr(dir + n + 1, '/') &&
+                endswith(dir, VPICK_DIR_SUFFIX);
+}
+
 int image_is_root_controlled(const Image *img, const char *system_dir, char **ret_why) {
         _cleanup_free_ char *dir = image_parent(img), *target = NULL, *canonical = realpath(system_dir, NULL);
         _cleanup_close_ int fd = -EBADF;
@@ -462,6 +573,16 @@ int image_is_root_controlled(const Image *img, const char *system_dir, char **re
         assert(ret_why);
         if (!dir)
                 return -ENOMEM;
+        /* A version picked from a .v directory lies one level further down: that directory must be
+         * root's too, then it counts as lying in system_dir. */
+        if (canonical && vdir_in(dir, canonical)) {
+                r = path_is_root_controlled(dir, NULL, ret_why);
+                if (r < 0)
+                        return asprintf_safe(ret_why, "cannot check who may change it: %s", strerror(-r)) < 0 ? -ENOMEM : 0;
+                if (r == 0)
+                        return 0;
+                dir[strlen(canonical)] = 0;
+        }
         if (!canonical || !streq(dir, canonical))
                 return asprintf_safe(ret_why, "it is reached through a symlink out of %s", system_dir) < 0 ? -ENOMEM : 0;
         r = path_is_root_controlled(dir, NULL, ret_why);

@@ -4,7 +4,8 @@
 #include "util.h"
 
 /* Discovery of extension images, as systemd-sysext does it: search directories in order, the
- * first directory that has a name wins it, empty directories and /dev/null symlinks mask. */
+ * first directory that has a name wins it, empty directories and /dev/null symlinks mask, and a
+ * NAME.v/ or NAME.raw.v/ directory is the image NAME at its best version for this machine (vpick.h). */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,8 +20,10 @@ typedef enum ImageType {
 } ImageType;
 
 typedef struct Image {
-        char *name;             /* image name: file name without .sysext.raw/.raw, cut at the first '_' */
-        char *version;          /* the part after the first '_' (without suffix), or NULL */
+        char *name;             /* image name: file name without .sysext.raw/.raw, cut at the first '_';
+                                 * NAME of a NAME.v/ directory */
+        char *version;          /* the part after the first '_' (without suffix), or NULL; the picked
+                                 * VERSION of a .v directory */
         char *path;             /* absolute path as seen by this process (includes --root) */
         ImageType type;
         bool masked;            /* an empty directory or a symlink to /dev/null */
@@ -36,23 +39,22 @@ Image *image_dup(const Image *i);
 
 const char *image_type_to_string(ImageType t);
 
-/* The default search path, relative to the root. */
-extern const char * const image_search_dirs[];
-
 /* Split a directory entry name into image name and version. Returns -EINVAL for names that are not
  * extension images (wrong suffix, empty name, control characters, '/' …). ret_version may be NULL;
  * is_dir: directories need no suffix. */
 int image_name_parse(const char *filename, bool is_dir, char **ret_name, char **ret_version);
 bool image_name_is_valid(const char *name);
 
-/* Build an Image from an explicit path (CLI arguments: merge IMAGE…, dissect IMAGE). */
+/* Build an Image from an explicit path (CLI arguments: merge IMAGE…, dissect IMAGE); a NAME.v/ or
+ * NAME.raw.v/ directory is its picked version, as in discovery. */
 int image_from_path(const char *path, Image **ret);
 
-/* Discover all images below root (NULL = "/"). Masked names are included with masked=true, so that
+/* Discover all system extension images below root (NULL = "/"). Masked names are included with masked=true, so that
  * list can show them; callers that merge skip them. The result is sorted by name (version_compare),
  * ascending, which is merge order (the last one ends up on top). */
 int image_discover(const char *root, Image ***ret_images, size_t *ret_n);
-/* The same over other search directories (relative to root, which confines their symlinks). */
+/* The same over other search directories (relative to root, which confines their symlinks): a
+ * class's (image-class.h), the PAM module's. */
 int image_discover_in(const char *root, const char * const *dirs, Image ***ret_images, size_t *ret_n);
 
 /* Whether img, found by discovery in system_dir, is the administrator's: only root can change it,

@@ -15,9 +15,31 @@
 #define USEC_PER_SEC UINT64_C(1000000)
 #define NSEC_PER_USEC UINT64_C(1000)
 
-#define MARKER_DEV SYSEXT_META_DIR "/dev"
-#define MARKER_EXTENSIONS SYSEXT_META_DIR "/extensions"
-#define MARKER_META SYSEXT_META_DIR "/" SYSEXT_IDMAP_META_FILE
+#define MARKER_PATH_MAX 64              /* ".systemd-confext/sysext-idmap.json" */
+
+/* A hierarchy carries the markers of one class (image-class.h): the marker directory found in it
+ * says which. Readers take either, so status shows systemd-confext's merge of /etc too. */
+static const ImageClassInfo *marker_class_at(int dir_fd) {
+        struct stat st;
+
+        for (ImageClass c = 0; c < _IMAGE_CLASS_MAX; c++)
+                if (fstatat(dir_fd, image_class_info(c)->meta_dir, &st, 0) == 0 && S_ISDIR(st.st_mode))
+                        return image_class_info(c);
+        return image_class_info(IMAGE_CLASS_SYSEXT);
+}
+
+const char *markers_meta_dir_at(int dir_fd) {
+        return marker_class_at(dir_fd)->meta_dir;
+}
+
+/* "<marker dir>/<file>"; file NULL: the class's list of names ("extensions", "confexts"). */
+static const char *marker_path(const ImageClassInfo *cls, const char *file, char buf[static MARKER_PATH_MAX]) {
+        snprintf(buf, MARKER_PATH_MAX, "%s/%s", cls->meta_dir, file ?: cls->list_file);
+        return buf;
+}
+#define MARKER_DEV(cls) marker_path((cls), "dev", (char[MARKER_PATH_MAX]) {})
+#define MARKER_EXTENSIONS(cls) marker_path((cls), NULL, (char[MARKER_PATH_MAX]) {})
+#define MARKER_META(cls) marker_path((cls), SYSEXT_IDMAP_META_FILE, (char[MARKER_PATH_MAX]) {})
 
 static void json_add_string(json_object *o, const char *key, const char *value) {
         json_object_object_add(o, key, json_object_new_string(value));
@@ -189,7 +211,8 @@ int markers_write(int meta_fd, const char *path, const MarkersInfo *m) {
         assert(meta_fd >= 0);
         assert(path && m && m->hierarchy && m->root && m->idmap_spec);
         assert(m->used || m->n_exts == 0);
-        if (sys_mkdirat(meta_fd, SYSEXT_META_DIR, 0755) < 0)
+        const ImageClassInfo *cls = image_class_info(m->image_class);
+        if (sys_mkdirat(meta_fd, cls->meta_dir, 0755) < 0)
                 return sx_error(negative_errno(), "%s: cannot write merge markers: %m", path);
         names_nl = names_file(m);
         if (!names_nl)
@@ -197,9 +220,9 @@ int markers_write(int meta_fd, const char *path, const MarkersInfo *m) {
         o = meta_json_new(m);
         if (!o)
                 return -ENOMEM;
-        r = write_string_at(meta_fd, MARKER_EXTENSIONS, names_nl, 0644);
+        r = write_string_at(meta_fd, MARKER_EXTENSIONS(cls), names_nl, 0644);
         if (r >= 0)
-                r = write_string_at(meta_fd, MARKER_META,
+                r = write_string_at(meta_fd, MARKER_META(cls),
                                     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), 0644);
         json_object_put(o);
         if (r < 0)
@@ -216,7 +239,7 @@ int markers_write_dev(int meta_fd, int ovl_fd, const char *path) {
         if (fstat(ovl_fd, &st) < 0)
                 return negative_errno();
         snprintf(dev, sizeof(dev), "%u:%u\n", major(st.st_dev), minor(st.st_dev));
-        r = write_string_at(meta_fd, MARKER_DEV, dev, 0644);
+        r = write_string_at(meta_fd, MARKER_DEV(marker_class_at(meta_fd)), dev, 0644);
         if (r < 0)
                 return sx_error(r, "%s: cannot write merge markers: %m", path);
         return 0;
@@ -230,7 +253,7 @@ int is_sysext_mount(int dir_fd) {
         int r;
 
         assert(dir_fd >= 0);
-        fd = openat_beneath(dir_fd, MARKER_DEV, O_RDONLY | O_NONBLOCK | O_NOCTTY, false);
+        fd = openat_beneath(dir_fd, MARKER_DEV(marker_class_at(dir_fd)), O_RDONLY | O_NONBLOCK | O_NOCTTY, false);
         if (fd == -ENOENT || fd == -ENOTDIR)
                 return 0;
         if (fd < 0)
@@ -249,7 +272,7 @@ json_object *markers_read_meta(int dir_fd) {
         _cleanup_free_ char *buf = NULL;
 
         assert(dir_fd >= 0);
-        if (read_full_file_at(dir_fd, MARKER_META, MARKERS_FILE_MAX, &buf, NULL) < 0)
+        if (read_full_file_at(dir_fd, MARKER_META(marker_class_at(dir_fd)), MARKERS_FILE_MAX, &buf, NULL) < 0)
                 return NULL;
         return json_tokener_parse(buf);
 }
@@ -350,7 +373,7 @@ int markers_read_names(int dir_fd, char ***ret) {
         int r;
 
         assert(dir_fd >= 0 && ret);
-        r = read_full_file_at(dir_fd, MARKER_EXTENSIONS, MARKERS_FILE_MAX, &names, NULL);
+        r = read_full_file_at(dir_fd, MARKER_EXTENSIONS(marker_class_at(dir_fd)), MARKERS_FILE_MAX, &names, NULL);
         if (r < 0)
                 return r;
         return strv_split(names, "\n", ret);
@@ -360,7 +383,7 @@ uint64_t markers_since_usec(int dir_fd) {
         struct stat st;
 
         /* systemd-sysext creates the marker directory at merge time */
-        if (fstatat(dir_fd, SYSEXT_META_DIR, &st, 0) < 0)
+        if (fstatat(dir_fd, marker_class_at(dir_fd)->meta_dir, &st, 0) < 0)
                 return 0;
         return (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / NSEC_PER_USEC;
 }

@@ -7,7 +7,8 @@
  *   .systemd-sysext/extensions   the merge's extensions' names, one a line, merge order; as with
  *                                systemd-sysext every hierarchy lists all of them, also those
  *                                that have no layer in it
- * and ours on top of it:
+ * (a confext's: .systemd-confext/dev and .systemd-confext/confexts, image-class.h) and ours on top
+ * of it:
  *   .systemd-sysext/sysext-idmap.json   who merged what when, with which mapping and trust, which
  *                                discovered images were skipped and why, and the identity of
  *                                the merge's inputs (refresh compares it to skip an unchanged merge) */
@@ -17,9 +18,9 @@
 #include <stdint.h>
 
 #include "extension.h"
+#include "image-class.h"
 #include "util.h"
 
-#define SYSEXT_META_DIR ".systemd-sysext"
 #define SYSEXT_IDMAP_META_FILE "sysext-idmap.json"
 #define MARKERS_ORIGIN_DEFAULT "sysext-idmap"
 
@@ -32,6 +33,7 @@ void skipped_images_free(SkippedImage *s, size_t n);
 /* What goes into the markers of one hierarchy's merge. */
 typedef struct MarkersInfo {
         const char *origin;             /* who merged; NULL = MARKERS_ORIGIN_DEFAULT */
+        ImageClass image_class;         /* whose marker directory */
         const char *hierarchy;          /* "/usr" */
         const char *root;               /* "/" for the host */
         const char *idmap_spec;         /* "identity", "user:NAME", … */
@@ -55,9 +57,11 @@ int markers_write(int meta_fd, const char *path, const MarkersInfo *m);
 /* Record ovl_fd's device in the metadata layer meta_fd: from now on the overlay counts as merged. */
 int markers_write_dev(int meta_fd, int ovl_fd, const char *path);
 
-/* Is dir_fd the root of a sysext overlay (ours or systemd-sysext's)? True if
- * .systemd-sysext/dev inside it holds the device number of dir_fd itself. 1 yes, 0 no. */
+/* Is dir_fd the root of a sysext or confext overlay (ours or systemd's)? True if
+ * .systemd-sysext/dev (.systemd-confext/dev) inside it holds the device number of dir_fd itself. */
 int is_sysext_mount(int dir_fd);
+/* The marker directory of the merge on dir_fd: ".systemd-sysext", or ".systemd-confext". */
+const char *markers_meta_dir_at(int dir_fd);
 /* Is dir_fd the root of a merge that `origin` made (metadata "origin")? 1 yes, 0 no. */
 int is_origin_mount(int dir_fd, const char *origin);
 

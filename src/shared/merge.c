@@ -232,7 +232,7 @@ static int plans_open_with(char * const *hierarchies, HierarchyOpener opener, vo
                 p->merged = r > 0;
                 if (p->merged)
                         p->meta = markers_read_meta(fd);
-                if (p->merged && mutable_work_dir_read(fd, &p->old_work_dir) < 0)
+                if (p->merged && mutable_work_dir_read(fd, markers_meta_dir_at(fd), &p->old_work_dir) < 0)
                         p->old_work_dir = NULL;         /* unreadable: nothing is removed */
         }
         *ret = plans;
@@ -442,7 +442,7 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
         size_t n_images = 0, i;
         int r;
 
-        r = image_discover(c->root, &images, &n_images);
+        r = image_discover_in(c->root, image_class_info(c->image_class)->search_dirs, &images, &n_images);
         if (r < 0)
                 return r;
         for (i = 0; i < n_images; i++) {
@@ -487,6 +487,7 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
 static int collect_extensions(const MergeContext *c, const HostInfo *host, Extension ***ret, size_t *ret_n, SkipList *skips) {
         ExtensionOptions o = {
                 .host = host,
+                .image_class = c->image_class,
                 .force = c->force,
                 .mount = true,
                 .policy = c->policy,
@@ -611,6 +612,7 @@ static int session_markers_info(const MergeSession *s, const Plan *p, const bool
         }
         *ret = (MarkersInfo) {
                 .origin = s->c->origin,
+                .image_class = s->c->image_class,
                 .hierarchy = p ? p->hierarchy : NULL,
                 .root = root_is_host(s->root) ? "/" : s->root,
                 .idmap_spec = session_idmap_spec(s),
@@ -760,7 +762,8 @@ static int plan_open_host(const MergeContext *c, Plan *p, struct stat *st) {
 }
 
 /* The work_dir marker (as systemd-sysext writes it): unmerge removes the workdir it names. */
-static int plan_write_work_dir(Plan *p) {
+static int plan_write_work_dir(const MergeSession *s, Plan *p) {
+        const char *meta_dir = image_class_info(s->c->image_class)->meta_dir;
         _cleanup_free_ char *e = NULL;
         int r;
 
@@ -769,7 +772,10 @@ static int plan_write_work_dir(Plan *p) {
         e = cescape(p->mut.work_dir);
         if (!e)
                 return -ENOMEM;
-        r = write_string_at(p->meta_fd, SYSEXT_META_DIR "/" MUTABLE_WORK_DIR_MARKER, e, 0644);
+        _cleanup_free_ char *marker = strjoin(meta_dir, "/" MUTABLE_WORK_DIR_MARKER);
+        if (!marker)
+                return -ENOMEM;
+        r = write_string_at(p->meta_fd, marker, e, 0644);
         return r < 0 ? sx_error(r, "%s: cannot write the work_dir marker: %m", p->path) : 0;
 }
 
@@ -802,7 +808,7 @@ static int plan_prepare(const MergeSession *s, int root_fd, Plan *p) {
         r = meta_write(s, p, used);
         if (r < 0)
                 return r;
-        r = plan_write_work_dir(p);
+        r = plan_write_work_dir(s, p);
         if (r < 0)
                 return r;
         return plan_wrap_layers(p);
@@ -1466,9 +1472,10 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
         /* overlayfs checks its own mount's flags on open and exec, not the layers': what an image
          * asks for (ExtensionImages= options) or a mapping implies goes on the overlay. Device
          * nodes never work through /usr, as with systemd-sysext (MS_NODEV); setuid binaries do
-         * unless a user's command runs on the overlay (run --user, --idmap=user:NAME). */
+         * unless a user's command runs on the overlay (run --user, --idmap=user:NAME); a confext's
+         * /etc is also nosuid,noexec (the class's overlay_attrs). */
         bool untrusted = s->c->untrusted || (s->idmap && s->idmap->untrusted);
-        uint64_t attrs = MOUNT_ATTR_NODEV | (untrusted ? MOUNT_ATTR_NOSUID : 0);
+        uint64_t attrs = image_class_info(s->c->image_class)->overlay_attrs | (untrusted ? MOUNT_ATTR_NOSUID : 0);
         for (size_t i = 0; i < s->n_exts; i++)
                 attrs |= s->exts[i]->mount_attrs[0] | s->exts[i]->mount_attrs[1];
         if (session_noexec(s))

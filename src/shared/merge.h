@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "idmap.h"
+#include "image-class.h"
 #include "markers.h"
 #include "mutable.h"
 #include "policy.h"
@@ -39,6 +40,7 @@ typedef struct ImageSource {
 typedef enum NoexecMode { NOEXEC_DEFAULT = 0, NOEXEC_NO, NOEXEC_YES } NoexecMode;
 
 typedef struct MergeContext {
+        ImageClass image_class;         /* sysext (/usr, /opt) or confext (/etc): image-class.h */
         const char *root;               /* NULL or "/" = the host */
         char **hierarchies;             /* absolute paths relative to root: "/usr", "/opt" */
         Idmap *idmap;                   /* NULL = identity */

@@ -269,12 +269,15 @@ int mutable_dirs_open(int root_fd, const char *hierarchy, MutableMode mode, cons
         return 0;
 }
 
-int mutable_work_dir_read(int dir_fd, char **ret) {
-        _cleanup_free_ char *s = NULL;
+int mutable_work_dir_read(int dir_fd, const char *meta_dir, char **ret) {
+        _cleanup_free_ char *s = NULL, *marker = NULL;
         int r;
 
-        assert(dir_fd >= 0 && ret);
-        r = read_full_file_at(dir_fd, ".systemd-sysext/" MUTABLE_WORK_DIR_MARKER, WORK_DIR_MAX, &s, NULL);
+        assert(dir_fd >= 0 && meta_dir && ret);
+        marker = strjoin(meta_dir, "/" MUTABLE_WORK_DIR_MARKER);
+        if (!marker)
+                return -ENOMEM;
+        r = read_full_file_at(dir_fd, marker, WORK_DIR_MAX, &s, NULL);
         if (r == -ENOENT) {
                 *ret = NULL;
                 return 0;

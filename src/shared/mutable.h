@@ -65,5 +65,5 @@ static inline bool mutable_dirs_writable(const MutableDirs *m) {
 /* After unmerge: remove the workdir a merge recorded in its work_dir marker (read from dir_fd, the
  * merged hierarchy, before it was unmounted: pass the content). Only a directory named
  * .systemd-*-workdir beneath root_fd is removed. 0 if there was nothing to remove. */
-int mutable_work_dir_read(int dir_fd, char **ret);
+int mutable_work_dir_read(int dir_fd, const char *meta_dir, char **ret);  /* meta_dir: ".systemd-sysext" */
 int mutable_work_dir_remove(int root_fd, const char *work_dir);

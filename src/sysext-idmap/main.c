@@ -36,6 +36,7 @@ static bool arg_mutable_given = false;
 static NoexecMode arg_noexec = NOEXEC_DEFAULT;
 static const char *arg_overlay_options = NULL;
 static bool arg_always_refresh = false;
+static ImageClass arg_class = IMAGE_CLASS_SYSEXT;      /* the invocation name's, or --class= */
 
 /* One line, whatever bytes a file name or an image brought along. */
 static void log_error_last(int r) {
@@ -53,7 +54,10 @@ static void print_notice(const char *m, void *userdata) {
 
 /* The environment is the caller's: read here, in the CLI, never in the library (test-hooks.h). */
 static int cli_hierarchies(char ***ret) {
-        return hierarchies_parse(secure_getenv("SYSTEMD_SYSEXT_HIERARCHIES"), "SYSTEMD_SYSEXT_HIERARCHIES", ret);
+        const ImageClassInfo *cls = image_class_info(arg_class);
+        const char *e = secure_getenv(cls->hierarchies_env);
+
+        return hierarchies_parse(e ?: cls->default_hierarchies, cls->hierarchies_env, ret);
 }
 
 /* --mutable= wins over $SYSTEMD_SYSEXT_MUTABLE_MODE, which wins over Mutable= in sysext.conf; and
@@ -111,6 +115,7 @@ static int make_context(MergeContext *c, char **images) {
                 for (size_t i = 0; i < n; i++)
                         sources[i] = (ImageSource) { .path = images[i] };
         }
+        c->image_class = arg_class;
         c->root = arg_root;
         c->idmap = arg_idmap;
         c->images = sources;
@@ -136,6 +141,7 @@ static void context_done(MergeContext *c) {
 static ExtensionOptions extension_options(const HostInfo *host, bool mount) {
         return (ExtensionOptions) {
                 .host = host,
+                .image_class = arg_class,
                 .force = arg_force,
                 .mount = mount,
                 .policy = arg_image_policy,
@@ -178,7 +184,7 @@ static int verb_list(int argc, char **argv) {
         r = host_info_load(arg_root, &host);
         if (r < 0)
                 return r;
-        r = image_discover(arg_root, &images, &n);
+        r = image_discover_in(arg_root, image_class_info(arg_class)->search_dirs, &images, &n);
         if (r < 0)
                 return r;
         r = list_open_entries(&host, images, n, &entries);
@@ -246,6 +252,8 @@ static int verb_run(int argc, char **argv) {
 
         if (geteuid() != 0)
                 return sx_error(-EPERM, "run requires root privileges (it creates mount and user namespaces).");
+        if (arg_class != IMAGE_CLASS_SYSEXT)
+                return sx_error(-EOPNOTSUPP, "run: only system extensions can be used (not --class=confext).");
         if (arg_root || arg_namespace_of)
                 return sx_error(-EINVAL, "run: --root= and --namespace-of= do not apply; the command gets a namespace of its own.");
         if (arg_mutable_given)
@@ -297,14 +305,16 @@ static int verb_status(int argc, char **argv) {
 /* ---- CLI ---- */
 
 static void help(void) {
-        printf("sysext-idmap [OPTIONS...] COMMAND ...\n\n"
-               "Merge system extension images into /usr/ and /opt/, each image an idmapped layer.\n\n"
+        const ImageClassInfo *cls = image_class_info(arg_class);
+
+        printf("%s [OPTIONS...] COMMAND ...\n\n"
+               "Merge %s into %s, each image an idmapped layer.\n\n"
                "Commands:\n"
                "  status                 Show current merge status (default)\n"
                "  list                   List discovered extension images\n"
                "  dissect IMAGE          Show partitions and extension-release of an image\n"
-               "  merge [IMAGE...]       Merge extensions into /usr/ and /opt/\n"
-               "  unmerge                Unmerge extensions from /usr/ and /opt/\n"
+               "  merge [IMAGE...]       Merge extensions into %s\n"
+               "  unmerge                Unmerge extensions from %s\n"
                "  refresh [IMAGE...]     Atomically replace the merge with the current extensions\n"
                "  run [OPTIONS] -- CMD...\n"
                "                         Run a command in a mount namespace of its own whose /usr/\n"
@@ -334,6 +344,9 @@ static void help(void) {
                "     --noexec=BOOL       Mount the merged hierarchies noexec\n"
                "     --always-refresh[=BOOL]\n"
                "                         refresh even if nothing changed\n"
+               "     --class=sysext|confext\n"
+               "                         System extensions (/usr/, /opt/) or configuration\n"
+               "                         extensions (/etc/); confext-idmap is --class=confext\n"
                "     --debug             Show debug messages\n\n"
                "Options for run:\n"
                "     --image=[-]PATH[:PARTITION:OPTIONS]\n"
@@ -342,7 +355,8 @@ static void help(void) {
                "     --private-users=no|pick|INSIDE:OUTSIDE:COUNT|userns:PATH\n"
                "                         User namespace of the command; layers are idmapped into it\n"
                "     --user=NAME         Run as NAME, layers mapped user:NAME (nosuid,nodev)\n\n"
-               "See the sysext-idmap(1) man page for details.\n");
+               "See the sysext-idmap(1) man page for details.\n",
+               cls->program, cls->what, cls->where, cls->where, cls->where);
 }
 
 enum {
@@ -366,6 +380,7 @@ enum {
         ARG_MUTABLE,
         ARG_NOEXEC,
         ARG_ALWAYS_REFRESH,
+        ARG_CLASS,
 };
 
 /* A boolean option's value, as systemd spells them; NULL (no value given) is yes. */
@@ -419,6 +434,7 @@ static int parse_argv(int argc, char **argv) {
                 { "mutable",   required_argument, NULL, ARG_MUTABLE   },
                 { "noexec",    required_argument, NULL, ARG_NOEXEC    },
                 { "always-refresh", optional_argument, NULL, ARG_ALWAYS_REFRESH },
+                { "class",     required_argument, NULL, ARG_CLASS     },
                 {}
         };
         int c;
@@ -541,6 +557,11 @@ static int parse_argv(int argc, char **argv) {
                                 return r;
                         break;
                 }
+                case ARG_CLASS:
+                        arg_class = image_class_from_string(optarg);
+                        if (arg_class < 0)
+                                return sx_error(-EINVAL, "--class=: unknown image class '%s' (sysext, confext)", optarg);
+                        break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;
                         if (idmap_parse_number(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
@@ -561,6 +582,16 @@ static int parse_argv(int argc, char **argv) {
                         return -EINVAL;
                 }
         return 1;
+}
+
+/* A class's own default image policy, unless --image-policy= named one. */
+static int class_default_policy(void) {
+        const char *p = image_class_info(arg_class)->default_image_policy;
+
+        if (arg_image_policy || !p)
+                return 1;
+        int r = image_policy_from_string(p, &arg_image_policy);
+        return r < 0 ? r : 1;
 }
 
 typedef struct Verb {
@@ -607,7 +638,11 @@ int main(int argc, char **argv) {
 #endif
         if (d && (streq(d, "1") || streq(d, "yes") || streq(d, "true")))
                 sx_debug_enabled = true;
+        /* As systemd-confext is systemd-sysext under another name. */
+        arg_class = image_class_from_program(argv[0]);
         r = parse_argv(argc, argv);
+        if (r > 0)
+                r = class_default_policy();
         if (r <= 0) {
                 if (r < 0)
                         log_error_last(r);

@@ -4,10 +4,13 @@
  * The input is split at NUL bytes into up to three strings a, b, c. Properties (abort on violation):
  *   image_name_parse: a valid name comes out, the version is the part after the first '_';
  *   version_compare: reflexive (a == a), antisymmetric (sign(a,b) == -sign(b,a)), transitive
- *   (a <= b <= c ⇒ a <= c, a == b == c ⇒ a == c), and NULL sorts first. */
+ *   (a <= b <= c ⇒ a <= c, a == b == c ⇒ a == c), and NULL sorts first;
+ *   vpick_parse: a candidate is "v_" + a non-empty version without '_' or '+'; vpick_compare is
+ *   antisymmetric and reflexive over two candidates; vpick_dir_pattern gives a valid name. */
 
 #include "image.h"
 #include "version.h"
+#include "vpick.h"
 #include "fuzz.h"
 
 static int sign(int v) {
@@ -38,6 +41,23 @@ static void check_name(const char *filename) {
         }
 }
 
+static bool check_vpick(const char *filename, VpickCandidate *ret) {
+        _cleanup_free_ char *base = NULL;
+        bool raw_only;
+        int r = vpick_dir_pattern(filename, &base, &raw_only);
+
+        FUZZ_ASSERT(r == 0 || r == -EINVAL || r == -ENOMEM, "vpick_dir_pattern: %d", r);
+        FUZZ_ASSERT(r < 0 || (base && image_name_is_valid(base) && !strchr(base, '_')), "bad base from '%s'", filename);
+        r = vpick_parse(filename, !endswith(filename, ".raw"), "v", false, "x86-64", ret);
+        FUZZ_ASSERT(r >= 0 || r == -ENOMEM, "vpick_parse: %d", r);
+        if (r <= 0)
+                return false;
+        FUZZ_ASSERT(ret->version && *ret->version && !strpbrk(ret->version, "_+/") && startswith(filename, "v_"),
+                    "bad candidate '%s' from '%s'", strna(ret->version), filename);
+        FUZZ_ASSERT(ret->arch_rank <= 2, "rank %u", ret->arch_rank);
+        return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *s[3];
         int ab, ba, bc, ac;
@@ -64,6 +84,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_ASSERT(ac < 0, "not transitive: '%s' %d '%s' %d '%s' but %d", s[0], ab, s[1], bc, s[2], ac);
         else if (ab >= 0 && bc >= 0)
                 FUZZ_ASSERT(ac > 0, "not transitive: '%s' %d '%s' %d '%s' but %d", s[0], ab, s[1], bc, s[2], ac);
+
+        VpickCandidate c[2] = {};
+        bool ok0 = check_vpick(s[0], &c[0]), ok1 = check_vpick(s[1], &c[1]);
+        if (ok0 && ok1) {
+                FUZZ_ASSERT(vpick_compare(&c[0], s[0], &c[0], s[0]) == 0, "vpick_compare not reflexive");
+                FUZZ_ASSERT(sign(vpick_compare(&c[0], s[0], &c[1], s[1])) == -sign(vpick_compare(&c[1], s[1], &c[0], s[0])),
+                            "vpick_compare not antisymmetric: '%s' '%s'", s[0], s[1]);
+        }
+        vpick_candidate_done(&c[0]);
+        vpick_candidate_done(&c[1]);
 
         for (size_t i = 0; i < 3; i++)
                 free(s[i]);

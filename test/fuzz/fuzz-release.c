@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         char *reason = NULL;
 
                         sx_clear_error();
-                        r = extension_release_check("fuzz", f, hosts[h], scopes[s], &reason);
+                        r = extension_release_check(IMAGE_CLASS_SYSEXT, "fuzz", f, hosts[h], scopes[s], &reason);
                         fuzz_check_error_message();
                         FUZZ_ASSERT(r == 0 || r == 1 || r == -ENOMEM, "check returned %d", r);
                         if (r == 0) {

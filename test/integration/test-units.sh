@@ -113,8 +113,9 @@ fi
         pass "the example is not installed as a unit" || fail "the example is installed in the unit directory"
 PRESET=$(find "$DEST" -name 90-sysext-idmap.preset | head -n 1)
 if [[ -n $PRESET ]]; then
-        assert_eq "$(grep -v '^#' "$PRESET" | sed '/^$/d')" $'enable sysext-idmap.service\ndisable systemd-sysext.service' \
-                "preset enables ours and disables systemd-sysext.service"
+        assert_eq "$(grep -v '^#' "$PRESET" | sed '/^$/d')" \
+                $'enable sysext-idmap.service\ndisable systemd-sysext.service\nenable confext-idmap.service\ndisable systemd-confext.service' \
+                "preset enables ours and disables systemd-sysext.service and systemd-confext.service"
 else
         fail "90-sysext-idmap.preset not installed"
 fi

@@ -141,7 +141,7 @@ static void expect_check(const char *label, const char *ext_s, const char *host_
         _cleanup_free_ char *reason = NULL;
         int r;
 
-        r = extension_release_check("foo", ext, host, scope, &reason);
+        r = extension_release_check(IMAGE_CLASS_SYSEXT, "foo", ext, host, scope, &reason);
         CHECK(r == expected && (expected != 0 || (reason && strstr(reason, needle))),
               "check %s: r=%d reason \"%s\"", label, r, strna(reason));
 }
@@ -200,7 +200,35 @@ static void test_check(void) {
                      "ARCHITECTURE=nope");
 
         _cleanup_(release_file_freep) ReleaseFile *ext = parse(debian), *noid = parse("VERSION_ID=12\n");
-        CHECK(extension_release_check("foo", ext, noid, "system", NULL) == -EINVAL, "check: host without ID is an error");
+        CHECK(extension_release_check(IMAGE_CLASS_SYSEXT, "foo", ext, noid, "system", NULL) == -EINVAL, "check: host without ID is an error");
+}
+
+/* confext: CONFEXT_SCOPE and CONFEXT_LEVEL instead of the SYSEXT_ keys, the rest the same. */
+static void expect_confext(const char *label, const char *ext_s, const char *host_s, const char *scope, int expected,
+                           const char *needle) {
+        _cleanup_(release_file_freep) ReleaseFile *ext = parse(ext_s), *host = parse(host_s);
+        _cleanup_free_ char *reason = NULL;
+        int r = extension_release_check(IMAGE_CLASS_CONFEXT, "foo", ext, host, scope, &reason);
+
+        CHECK(r == expected && (expected != 0 || (reason && strstr(reason, needle))),
+              "confext check %s: r=%d reason \"%s\"", label, r, strna(reason));
+}
+
+static void test_check_confext(void) {
+        const char *host = "ID=debian\nVERSION_ID=12\nCONFEXT_LEVEL=3\nSYSEXT_LEVEL=9\n";
+
+        expect_confext("exact match", "ID=debian\nVERSION_ID=12\n", host, "system", 1, NULL);
+        expect_confext("CONFEXT_LEVEL decides", "ID=debian\nVERSION_ID=11\nCONFEXT_LEVEL=3\n", host, "system", 1, NULL);
+        expect_confext("CONFEXT_LEVEL mismatch", "ID=debian\nCONFEXT_LEVEL=4\n", host, "system", 0,
+                       "CONFEXT_LEVEL=4 does not match host CONFEXT_LEVEL=3");
+        expect_confext("SYSEXT_LEVEL means nothing to a confext", "ID=debian\nVERSION_ID=11\nSYSEXT_LEVEL=9\n", host,
+                       "system", 0, "VERSION_ID=11 does not match");
+        expect_confext("CONFEXT_SCOPE", "ID=debian\nVERSION_ID=12\nCONFEXT_SCOPE=initrd\n", host, "system", 0,
+                       "CONFEXT_SCOPE=initrd does not include host scope 'system'");
+        expect_confext("SYSEXT_SCOPE means nothing to a confext", "ID=debian\nVERSION_ID=12\nSYSEXT_SCOPE=initrd\n", host,
+                       "system", 1, NULL);
+        expect_confext("default scope excludes initrd", "ID=debian\nVERSION_ID=12\n", host, "initrd", 0,
+                       "CONFEXT_SCOPE is not set");
 }
 
 /* ---- loading from a tree ---- */
@@ -228,7 +256,7 @@ static int load(const char *sub, bool usr_only, const char *name, ReleaseFile **
         _cleanup_close_ int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
         sx_clear_error();
-        return extension_release_load(fd, usr_only, name, ret, ret_path);
+        return extension_release_load(fd, usr_only, IMAGE_CLASS_SYSEXT, name, ret, ret_path);
 }
 
 static void test_load(void) {
@@ -298,6 +326,35 @@ static void test_load(void) {
         r = load("img3", false, "fifo", &f, NULL);
         CHECK(r < 0 && strstr(strempty(sx_last_error()), "not a regular file"), "load: FIFO refused without hanging: \"%s\"",
               strna(sx_last_error()));
+
+        /* confext: etc/extension-release.d, never in a usr-only tree */
+        write_file("cx/etc/extension-release.d/extension-release.foo", "ID=debian\nVERSION_ID=12\n");
+        {
+                _cleanup_free_ char *p = strjoin(base, "/cx");
+                _cleanup_close_ int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+                r = extension_release_load(fd, false, IMAGE_CLASS_CONFEXT, "foo", &f, &path);
+                CHECK(r == 0 && f && path && streq(path, "/etc/extension-release.d/extension-release.foo"),
+                      "load confext: /etc/extension-release.d (r=%d, path %s)", r, strna(path));
+                f = release_file_free(f);
+                free(path);
+                path = NULL;
+                sx_clear_error();
+                r = extension_release_load(fd, true, IMAGE_CLASS_CONFEXT, "foo", &f, NULL);
+                CHECK(r == -ENOENT && !f && strstr(strempty(sx_last_error()), "no /etc/extension-release.d/extension-release.foo"),
+                      "load confext: a usr-only tree has none: \"%s\"", strna(sx_last_error()));
+        }
+        r = load("img1", false, "foo", &f, NULL);
+        CHECK(r == 0, "load: a sysext's release file is found as before (r=%d)", r);
+        f = release_file_free(f);
+        {
+                _cleanup_free_ char *p = strjoin(base, "/img1");
+                _cleanup_close_ int fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+                sx_clear_error();
+                r = extension_release_load(fd, false, IMAGE_CLASS_CONFEXT, "foo", &f, NULL);
+                CHECK(r == -ENOENT && !f, "load confext: a sysext is no confext (%s)", strna(sx_last_error()));
+        }
 
         /* os-release inside the image */
         write_file("img4/usr/lib/extension-release.d/extension-release.foo", "ID=debian\nVERSION_ID=12\n");
@@ -391,6 +448,7 @@ static void test_host(void) {
 int main(void) {
         test_parser();
         test_check();
+        test_check_confext();
         if (tmpdir_create("/var/tmp/test-extension-release.XXXXXX") < 0) {
                 SKIP("cannot create %s: %m", tmpdir);
                 return test_result();

@@ -3,8 +3,10 @@
 
 #include <inttypes.h>
 
+#include "extension-release.h"
 #include "image.h"
 #include "test-helpers.h"
+#include "vpick.h"
 
 static char *root;
 
@@ -275,6 +277,210 @@ static void test_from_path(void) {
 }
 
 /* Who may change an image found in a system directory (what the PAM module and the broker trust). */
+/* ---- .v directories (vpick) ---- */
+
+/* Expect vpick_parse(fn) to give version (NULL: no candidate) with rank, tries left and done. */
+static void check_vpick(const char *fn, bool is_dir, bool raw_only, const char *version, unsigned rank, unsigned left,
+                        unsigned done) {
+        VpickCandidate c = {};
+        int r = vpick_parse(fn, is_dir, "v", raw_only, "x86-64", &c);
+
+        if (!version)
+                CHECK(r == 0 && !c.version, "vpick \"%s\"%s: not a candidate (r=%d)", fn, is_dir ? " (dir)" : "", r);
+        else
+                CHECK(r == 1 && c.version && streq(c.version, version) && c.arch_rank == rank && c.tries_left == left &&
+                      c.tries_done == done, "vpick \"%s\"%s: version=%s rank=%u tries=%u-%u", fn, is_dir ? " (dir)" : "",
+                      strna(c.version), c.arch_rank, c.tries_left, c.tries_done);
+        vpick_candidate_done(&c);
+}
+
+/* The better of two entry names (both must parse). */
+static const char *vpick_better(const char *a, const char *b) {
+        VpickCandidate x = {}, y = {};
+        const char *best = NULL;
+        bool a_dir = !endswith(a, ".raw"), b_dir = !endswith(b, ".raw");
+
+        if (vpick_parse(a, a_dir, "v", false, "x86-64", &x) == 1 && vpick_parse(b, b_dir, "v", false, "x86-64", &y) == 1)
+                best = vpick_compare(&x, a, &y, b) > 0 ? a : b;
+        vpick_candidate_done(&x);
+        vpick_candidate_done(&y);
+        return best;
+}
+
+static void check_pattern(const char *dirname, const char *base, bool raw_only) {
+        _cleanup_free_ char *b = NULL;
+        bool ro = false;
+        int r = vpick_dir_pattern(dirname, &b, &ro);
+
+        if (!base)
+                CHECK(r == -EINVAL && !b, "vpick pattern \"%s\": refused (r=%d)", dirname, r);
+        else
+                CHECK(r == 0 && b && streq(b, base) && ro == raw_only, "vpick pattern \"%s\": %s%s", dirname, strna(b),
+                      ro ? " (.raw only)" : "");
+}
+
+static void test_vpick(void) {
+        const unsigned N = VPICK_NO_TRIES;
+
+        check_pattern("foo.v", "foo", false);
+        check_pattern("foo.raw.v", "foo", true);
+        check_pattern("foo", NULL, false);
+        check_pattern(".v", NULL, false);
+        check_pattern(".raw.v", NULL, false);
+        check_pattern("a_b.v", NULL, false);
+        check_pattern("a\x01.v", NULL, false);
+
+        check_vpick("v_1.0", true, false, "1.0", 2, N, N);
+        check_vpick("v_1.0.raw", false, false, "1.0", 2, N, N);
+        check_vpick("v_1.0.raw", false, true, "1.0", 2, N, N);
+        check_vpick("v_2.5_x86-64", true, false, "2.5", 0, N, N);
+        check_vpick("v_2.5_x86.raw", false, false, "2.5", 1, N, N);
+        check_vpick("v_2.5_arm64", true, false, NULL, 0, 0, 0);         /* another architecture */
+        check_vpick("v_2.5_s390x.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_3.0+0", true, false, "3.0", 2, 0, 0);
+        check_vpick("v_3.0+3-1.raw", false, false, "3.0", 2, 3, 1);
+        check_vpick("v_3.0_x86-64+2.raw", false, false, "3.0", 0, 2, 0);
+        check_vpick("v_3.0_arm64+2.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_1_foo.raw", false, false, "1", 2, N, N);         /* "_foo" is no architecture: cut off, as systemd */
+        check_vpick("v_1.0~rc1^2.raw", false, false, "1.0~rc1^2", 2, N, N);
+        /* not candidates: another name, no version, wrong type for the suffix, bad characters */
+        check_vpick("w_1.0.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("vv_1.0.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_+1.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v__x86-64.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_1.0.raw", true, false, NULL, 0, 0, 0);           /* a directory called .raw */
+        check_vpick("v_1.0", false, false, NULL, 0, 0, 0);              /* a file without .raw */
+        check_vpick("v_1.0", true, true, NULL, 0, 0, 0);                /* NAME.raw.v/ holds files only */
+        check_vpick("v_1.0.raw.partial", false, false, NULL, 0, 0, 0);
+        check_vpick("v_1 2.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_1+x.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_1+1-x.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_1\x01.raw", false, false, NULL, 0, 0, 0);
+        check_vpick("v_1+99999999999.raw", false, false, NULL, 0, 0, 0);
+
+        /* the order: tries left before +0, then version, architecture, tries left, tries done */
+        CHECK(streq(strna(vpick_better("v_3.0+0", "v_1.0")), "v_1.0"), "vpick: +0 sorts after an older version");
+        CHECK(streq(strna(vpick_better("v_3.0+1", "v_1.0")), "v_3.0+1"), "vpick: +1 is a try left");
+        CHECK(streq(strna(vpick_better("v_10", "v_9")), "v_10"), "vpick: versions compare as versions");
+        CHECK(streq(strna(vpick_better("v_2.0~rc1", "v_2.0")), "v_2.0"), "vpick: ~ sorts before the release");
+        CHECK(streq(strna(vpick_better("v_2.0_x86.raw", "v_2.0_x86-64.raw")), "v_2.0_x86-64.raw"), "vpick: native before secondary");
+        CHECK(streq(strna(vpick_better("v_2.0.raw", "v_2.0_x86.raw")), "v_2.0_x86.raw"), "vpick: secondary before none given");
+        CHECK(streq(strna(vpick_better("v_2.0_x86", "v_1.0_x86-64")), "v_2.0_x86"), "vpick: version before architecture");
+        CHECK(streq(strna(vpick_better("v_2.0+1", "v_2.0+2")), "v_2.0+2"), "vpick: more tries left");
+        CHECK(streq(strna(vpick_better("v_2.0", "v_2.0+5")), "v_2.0"), "vpick: no counter before a counter");
+        CHECK(streq(strna(vpick_better("v_2.0+1-3", "v_2.0+1-1")), "v_2.0+1-1"), "vpick: fewer tries done");
+        CHECK(streq(strna(vpick_better("v_2.0.raw", "v_2.0")), "v_2.0.raw"), "vpick: then the file name");
+        CHECK(streq(strna(vpick_secondary_architecture("x86-64")), "x86") &&
+              streq(strna(vpick_secondary_architecture("arm64")), "arm") && !vpick_secondary_architecture("riscv64") &&
+              !vpick_secondary_architecture(NULL), "vpick: secondary architectures as systemd's architecture.h");
+}
+
+static void build_vpick_tree(void) {
+        const char *foreign = streq(strna(native_architecture()), "alpha") ? "ia64" : "alpha";
+        char fn[64];
+
+        mkdirat_root("var/lib/extensions/v.v/v_1.0", true);
+        mkdirat_root("var/lib/extensions/v.v/v_2.0", true);
+        mkdirat_root("var/lib/extensions/v.v/v_3.0+0", true);
+        snprintf(fn, sizeof(fn), "var/lib/extensions/v.v/v_9_%s", foreign);
+        mkdirat_root(fn, true);
+        mkfile("var/lib/extensions/v.v/v_8", "a file without .raw");
+        mkfile("var/lib/extensions/r.raw.v/r_1.raw", "1");
+        mkfile("var/lib/extensions/r.raw.v/r_2.raw", "2");
+        mkfile("var/lib/extensions/r.raw.v/r_3+0-3.raw", "3, no tries left");
+        mkdirat_root("var/lib/extensions/r.raw.v/r_4", true);           /* .raw.v: files only */
+        mkfile("var/lib/extensions/r.raw.v/.r_5.raw", "hidden");
+        mkfile("var/lib/extensions/z.raw.v/z_1+0.raw", "the only one");
+        mkdirat_root("var/lib/extensions/m.v/m_2", true);
+        mkfile("var/lib/extensions/m.v/m_1.raw", "older");
+        mkdirat_root("var/lib/extensions/e.v", false);                  /* nothing in it */
+        mkfile("var/lib/extensions/f.v", "not a directory");
+        mkfile("store/s.raw", "linked");
+        mkdirat_root("var/lib/extensions/s.raw.v", false);
+        mklink("/store/s.raw", "var/lib/extensions/s.raw.v/s_1.raw"); /* resolved inside the root */
+        mkfile("var/lib/extensions/b.v/b_5.raw", "5");
+        mkfile("var/lib/extensions/b_3.raw", "3");                      /* same dir, older */
+        mkfile("var/lib/extensions/a.v/a_7.raw", "shadowed");
+        mkfile("run/extensions/a.raw", "earlier search dir");
+
+}
+
+/* A search tree of .v directories, discovered as systemd-sysupdate's layout. */
+static void test_vpick_discover(void) {
+        _cleanup_free_ char *saved = root;
+        Image **l = NULL;
+        size_t n = 0;
+        const Image *i;
+        int r;
+
+        root = strjoin(tmpdir, "/vroot");
+        if (mkdir(root, 0755) == 0)
+                build_vpick_tree();
+        r = image_discover(root, &l, &n);
+        CHECK(r == 0, "vpick discovery (r=%d, %zu images)", r, n);
+        i = find(l, n, "v");
+        CHECK(i && streq(strna(i->version), "2.0") && i->type == IMAGE_DIRECTORY && path_is(i, "var/lib/extensions/v.v/v_2.0"),
+              "v.v/: v_2.0 (not the foreign architecture, +0 last): %s", i ? i->path : "missing");
+        i = find(l, n, "r");
+        CHECK(i && streq(strna(i->version), "2") && i->type == IMAGE_RAW && i->size == 1 &&
+              path_is(i, "var/lib/extensions/r.raw.v/r_2.raw"), "r.raw.v/: r_2.raw: %s", i ? i->path : "missing");
+        i = find(l, n, "z");
+        CHECK(i && path_is(i, "var/lib/extensions/z.raw.v/z_1+0.raw"), "a lone +0 entry is used: %s", i ? i->path : "missing");
+        i = find(l, n, "m");
+        CHECK(i && i->type == IMAGE_DIRECTORY && streq(strna(i->version), "2"), "m.v/: directories and .raw files, m_2 wins");
+        CHECK(!find(l, n, "e") && !find(l, n, "f") && !find(l, n, "e.v") && !find(l, n, "f.v"),
+              "an empty .v directory and a .v file are no images");
+        i = find(l, n, "s");
+        CHECK(i && path_is(i, "store/s.raw"), "a symlink in a .v directory resolves inside the root: %s", i ? i->path : "missing");
+        i = find(l, n, "b");
+        CHECK(i && streq(strna(i->version), "5"), "b.v/b_5 beats b_3.raw in the same directory");
+        i = find(l, n, "a");
+        CHECK(i && path_is(i, "run/extensions/a.raw"), "an earlier search directory wins over a .v directory");
+        image_array_free(l, n);
+        {
+                _cleanup_free_ char *p = at("var/lib/extensions/r.raw.v/"), *e = at("var/lib/extensions/e.v");
+                Image *img = NULL;
+
+                r = image_from_path(p, &img);
+                CHECK(r == 0 && img && streq(img->name, "r") && streq(strna(img->version), "2") &&
+                      path_is(img, "var/lib/extensions/r.raw.v/r_2.raw"), "image_from_path(r.raw.v/): r_2.raw (r=%d)", r);
+                img = image_free(img);
+                sx_clear_error();
+                r = image_from_path(e, &img);
+                CHECK(r == -ENOENT && !img && strstr(strna(sx_last_error()), "without a version for this machine"),
+                      "image_from_path(e.v): no version: %s", strna(sx_last_error()));
+        }
+        free(root);
+        root = TAKE_PTR(saved);
+}
+
+/* A version in a .v directory of the system dir: trusted if that directory is root's too. */
+static void test_root_controlled_vpick(const char *sysdir) {
+        _cleanup_free_ char *vdir = strjoin(sysdir, "/a.v"), *file = strjoin(sysdir, "/a.v/a_1.raw"), *deep = NULL;
+        _cleanup_free_ char *why = NULL;
+        Image img = { .path = file };
+        int r;
+
+        if (!vdir || !file || mkdir(vdir, 0755) < 0 || close(open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) != 0)
+                return;
+        r = image_is_root_controlled(&img, sysdir, &why);
+        CHECK(r == 1, "a version in a root-owned .v directory of the system dir is trusted (%s)", strna(why));
+        free(why), why = NULL;
+        (void) chmod(vdir, 0777);
+        r = image_is_root_controlled(&img, sysdir, &why);
+        CHECK(r == 0 && why, "… not if others may write the .v directory: %s", strna(why));
+        (void) chmod(vdir, 0755);
+        free(why), why = NULL;
+        deep = strjoin(sysdir, "/a.v/x.v/a_1.raw");
+        img.path = deep;
+        r = image_is_root_controlled(&img, sysdir, &why);
+        CHECK(r == 0 && why, "… nor two levels down: %s", strna(why));
+        (void) unlink(file);
+        (void) rmdir(vdir);
+}
+
 static void test_root_controlled(void) {
         _cleanup_free_ char *why = NULL, *file = NULL, *outside = at("var/lib/extensions");
         char sysdir[] = "/run/test-image-trust.XXXXXX";
@@ -303,11 +509,13 @@ static void test_root_controlled(void) {
                       strna(why));
                 (void) unlink(file);
         }
+        test_root_controlled_vpick(sysdir);
         (void) rmdir(sysdir);
 }
 
 int main(void) {
         test_names();
+        test_vpick();
         if (tmpdir_create("/var/tmp/test-image.XXXXXX") < 0) {
                 SKIP("cannot create %s: %m", tmpdir);
                 return test_result();
@@ -319,6 +527,7 @@ int main(void) {
                 openat_beneath_use_fallback = run == 1;
                 printf("--- path resolution: %s\n", run == 0 ? "openat2()" : "userspace fallback");
                 test_discover();
+                test_vpick_discover();
         }
         test_from_path();
         test_root_controlled();

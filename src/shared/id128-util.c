@@ -6,20 +6,11 @@
 #include <string.h>
 
 #include "id128-util.h"
+#include "util.h"
 
 #define ID128_BYTES 16U
 #define ID128_PLAIN_CHARS 32U
 #define ID128_UUID_CHARS 36U
-
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -EINVAL;
-}
 
 /* The dashes of the UUID form come before these bytes. */
 static bool uuid_dash_before(unsigned byte) {
@@ -42,8 +33,8 @@ int id128_from_string(const char *s, sd_id128_t *ret) {
 
                 if (uuid && uuid_dash_before(n) && *s++ != '-')
                         return -EINVAL;
-                a = unhex(s[0]);
-                b = a < 0 ? a : unhex(s[1]);
+                a = unhexchar(s[0]);
+                b = a < 0 ? a : unhexchar(s[1]);
                 if (b < 0)
                         return -EINVAL;
                 t.bytes[n] = (uint8_t) (a << 4 | b);

@@ -171,6 +171,7 @@ const char *sx_runtime_dir(void);
 int parse_boolean(const char *s);
 int safe_atou64(const char *s, uint64_t *ret);
 int safe_atou32(const char *s, uint32_t *ret);
+int unhexchar(char c);          /* 0..15, or -EINVAL */
 #define USEC_PER_SEC UINT64_C(1000000)
 #define NSEC_PER_USEC UINT64_C(1000)
 uint64_t timespec_to_usec(const struct timespec *ts);

@@ -28,16 +28,6 @@
 
 /* ---- hex ---- */
 
-static int unhex_char(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Strict: even length, hex digits only, ROOT_HASH_MIN..ROOT_HASH_MAX bytes. */
 static int parse_root_hash(const char *s, size_t l, uint8_t **ret, size_t *ret_size) {
         _cleanup_free_ uint8_t *b = NULL;
@@ -50,7 +40,7 @@ static int parse_root_hash(const char *s, size_t l, uint8_t **ret, size_t *ret_s
         if (!b)
                 return -ENOMEM;
         for (size_t i = 0; i < l / 2; i++) {
-                int hi = unhex_char(s[i * 2]), lo = unhex_char(s[i * 2 + 1]);
+                int hi = unhexchar(s[i * 2]), lo = unhexchar(s[i * 2 + 1]);
                 if (hi < 0 || lo < 0)
                         return -EINVAL;
                 b[i] = (uint8_t) (hi << 4 | lo);

@@ -76,43 +76,45 @@ check_mode() {
 }
 
 sequence() {
-for prop in private shared; do
-        log "--- $MODE: the root's propagation: $prop"
-        prop="$MODE, $prop"
-        mount --make-r"${prop#*, }" "$R"
-        check "$prop: before" no no
+        for prop in private shared; do
+                log "--- $MODE: the root's propagation: $prop"
+                prop="$MODE, $prop"
+                mount --make-r"${prop#*, }" "$R"
+                check "$prop: before" no no
+                assert_ok sx --root="$R" --no-reload merge
+                check_mode "$prop: merge"
+                check "$prop: merge" yes no
+                mount -t tmpfs late "$R/usr/share/late"
+                echo F >"$R/usr/share/late/F"
+                assert_ok sx --root="$R" --no-reload refresh
+                assert_contains "$LAST_STDERR" "Refreshed '$R/usr' atomically." "$prop: refresh went beneath"
+                check_mode "$prop: refresh"
+                check "$prop: refresh (beneath)" yes yes
+                assert_ok env SYSEXT_IDMAP_NO_BENEATH=1 "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
+                assert_contains "$LAST_STDERR" "Refreshed '$R/usr' (unmerge and merge)." "$prop: refresh by the fallback"
+                check "$prop: refresh (NO_BENEATH)" yes yes
+                assert_ok sx --root="$R" --no-reload unmerge
+                check "$prop: unmerge" no yes
+                umount "$R/usr/share/late"
+        done
+        mount --make-rprivate "$R"
+
+        log "$MODE: a mount on a directory only the extension has cannot go back: unmerge refuses, with one line"
         assert_ok sx --root="$R" --no-reload merge
-        check_mode "$prop: merge"
-        check "$prop: merge" yes no
-        mount -t tmpfs late "$R/usr/share/late"
-        echo F >"$R/usr/share/late/F"
-        assert_ok sx --root="$R" --no-reload refresh
-        assert_contains "$LAST_STDERR" "Refreshed '$R/usr' atomically." "$prop: refresh went beneath"
-        check_mode "$prop: refresh"
-        check "$prop: refresh (beneath)" yes yes
-        assert_ok env SYSEXT_IDMAP_NO_BENEATH=1 "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
-        assert_contains "$LAST_STDERR" "Refreshed '$R/usr' (unmerge and merge)." "$prop: refresh by the fallback"
-        check "$prop: refresh (NO_BENEATH)" yes yes
+        mount -t tmpfs only "$R/usr/share/only-a"
+        snapshot_state "$SCRATCH/state.only"
+        assert_fail sx --root="$R" --no-reload unmerge
+        assert_one_stderr_line
+        assert_contains "$LAST_STDERR" "usr/share/only-a: cannot keep the mount there: it does not exist in the hierarchy without the merge" \
+                "the error names the mount and the reason"
+        assert_state_unchanged "$SCRATCH/state.only" "unmerge refused"
+        umount "$R/usr/share/only-a"
         assert_ok sx --root="$R" --no-reload unmerge
-        check "$prop: unmerge" no yes
-        umount "$R/usr/share/late"
-done
-mount --make-rprivate "$R"
+        check "unmerge after removing it" no no
 
-log "$MODE: a mount on a directory only the extension has cannot go back: unmerge refuses, with one line"
-assert_ok sx --root="$R" --no-reload merge
-mount -t tmpfs only "$R/usr/share/only-a"
-snapshot_state "$SCRATCH/state.only"
-assert_fail sx --root="$R" --no-reload unmerge
-assert_one_stderr_line
-assert_contains "$LAST_STDERR" "usr/share/only-a: cannot keep the mount there: it does not exist in the hierarchy without the merge" \
-        "the error names the mount and the reason"
-assert_state_unchanged "$SCRATCH/state.only" "unmerge refused"
-umount "$R/usr/share/only-a"
-assert_ok sx --root="$R" --no-reload unmerge
-check "unmerge after removing it" no no
-
-has_test_hooks && faults
+        if has_test_hooks; then
+                faults
+        fi
 }
 
 # ---- faults ------------------------------------------------------------------------------------
@@ -171,22 +173,22 @@ fault_loop() {
         assert_ok timeout 120 "$@"
 }
 faults() {
-fault_loop "$MODE: merge" ensure_unmerged "" "" "$SYSEXT_IDMAP" --root="$R" --no-reload merge
-check "merge after the fault loop" yes no
-fault_loop "$MODE: refresh" ensure_merged "the overlay beneath the old one|could not be detached" "^$R/opt[/:]" \
-        "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
-check "$MODE: refresh after the fault loop" yes no
-if [[ $MODE == attached ]]; then
-        # Once the old overlay is detached, a fault puts it back (a copy of it saved before).
-        fault_loop "$MODE: refresh, NO_BENEATH" ensure_merged "" "^$R/opt[/:]" \
-                env SYSEXT_IDMAP_NO_BENEATH=1 "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
-        check "$MODE: refresh (NO_BENEATH) after the fault loop" yes no
-fi
-# unmerge detaches /usr, then /opt: a fault once /usr is done leaves it unmerged (its mounts back
-# in place) and /opt merged. A fault while putting a mount back puts the merge back.
-fault_loop "$MODE: unmerge" ensure_merged "Unmerged '$R/usr'" "" \
-        "$SYSEXT_IDMAP" --root="$R" --no-reload unmerge
-check "$MODE: unmerge after the fault loop" no no
+        fault_loop "$MODE: merge" ensure_unmerged "" "" "$SYSEXT_IDMAP" --root="$R" --no-reload merge
+        check "merge after the fault loop" yes no
+        fault_loop "$MODE: refresh" ensure_merged "the overlay beneath the old one|could not be detached" "^$R/opt[/:]" \
+                "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
+        check "$MODE: refresh after the fault loop" yes no
+        if [[ $MODE == attached ]]; then
+                # Once the old overlay is detached, a fault puts it back (a copy of it saved before).
+                fault_loop "$MODE: refresh, NO_BENEATH" ensure_merged "" "^$R/opt[/:]" \
+                        env SYSEXT_IDMAP_NO_BENEATH=1 "$SYSEXT_IDMAP" --root="$R" --no-reload refresh
+                check "$MODE: refresh (NO_BENEATH) after the fault loop" yes no
+        fi
+        # unmerge detaches /usr, then /opt: a fault once /usr is done leaves it unmerged (its mounts back
+        # in place) and /opt merged. A fault while putting a mount back puts the merge back.
+        fault_loop "$MODE: unmerge" ensure_merged "Unmerged '$R/usr'" "" \
+                "$SYSEXT_IDMAP" --root="$R" --no-reload unmerge
+        check "$MODE: unmerge after the fault loop" no no
 }
 
 MODE=detached

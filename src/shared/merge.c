@@ -991,12 +991,36 @@ static void submounts_done_many(Submounts *subs, size_t n) {
                 submounts_done(&subs[i]);
 }
 
+/* Carry the mounts below p's hierarchy onto its detached overlay, or, once the kernel refused that
+ * (*deferred: before Linux 6.15, or the test hook), mark them to be carried after it is attached;
+ * a merged hierarchy's old merge is then saved, to be put back if the refresh fails part way. */
+static int submounts_prepare_carry(const MergeContext *c, const Plan *p, Submounts *s, bool *deferred) {
+        bool known = *deferred;
+        int r;
+
+        s->deferred = known;
+        r = known ? 0 : submounts_carry(s, p->ovl_fd);
+        if (r < 0 || !s->deferred)
+                return r;
+        *deferred = true;
+        r = submounts_check_targets(s, p->ovl_fd, "the merged tree");  /* fail now, not once attached */
+        if (r < 0)
+                return r;
+        if (!known || TEST_HOOK(force_attached_submounts, false))
+                notice(c, "Note: %s: the mounts below '%s' are moved onto the overlay after it is attached, "
+                       "so they are briefly not visible.",
+                       TEST_HOOK(force_attached_submounts, false) ? "SYSEXT_IDMAP_ATTACHED_SUBMOUNTS" :
+                       "the kernel cannot attach a mount onto a detached overlay (Linux 6.15+)", p->path);
+        return p->merged ? submounts_save(s, p->h_fd) : 0;
+}
+
 /* Before anything is visible: clone the mounts now visible below each hierarchy that gets a new
  * overlay and carry them onto it (with backups where the originals are to be detached: a
  * hierarchy not merged yet), and check that those of a hierarchy to be unmerged can go back.
  * subs[i] belongs to plans[i]. */
-static int submounts_prepare(Plan *plans, size_t n, bool refresh, Submounts *subs) {
+static int submounts_prepare(const MergeContext *c, Plan *plans, size_t n, bool refresh, Submounts *subs) {
         _cleanup_(mount_table_done) MountTable t = {};
+        bool deferred = TEST_HOOK(force_attached_submounts, false);
         int r;
 
         for (size_t i = 0; i < n; i++)
@@ -1012,12 +1036,12 @@ static int submounts_prepare(Plan *plans, size_t n, bool refresh, Submounts *sub
                 if (r < 0 || subs[i].n == 0)
                         continue;
                 if (p->ovl_fd >= 0) {
-                        r = submounts_carry(&subs[i], p->ovl_fd);
+                        r = submounts_prepare_carry(c, p, &subs[i], &deferred);
                         continue;
                 }
                 r = hierarchy_open_base(p->path, &base);
                 if (r >= 0)
-                        r = submounts_check_targets(&subs[i], base);
+                        r = submounts_check_targets(&subs[i], base, "the hierarchy without the merge; unmount it first");
                 if (r >= 0)
                         r = submounts_save(&subs[i], p->h_fd);
         }
@@ -1026,10 +1050,14 @@ static int submounts_prepare(Plan *plans, size_t n, bool refresh, Submounts *sub
         return r;
 }
 
-/* The overlay of a hierarchy that was not merged is attached: detach the mounts it covers (their
- * clones are on it). On failure, put them back and detach the overlay: as it was. */
+/* The overlay of a hierarchy that was not merged is attached: carry the clones onto it if that was
+ * deferred (the originals, covered, stay until then), and detach the mounts it covers. On failure,
+ * put them back and detach the overlay (the clones carried go with it): as it was. */
 static int submounts_finish_attach(Plan *p, Submounts *s) {
-        int r = submounts_detach_originals(s);
+        int r = s->deferred ? submounts_carry(s, p->ovl_fd) : 0;
+
+        if (r >= 0)
+                r = submounts_detach_originals(s);
 
         if (r >= 0)
                 return 0;
@@ -1061,7 +1089,7 @@ static int attach_all(const MergeContext *c, Plan *plans, size_t n) {
         int r;
 
         assert(n <= MAX_HIERARCHIES);
-        r = submounts_prepare(plans, n, false, subs);
+        r = submounts_prepare(c, plans, n, false, subs);
         if (r < 0)
                 return r;
         for (i = 0; i < n; i++) {
@@ -1138,7 +1166,7 @@ static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t
         int r;
 
         assert(n <= MAX_HIERARCHIES);
-        r = submounts_prepare(plans, n, true, subs);    /* no overlay planned: all are unmerged */
+        r = submounts_prepare(c, plans, n, true, subs);    /* no overlay planned: all are unmerged */
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
@@ -1164,8 +1192,37 @@ static int unmerge_plans(const MergeContext *c, int root_fd, Plan *plans, size_t
         return r < 0 ? r : 0;
 }
 
-/* Without MOVE_MOUNT_BENEATH: detach the old overlay, then attach the new one where it was. */
-static int refresh_by_unmerge(const MergeContext *c, Plan *p) {
+typedef enum RefreshStage {
+        REFRESH_OLD_DETACHED,           /* unmerge and merge: the old overlay is gone */
+        REFRESH_NEW_ATTACHED,           /* ... and the new one is attached in its place */
+        REFRESH_NEW_BENEATH,            /* the new one is beneath the old one */
+} RefreshStage;
+
+/* A refresh whose sub-mounts are carried after the new overlay is attached (subs->deferred) failed
+ * part way: detach the overlays still there, top first (a covered mount cannot be detached on its
+ * own: the kernel detaches what is on top of it), and put the saved old merge back where it was. */
+static int refresh_undo(int root_fd, const Plan *p, Submounts *subs, RefreshStage stage, int r) {
+        _cleanup_close_ int h = -EBADF;
+        int k = 0;
+
+        if (subs->saved_fd < 0)
+                return r;       /* no sub-mounts: nothing was saved (and nothing deferred) */
+        if (stage == REFRESH_NEW_BENEATH)
+                k = umount_fd(p->h_fd);
+        if (k >= 0 && stage != REFRESH_OLD_DETACHED)
+                k = umount_fd(p->ovl_fd);
+        if (k >= 0) {
+                h = openat_beneath(root_fd, p->hierarchy + 1, O_PATH | O_DIRECTORY, true);
+                k = h < 0 ? h : submounts_restore(subs, h);
+        }
+        if (k < 0)
+                return sx_error_prefix(r, "%s: the refresh failed, and the old merge could not be put back either", p->path);
+        return r;
+}
+
+/* Without MOVE_MOUNT_BENEATH: detach the old overlay, then attach the new one where it was, and
+ * carry the sub-mounts onto it if the kernel could not do that before. */
+static int refresh_by_unmerge(const MergeContext *c, int root_fd, Plan *p, Submounts *subs) {
         _cleanup_close_ int under = -EBADF;
         int r;
 
@@ -1174,17 +1231,37 @@ static int refresh_by_unmerge(const MergeContext *c, Plan *p) {
                 return sx_error(r, "%s: failed to unmount: %m", p->path);
         under = open(p->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (under < 0)
-                return sx_error(negative_errno(), "%s: %m", p->path);
+                return refresh_undo(root_fd, p, subs, REFRESH_OLD_DETACHED, sx_error(negative_errno(), "%s: %m", p->path));
         r = mount_attach(p->ovl_fd, under, false);
         if (r < 0)
-                return sx_error(r, "%s: failed to attach the overlay: %m", p->path);
+                return refresh_undo(root_fd, p, subs, REFRESH_OLD_DETACHED,
+                                    sx_error(r, "%s: failed to attach the overlay: %m", p->path));
+        r = subs->deferred ? submounts_carry(subs, p->ovl_fd) : 0;
+        if (r < 0)
+                return refresh_undo(root_fd, p, subs, REFRESH_NEW_ATTACHED, r);
         notice(c, "Refreshed '%s' (unmerge and merge).", p->path);
+        return 0;
+}
+
+/* The new overlay is beneath the old one: if that was deferred, carry the sub-mounts (clones of
+ * those on the old one) onto it, where the old one hides them; detaching the old one then shows
+ * both at once, as when they were carried before it was attached. */
+static int refresh_beneath_finish(const MergeContext *c, int root_fd, Plan *p, Submounts *subs) {
+        int r = subs->deferred ? submounts_carry(subs, p->ovl_fd) : 0;
+
+        if (r < 0)
+                return refresh_undo(root_fd, p, subs, REFRESH_NEW_BENEATH, r);
+        r = umount_fd(p->h_fd);
+        if (r < 0)
+                return sx_error(r, "%s: new overlay attached, but the old one could not be detached: %m", p->path);
+        notice(c, "Refreshed '%s' atomically.", p->path);
         return 0;
 }
 
 /* Swap one hierarchy: the new overlay goes beneath the old one, then the old one is detached, so
  * a reader never sees the hierarchy without extensions. The mounts that were on the old overlay
- * are on the new one already (submounts_prepare()), so this stays one step for them too. */
+ * are on the new one already (submounts_prepare()), or go there while it is beneath (before Linux
+ * 6.15), so this stays one step for them too. */
 static int refresh_one(const MergeContext *c, int root_fd, Plan *p, Submounts *subs, bool *beneath_ok) {
         int r;
 
@@ -1212,20 +1289,14 @@ static int refresh_one(const MergeContext *c, int root_fd, Plan *p, Submounts *s
         }
         if (*beneath_ok) {
                 r = mount_attach(p->ovl_fd, p->h_fd, true);
-                if (r >= 0) {
-                        r = umount_fd(p->h_fd);
-                        if (r < 0)
-                                return sx_error(r, "%s: new overlay attached, but the old one could not be detached: %m",
-                                                p->path);
-                        notice(c, "Refreshed '%s' atomically.", p->path);
-                        return 0;
-                }
+                if (r >= 0)
+                        return refresh_beneath_finish(c, root_fd, p, subs);
                 if (r != -EINVAL && r != -ENOSYS)
                         return sx_error(r, "%s: failed to attach the overlay beneath the old one: %m", p->path);
                 *beneath_ok = false;
                 notice(c, "Note: the kernel cannot mount beneath (MOVE_MOUNT_BENEATH, Linux 6.5+); refreshing by unmerge and merge.");
         }
-        return refresh_by_unmerge(c, p);
+        return refresh_by_unmerge(c, root_fd, p, subs);
 }
 
 void merge_session_free(MergeSession *s) {
@@ -1492,7 +1563,7 @@ static int phase_refresh(Phase *ph, int root_fd, Plan *plans, size_t n, bool *re
         assert(n <= MAX_HIERARCHIES);
         if (!beneath_ok)
                 notice(c, "Note: MOVE_MOUNT_BENEATH disabled by SYSEXT_IDMAP_NO_BENEATH; refreshing by unmerge and merge.");
-        r = submounts_prepare(plans, n, true, subs);
+        r = submounts_prepare(c, plans, n, true, subs);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {

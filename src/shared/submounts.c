@@ -236,14 +236,18 @@ int submounts_carry(Submounts *s, int tree_fd) {
         assert(s && tree_fd >= 0);
         for (size_t i = 0; i < s->n; i++) {
                 Submount *m = &s->items[i];
-                _cleanup_close_ int target = open_mount_point(s, m, tree_fd, "the merged tree");
+                _cleanup_close_ int target = -EBADF;
 
+                if (m->clone_fd < 0)
+                        continue;       /* carried already */
+                target = open_mount_point(s, m, tree_fd, "the merged tree");
                 if (target < 0)
                         return target;
                 r = move_onto(m->clone_fd, target);
-                if (r == -EINVAL)
-                        return sx_error(r, "%s/%s: the kernel cannot attach a mount onto a detached overlay "
-                                        "(Linux 6.15 or newer keeps mounts below a hierarchy): %m", s->path, m->rel);
+                if (r == -EINVAL && i == 0 && !s->deferred) {
+                        s->deferred = true;     /* a detached target: Linux 6.15+ */
+                        return 0;
+                }
                 if (r < 0)
                         return sx_error(r, "%s/%s: cannot move the mount onto the new overlay: %m", s->path, m->rel);
                 m->clone_fd = safe_close(m->clone_fd);  /* part of the overlay's tree now */
@@ -266,10 +270,10 @@ int submounts_detach_originals(Submounts *s) {
         return 0;
 }
 
-int submounts_check_targets(const Submounts *s, int base_fd) {
-        assert(s && base_fd >= 0);
+int submounts_check_targets(const Submounts *s, int base_fd, const char *where) {
+        assert(s && base_fd >= 0 && where);
         for (size_t i = 0; i < s->n; i++) {
-                int fd = open_mount_point(s, &s->items[i], base_fd, "the hierarchy without the merge; unmount it first");
+                int fd = open_mount_point(s, &s->items[i], base_fd, where);
                 if (fd < 0)
                         return fd;
                 safe_close(fd);

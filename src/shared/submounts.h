@@ -9,8 +9,10 @@
  * moves: a clone in the peer group of the original would lose its nested mounts when the original
  * is detached, since the umount propagates to peers (systemd#41875). Once attached under a shared
  * parent the clones become shared again, in new peer groups, like any new mount there.
- * Moving a mount onto a detached tree needs Linux 6.15; older kernels refuse it (EINVAL) and the
- * operation fails before anything became visible. */
+ * Moving a mount onto a detached tree needs Linux 6.15; older kernels refuse it (EINVAL). That is
+ * found out at the first move, before anything moved: the Submounts are then "deferred", carried
+ * onto the overlay once it is attached (the caller's order: attach, carry, detach the originals;
+ * for a refresh, beneath, carry, detach the old overlay). */
 
 #include <stdbool.h>
 #include <errno.h>
@@ -30,6 +32,7 @@ typedef struct Submounts {
         Submount *items;
         size_t n;
         size_t n_detached;      /* originals detached so far (a rollback puts their backups back) */
+        bool deferred;          /* to be carried once the overlay is attached (before Linux 6.15) */
         int saved_fd;           /* unmerge: the whole merged tree, cloned, to put back on a rollback */
 } Submounts;
 
@@ -48,15 +51,19 @@ void mount_table_done(MountTable *t);
  * there are none. */
 int submounts_collect(const MountTable *t, const char *path, int h_fd, bool with_backup, Submounts *ret);
 
-/* Move the clones onto the same places in the detached tree tree_fd (an overlay not yet attached). */
+/* Move the clones onto the same places in the tree tree_fd, an overlay: not yet attached if
+ * !s->deferred; if the kernel then refuses the first move (EINVAL, before Linux 6.15), nothing has
+ * moved, s->deferred is set and 0 returned. If s->deferred, tree_fd is attached (or beneath the old
+ * overlay): this works on every kernel. Idempotent for the clones already moved. */
 int submounts_carry(Submounts *s, int tree_fd);
 
 /* After the tree carrying the clones is attached: detach the originals, now covered by it. */
 int submounts_detach_originals(Submounts *s);
 
-/* Unmerge: check that every mount point exists, of the same kind, in base_fd (the hierarchy as it
- * is without the merge), before anything is detached. */
-int submounts_check_targets(const Submounts *s, int base_fd);
+/* Check that every mount point exists, of the same kind, in base_fd, before anything changes:
+ * for unmerge, the hierarchy as it is without the merge; for a deferred carry, the new overlay.
+ * where names base_fd in the error. */
+int submounts_check_targets(const Submounts *s, int base_fd, const char *where);
 
 /* Attach the clones (or, restoring, the backups) at their places below the hierarchy h_fd. */
 int submounts_attach(Submounts *s, int h_fd, bool backups);

@@ -29,6 +29,7 @@ void test_hooks_from_environment(void) {
                 .verity_dirs = secure_getenv("SYSEXT_IDMAP_VERITY_DIRS"),
                 .force_path_layers = env_true("SYSEXT_IDMAP_FORCE_PATH_LAYERS"),
                 .no_beneath = env_true("SYSEXT_IDMAP_NO_BENEATH"),
+                .force_attached_submounts = env_true("SYSEXT_IDMAP_ATTACHED_SUBMOUNTS"),
         };
         test_hooks_arm_faults(e ? strtol(e, NULL, 10) : 0, env_true("SYSEXT_IDMAP_FAULT_LIST"));
 }

@@ -310,9 +310,23 @@ else
         check "unmerge: the verity devices left are marked for deferred removal" \
                 'all_deferred $left' || timeout -k 2 30 /usr/lib/sysext-idmap-vmtest/holders.sh $left >&3
 fi
+# A mount below /usr survives merge and refresh on 6.1, which cannot move a mount onto a detached
+# overlay (Linux 6.15+): it is moved onto the overlay once attached (unmerge-and-merge refresh).
+SUB=/usr/share/sxvm-sub
+mkdir -p $SUB && mount -t tmpfs sxvmsub $SUB && echo sub >$SUB/f
+n_on() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | wc -l; }
 run_cmd sysext-idmap merge
 note_merge
 check "merge: succeeds again" '((RC == 0)) && [[ $(vmsigned-hello 2>&1) == "hello from vmsigned" ]]' || show
+check "submounts: the kernel cannot carry the tmpfs on $SUB onto the detached overlay, the note says so" \
+        '[[ $ERR == *"cannot attach a mount onto a detached overlay"* ]]' || show
+check "submounts: after merge the tmpfs is on the overlay, once, with its file" \
+        '[[ $(cat $SUB/f 2>&1) == sub && $(n_on $SUB) == 1 && $(fstype /usr) == overlay ]]' || findmnt -R /usr | diag
+run_cmd sysext-idmap --always-refresh refresh     # nothing changed: without it, refresh would skip
+note_merge
+check "submounts: after refresh (unmerge and merge) the tmpfs is there, once, with its file" \
+        '((RC == 0)) && [[ $(cat $SUB/f 2>&1) == sub && $(n_on $SUB) == 1 ]]' || { show; findmnt -R /usr | diag; }
+umount $SUB
 # for the shutdown check: the overlay devices of every merge in this boot
 echo "$HOLDER_DEVS" >/run/vmtest-usr-devs
 

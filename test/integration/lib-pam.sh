@@ -63,7 +63,7 @@ setup_pam_scratch() {
         # No variable of the caller may steer the module (or the CLI) in these tests.
         unset SYSTEMD_SYSEXT_HIERARCHIES SYSEXT_IDMAP_VERITY_DIRS SYSEXT_IDMAP_RUNTIME_DIR \
               SYSEXT_IDMAP_FORCE_PATH_LAYERS SYSEXT_IDMAP_FAULT SYSEXT_IDMAP_FAULT_LIST \
-              SYSEXT_IDMAP_NO_BENEATH
+              SYSEXT_IDMAP_NO_BENEATH SYSEXT_IDMAP_ATTACHED_SUBMOUNTS
         # /run is the namespace's own tmpfs (enter_private_ns), so all of this goes with it.
         [[ $(stat -c '%u %a' /run) == "0 755" ]] || { echo "/run is not a private 0755 root tmpfs" >&2; exit 1; }
         PRIV=$(mktemp -d "/run/sxtest-$TEST_NAME.XXXXXX")

@@ -29,7 +29,7 @@ LG_PROBE=/usr/lib/sysext-idmap-vmtest/session-probe.sh
 LG_SYSIMG=/var/lib/sysext-idmap/user-extensions/sxvmsys.raw
 LG_PAMMOD=/usr/lib/x86_64-linux-gnu/security/pam_sysext_idmap.so
 LG_HOOK_VARS=(SYSEXT_IDMAP_FAULT SYSEXT_IDMAP_FAULT_LIST SYSEXT_IDMAP_VERITY_DIRS SYSEXT_IDMAP_RUNTIME_DIR
-              SYSEXT_IDMAP_FORCE_PATH_LAYERS SYSEXT_IDMAP_NO_BENEATH)
+              SYSEXT_IDMAP_FORCE_PATH_LAYERS SYSEXT_IDMAP_NO_BENEATH SYSEXT_IDMAP_ATTACHED_SUBMOUNTS)
 U1=sxvmuser U1_UID=1100         # the attacker: an ordinary user
 U2=sxvmother U2_UID=1101        # the second ordinary user, the target of su
 U1_HOME=/home/$U1 U2_HOME=/home/$U2

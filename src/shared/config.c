@@ -246,8 +246,10 @@ static int dropins_load(int root_fd, const char *name, LoadState *st) {
         char **sorted = calloc(n + 1, sizeof(char *));
         if (!sorted)
                 return -ENOMEM;
-        memcpy(sorted, names, n * sizeof(char *));
-        qsort(sorted, n, sizeof(char *), name_cmp);
+        if (n > 0) {    /* names is NULL without drop-ins */
+                memcpy(sorted, names, n * sizeof(char *));
+                qsort(sorted, n, sizeof(char *), name_cmp);
+        }
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 _cleanup_free_ char *rel = NULL;
                 size_t k = 0;

@@ -18,7 +18,7 @@ cd "$tmp"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-for f in dissect release verity-sig idmap policy image-name; do
+for f in dissect release verity-sig idmap policy image-name config; do
         mkdir -p "$out/fuzz-$f"
 done
 mkdir -p "$out/certs"
@@ -228,6 +228,11 @@ for t in "1.0 1.0.1 1.1" "1~rc1 1 1.0" "1-2 1^2 1.2" "a b 1" "01 1 001" "1.0a 1.
         printf '%s\0%s\0%s' "$a" "$b" "$c" | seed image-name "versions-$i"
         i=$((i + 1))
 done
+
+# sysext.conf: sections, keys, drop-in style, junk
+printf '[SysExt]\nMutable=import\nImagePolicy=root=verity+signed+absent:usr=signed+absent\n' | seed config main
+printf '# comment\n; other\n[ConfExt]\nMutable=ephemeral-import\n\n[SysExt]\n  Mutable = yes  \n' | seed config sections
+printf '[SysExt\nMutable\n=x\n[Unknown]\nKey=\n\\\n' | seed config junk
 
 touch "$out/.complete"
 for d in "$out"/fuzz-*; do

@@ -583,8 +583,11 @@ static const char *session_idmap_spec(const MergeSession *s) {
         return s->idmap ? s->idmap->spec : "identity";
 }
 
+/* --noexec=, else the image class's default (confext: noexec, sysext: exec). */
 static bool session_noexec(const MergeSession *s) {
-        return s->c->noexec == NOEXEC_YES || (s->c->noexec == NOEXEC_DEFAULT && s->c->noexec_default);
+        if (s->c->noexec != NOEXEC_DEFAULT)
+                return s->c->noexec == NOEXEC_YES;
+        return image_class_info(s->c->image_class)->overlay_attrs & MOUNT_ATTR_NOEXEC;
 }
 
 /* Each extension's own mapping (--idmap=auto decides per layer), for the markers; freed by the
@@ -1546,11 +1549,10 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
          * unless a user's command runs on the overlay (run --user, --idmap=user:NAME); a confext's
          * /etc is also nosuid,noexec (the class's overlay_attrs). */
         bool untrusted = s->c->untrusted || (s->idmap && s->idmap->untrusted);
-        uint64_t attrs = image_class_info(s->c->image_class)->overlay_attrs | (untrusted ? MOUNT_ATTR_NOSUID : 0);
+        uint64_t attrs = (image_class_info(s->c->image_class)->overlay_attrs & ~MOUNT_ATTR_NOEXEC) |
+                         (untrusted ? MOUNT_ATTR_NOSUID : 0) | (session_noexec(s) ? MOUNT_ATTR_NOEXEC : 0);
         for (size_t i = 0; i < s->n_exts; i++)
                 attrs |= s->exts[i]->mount_attrs[0] | s->exts[i]->mount_attrs[1];
-        if (session_noexec(s))
-                attrs |= MOUNT_ATTR_NOEXEC;
         return plans_build_overlays(plans, n, attrs, s->c->overlay_options, &fallback);
 }
 

@@ -36,7 +36,7 @@ typedef struct ImageSource {
         const char *name;               /* the name discovery gave it (a symlink's, not its target's), or NULL */
 } ImageSource;
 
-/* --noexec=: unset, the image class decides (MergeContext.noexec_default); else yes or no. */
+/* --noexec=: unset, the image class decides (confext: noexec, sysext: exec); else yes or no. */
 typedef enum NoexecMode { NOEXEC_DEFAULT = 0, NOEXEC_NO, NOEXEC_YES } NoexecMode;
 
 typedef struct MergeContext {
@@ -59,7 +59,6 @@ typedef struct MergeContext {
         uint64_t private_copy_max;      /* user-controlled images without dm-verity: largest private copy */
         MutableMode mutable_mode;       /* --mutable=; refused with namespace_of, stack and untrusted */
         NoexecMode noexec;              /* MOUNT_ATTR_NOEXEC on the overlays */
-        bool noexec_default;            /* what NOEXEC_DEFAULT means for this image class (sysext: false) */
         const char *overlay_options;    /* $SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS: replaces the writable
                                          * merge's OVERLAY_MUTABLE_OPTIONS; NULL = the default */
         NoticeFunc notice;              /* NULL = quiet */

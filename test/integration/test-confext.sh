@@ -94,6 +94,15 @@ fi
 [[ -z $(mounts_below "$R/usr") && -z $(mounts_below "$R/opt") ]] && pass "/usr and /opt untouched" ||
         fail "confext mounted something on /usr or /opt"
 
+log "--noexec=no lifts the confext default (systemd-confext(8))"
+assert_ok "$CX" --root="$R" --no-reload --noexec=no --always-refresh refresh
+opts=$(findmnt -n -o OPTIONS --mountpoint "$R/etc" || true)
+assert_not_contains ",$opts," ",noexec," "/etc overlay without noexec after --noexec=no"
+assert_contains ",$opts," ",nosuid," "/etc overlay still nosuid after --noexec=no"
+assert_ok "$CX" --root="$R" --no-reload --noexec=yes --always-refresh refresh
+opts=$(findmnt -n -o OPTIONS --mountpoint "$R/etc" || true)
+assert_contains ",$opts," ",noexec," "/etc overlay noexec again"
+
 log "status"
 assert_ok "$CX" --root="$R" --json=short status
 assert_eq "$(json_get "$LAST_STDOUT" "' '.join(h['hierarchy'] for h in j)")" "/etc" "confext status: /etc only"

@@ -188,6 +188,8 @@ static json_object *meta_json_new(const MarkersInfo *m) {
         json_object_object_add(o, "extensions", a);
         json_object_object_add(o, "skipped", meta_json_skipped(m));
         json_object_object_add(o, "identity", identity_new(m));
+        if (m->inputs)
+                json_object_object_add(o, "inputs", json_object_get(m->inputs));
         return o;
 }
 

@@ -49,6 +49,7 @@ typedef struct MarkersInfo {
         const char *mutable_mode;       /* "no", "yes", … */
         bool noexec;
         const char *overlay_options;    /* or NULL */
+        json_object *inputs;            /* the merge's inputs stamp (inputs-stamp.h), or NULL */
 } MarkersInfo;
 
 /* Write the marker directory into the metadata layer (a writable detached tmpfs). path names the

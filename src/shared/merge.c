@@ -12,6 +12,7 @@
 
 #include "extension.h"
 #include "idmap-auto.h"
+#include "inputs-stamp.h"
 #include "markers.h"
 #include "merge.h"
 #include "mountapi.h"
@@ -121,6 +122,7 @@ typedef struct Plan {
         json_object *meta;      /* our metadata for the old merge (status, reload) */
         MutableDirs mut;        /* --mutable=: the writable layer and the imported directory */
         char *old_work_dir;     /* the old merge's work_dir marker, removed when it goes */
+        bool *used;             /* which extensions have a layer here (plan_collect_layers) */
 } Plan;
 
 #define PLAN_NULL { .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF, .mut = MUTABLE_DIRS_NULL }
@@ -143,6 +145,7 @@ static void plan_done(Plan *p) {
                 json_object_put(p->meta);
         mutable_dirs_done(&p->mut);
         free(p->old_work_dir);
+        free(p->used);
         *p = (Plan) PLAN_NULL;
 }
 
@@ -542,6 +545,7 @@ struct MergeSession {
         const char *root;       /* root for the hierarchies (c->root); inside a target, beneath target_root */
         bool reload;
         SkipList skips;         /* discovered images left out */
+        json_object *inputs;    /* the inputs stamp (inputs-stamp.h) and "merged", or NULL */
 };
 
 /* Every layer read-only and idmapped: with the session's mapping, or under --idmap=auto with its
@@ -630,6 +634,7 @@ static int session_markers_info(const MergeSession *s, const Plan *p, const bool
                 .mutable_mode = mutable_mode_to_string(s->c->mutable_mode),
                 .noexec = session_noexec(s),
                 .overlay_options = s->c->overlay_options,
+                .inputs = s->inputs,
         };
         return 0;
 }
@@ -784,16 +789,19 @@ static int plan_write_work_dir(const MergeSession *s, Plan *p) {
 
 /* Fill the layers of one hierarchy. Returns 0 and no layers if no extension provides it and the
  * merge gets no writable layer (a writable merge is made without extensions, as systemd-sysext's). */
+static int plan_collect_layers(const MergeSession *s, Plan *p) {
+        p->used = calloc(s->n_exts + 1, sizeof(bool));
+        if (!p->used)
+                return -ENOMEM;
+        return plan_add_extension_layers(p, s->exts, s->n_exts, p->used);
+}
+
 static int plan_prepare(const MergeSession *s, int root_fd, Plan *p) {
-        _cleanup_free_ bool *used = calloc(s->n_exts + 1, sizeof(bool));
         struct stat st;
         int r;
 
-        if (!used)
-                return -ENOMEM;
-        r = plan_add_extension_layers(p, s->exts, s->n_exts, used);
-        if (r < 0 || (p->n_layers == 0 && !mutable_mode_may_write(s->c->mutable_mode)))
-                return r;
+        if (p->n_layers == 0 && !mutable_mode_may_write(s->c->mutable_mode))
+                return 0;
         r = plan_open_host(s->c, p, &st);
         if (r < 0)
                 return r;
@@ -808,7 +816,7 @@ static int plan_prepare(const MergeSession *s, int root_fd, Plan *p) {
         r = meta_layer_make(&st, &p->meta_fd);
         if (r < 0)
                 return r;
-        r = meta_write(s, p, used);
+        r = meta_write(s, p, p->used);
         if (r < 0)
                 return r;
         r = plan_write_work_dir(s, p);
@@ -1313,6 +1321,8 @@ void merge_session_free(MergeSession *s) {
         idmap_cache_done(&s->idmap_cache);
         safe_close(s->target_mntns);
         safe_close(s->target_root);
+        if (s->inputs)
+                json_object_put(s->inputs);
         free(s);
 }
 
@@ -1530,9 +1540,180 @@ static int refresh_skip(Phase *ph, const Plan *plans, size_t n) {
         return 1;
 }
 
+/* ---- the inputs stamp: refresh's quick check (inputs-stamp.h) ---- */
+
+/* The quick check covers merges whose every input is in the search directories and the options:
+ * discovered images, in our own namespace, read-only, not mapped through a namespace that may
+ * have changed under the same name. Everything else takes the full comparison. */
+static bool session_inputs_eligible(const MergeSession *s) {
+        const MergeContext *c = s->c;
+
+        return !c->images && s->target_mntns < 0 && !c->stack && c->mutable_mode == MUTABLE_NO &&
+               !(s->idmap && s->idmap->kind == IDMAP_USERNS);
+}
+
+static void json_put_string(json_object *o, const char *key, const char *v) {
+        if (v)
+                json_object_object_add(o, key, json_object_new_string(v));
+}
+
+static json_object *session_inputs_options(const MergeSession *s) {
+        const MergeContext *c = s->c;
+        _cleanup_free_ char *policy = NULL, *maps = NULL;
+        json_object *o = json_object_new_object();
+
+        if (!o || (c->policy && image_policy_to_string(c->policy, true, &policy) < 0)) {
+                json_object_put(o);
+                return NULL;
+        }
+        json_put_string(o, "class", image_class_info(c->image_class)->name);
+        json_put_string(o, "root", root_is_host(s->root) ? "/" : s->root);
+        json_put_string(o, "idmap", session_idmap_spec(s));
+        if (s->idmap && s->idmap->kind == IDMAP_MAP) {  /* user:NAME resolves through the user database */
+                for (size_t i = 0; i < s->idmap->n_uid + s->idmap->n_gid; i++) {
+                        const IdmapExtent *e = i < s->idmap->n_uid ? &s->idmap->uid[i] : &s->idmap->gid[i - s->idmap->n_uid];
+                        char *n = NULL;
+                        if (asprintf_safe(&n, "%s%c%" PRIu32 ":%" PRIu32 ":%" PRIu32, strempty(maps),
+                                          i < s->idmap->n_uid ? 'u' : 'g', e->from, e->to, e->count) < 0)
+                                break;
+                        free(maps);
+                        maps = n;
+                }
+                json_put_string(o, "idmapExtents", maps);
+        }
+        _cleanup_free_ char *h = strv_join(c->hierarchies, ":");
+        json_put_string(o, "hierarchies", h);
+        json_put_string(o, "policy", policy ?: "default");
+        json_put_string(o, "verity", verity_mode_to_string(c->verity_mode));
+        json_object_object_add(o, "force", json_object_new_boolean(c->force));
+        json_object_object_add(o, "noexec", json_object_new_boolean(session_noexec(s)));
+        json_object_object_add(o, "untrusted", json_object_new_boolean(c->untrusted));
+        json_object_object_add(o, "skipBroken", json_object_new_boolean(c->skip_broken));
+        json_put_string(o, "overlayOptions", c->overlay_options);
+        json_put_string(o, "origin", c->origin);
+        return o;
+}
+
+static const char * const inputs_files[] = {
+        "etc/os-release", "usr/lib/os-release", "etc/initrd-release",
+        "etc/verity.d", "run/verity.d", "usr/local/lib/verity.d", "usr/lib/verity.d",
+        NULL,
+};
+
+/* The stamp of the inputs as they are now; NULL (no quick check) when not eligible. */
+static int session_inputs_new(const MergeSession *s, json_object **ret) {
+        InputsStampSources src = {
+                .dirs = image_class_info(s->c->image_class)->search_dirs,
+                .files = inputs_files,
+        };
+        json_object *options;
+
+        *ret = NULL;
+        if (!session_inputs_eligible(s))
+                return 0;
+        options = session_inputs_options(s);
+        if (!options)
+                return -ENOMEM;
+        return inputs_stamp_new(s->root, &src, options, ret);
+}
+
+/* Which hierarchies this merge puts an overlay on: part of what the next refresh compares. */
+static int session_inputs_add_merged(MergeSession *s, const Plan *plans, size_t n) {
+        json_object *a;
+
+        if (!s->inputs)
+                return 0;
+        json_object_object_del(s->inputs, "merged");
+        a = json_object_new_array();
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (plans[i].n_layers > 0)
+                        json_object_array_add(a, json_object_new_string(plans[i].hierarchy));
+        json_object_object_add(s->inputs, "merged", a);
+        return 0;
+}
+
+/* The stamp in a merge's metadata equals now, apart from the hierarchies it merged. */
+static bool inputs_equal_but_merged(json_object *meta, json_object *now) {
+        json_object *recorded, *copy = NULL;
+        bool equal;
+
+        if (!json_object_object_get_ex(meta, "inputs", &recorded) || json_object_deep_copy(recorded, &copy, NULL) < 0)
+                return false;
+        json_object_object_del(copy, "merged");
+        equal = inputs_stamp_equal(copy, now);
+        json_object_put(copy);
+        return equal;
+}
+
+/* 1 if every hierarchy the last merge put an overlay on still carries it, no other is merged, and
+ * the merge recorded the same inputs stamp as now: nothing to load, mount or compare. */
+static int refresh_quick_unchanged(MergeSession *s, json_object *now) {
+        _cleanup_close_ int root_fd = -EBADF;
+        json_object *merged = NULL, *recorded;
+        Plan *plans = NULL;
+        size_t n = 0;
+        int r;
+
+        r = open_root(s->root, &root_fd);
+        if (r < 0)
+                return r;
+        r = plans_open(s->c->hierarchies, root_fd, false, &plans, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && !merged; i++)
+                if (plans[i].merged && json_object_object_get_ex(plans[i].meta, "inputs", &recorded))
+                        json_object_object_get_ex(recorded, "merged", &merged);
+        r = merged ? 1 : 0;
+        for (size_t i = 0; r > 0 && i < n; i++) {
+                bool listed = false;
+                for (size_t k = 0; k < json_object_array_length(merged); k++)
+                        listed = listed || streq(strempty(json_object_get_string(json_object_array_get_idx(merged, k))),
+                                                 plans[i].hierarchy);
+                if (listed != plans[i].merged)
+                        r = 0;
+                else if (listed && !inputs_equal_but_merged(plans[i].meta, now))
+                        r = 0;
+        }
+        plans_free(plans, n);
+        return r;
+}
+
+/* Before anything is opened: the quick check of refresh (*ret_skip), and the stamp a merge records. */
+static int session_inputs_prepare(MergeSession *s, Verb verb, bool *ret_skip) {
+        json_object *now = NULL;
+        int r;
+
+        *ret_skip = false;
+        r = session_inputs_new(s, &now);
+        if (r < 0 || !now)
+                return r;
+        if (verb == VERB_REFRESH && !s->c->always_refresh) {
+                r = refresh_quick_unchanged(s, now);
+                if (r < 0) {
+                        json_object_put(now);
+                        return r;
+                }
+                *ret_skip = r > 0;
+        }
+        s->inputs = now;
+        return 0;
+}
+
 static int phase_prepare(Phase *ph, int root_fd, Plan *plans, size_t n) {
+        int r;
+
         for (size_t i = 0; i < n; i++) {
-                int r = plan_prepare(ph->s, root_fd, &plans[i]);
+                r = plan_collect_layers(ph->s, &plans[i]);
+                if (r < 0)
+                        return r;
+        }
+        r = session_inputs_add_merged(ph->s, plans, n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = plan_prepare(ph->s, root_fd, &plans[i]);
                 if (r < 0)
                         return r;
         }
@@ -1696,6 +1877,15 @@ static int run_verb(const MergeContext *c, Verb verb) {
                         return r;
         }
         if (verb != VERB_UNMERGE) {
+                bool skip;
+
+                r = session_inputs_prepare(s, verb, &skip);
+                if (r < 0)
+                        return r;
+                if (skip) {
+                        notice(c, "Skipping extension refresh because no change was found, use --always-refresh=yes to always do a refresh.");
+                        return 0;
+                }
                 r = session_load_extensions(s);
                 if (r < 0)
                         return r;

@@ -241,6 +241,31 @@ assert_ok sx --root="$R" --no-reload refresh
 assert_contains "$LAST_STDERR" "Skipping extension refresh because no change was found, use --always-refresh=yes to always do a refresh." "refresh notice"
 assert_eq "$(marker_dev "$R/usr")" "$dev" "/usr overlay after a skipped refresh"
 
+assert_not_contains "$LAST_STDERR" "Using extensions" "the quick check opened no image"
+
+log "9f. the quick check sees the host's os-release, a hierarchy unmerged by hand, a new sidecar"
+# (/usr is merged, read-only: etc/os-release, which comes first, becomes a file of its own)
+sed 's/^VERSION_ID=12$/VERSION_ID=13/' "$R/usr/lib/os-release" >"$SCRATCH/os-release.13"
+rm "$R/etc/os-release" && cp "$SCRATCH/os-release.13" "$R/etc/os-release"
+assert_ok sx --root="$R" --no-reload refresh
+assert_not_contains "$LAST_STDERR" "Skipping" "refresh after the host's VERSION_ID changed"
+assert_contains "$LAST_STDERR" "not compatible" "refresh checks compatibility again"
+ln -sf ../usr/lib/os-release "$R/etc/os-release"
+assert_ok sx --root="$R" --no-reload refresh
+assert_eq "$(merged_exts "$R" /usr)" a,b "merged again with the old VERSION_ID"
+umount -l "$R/opt"
+assert_ok sx --root="$R" --no-reload refresh
+assert_not_contains "$LAST_STDERR" "Skipping" "refresh with /opt unmerged by hand"
+[[ -n $(marker_dev "$R/opt") ]] && pass "/opt merged again" || fail "/opt not merged again"
+echo 0000 >"$E/b.roothash"
+assert_ok sx --root="$R" --no-reload refresh
+assert_contains "$LAST_STDERR" "Skipping extension 'b'" "a new (bogus) sidecar is noticed"
+rm -f "$E/b.roothash"
+assert_ok sx --root="$R" --no-reload refresh
+assert_ok sx --root="$R" --no-reload refresh
+assert_contains "$LAST_STDERR" "Skipping" "skipped again"
+dev=$(marker_dev "$R/usr")
+
 log "9a. --always-refresh refreshes anyway; --always-refresh=no does not"
 assert_ok sx --root="$R" --no-reload --always-refresh refresh
 assert_contains "$LAST_STDERR" "No change found based on origin entry but continuing as requested by --always-refresh=yes." "refresh notice"

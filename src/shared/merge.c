@@ -872,10 +872,26 @@ static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, const cha
 }
 
 /* Only the host's own manager is asked; a target namespace or --root belongs to someone else. */
+static bool may_reload(const MergeSession *s) {
+        return !s->c->no_reload && root_is_host(s->root) && s->target_mntns < 0;
+}
+
+/* Before anything is attached or detached: what reload needs is loaded from the file system as it
+ * is now, not from the extensions about to be merged (reload.h). A failure is reported by
+ * maybe_reload(), which tries again. */
+static void prepare_reload(const MergeSession *s, const Plan *plans, size_t n) {
+        bool wanted = s->reload;
+
+        for (size_t i = 0; !wanted && i < n; i++)
+                wanted = plans[i].merged && markers_meta_wants_reload(plans[i].meta);
+        if (wanted && may_reload(s) && service_manager_reload_prepare() < 0)
+                sx_clear_error();
+}
+
 static void maybe_reload(const MergeSession *s, bool wanted) {
         int r;
 
-        if (!wanted || s->c->no_reload || !root_is_host(s->root) || s->target_mntns >= 0)
+        if (!wanted || !may_reload(s))
                 return;
         r = service_manager_reload();
         if (r > 0)
@@ -1778,6 +1794,7 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         r = phase_open_plans(ph, &root_fd, &plans, &n);
         if (r < 0)
                 return r;
+        prepare_reload(ph->s, plans, n);
         if (ph->verb == VERB_UNMERGE) {
                 r = unmerge_plans(c, root_fd, plans, n, &reload);
                 goto finish;

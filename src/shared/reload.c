@@ -50,13 +50,17 @@ static int bus_open_private(sd_bus **ret) {
         return 0;
 }
 
+int service_manager_reload_prepare(void) {
+        return dlopen_many(&libsystemd_dl, LIBSYSTEMD_SONAME, "to reload the service manager", libsystemd_symbols,
+                           ELEMENTSOF(libsystemd_symbols));
+}
+
 int service_manager_reload(void) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus *bus = NULL;
         int r;
 
-        r = dlopen_many(&libsystemd_dl, LIBSYSTEMD_SONAME, "to reload the service manager", libsystemd_symbols,
-                        ELEMENTSOF(libsystemd_symbols));
+        r = service_manager_reload_prepare();
         if (r < 0)
                 return r;
         r = -ENOENT;

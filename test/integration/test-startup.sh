@@ -159,4 +159,35 @@ assert_ok sx --root="$T" unmerge
 wait_loops_settled
 umount "$T/var/lib/extensions"
 
+log "4. a reload loads libsystemd before the merge is attached"
+# On the real root (this namespace is private; /run is the test's own tmpfs, so the reload finds
+# no service manager and does nothing): the extension asks for a reload, and ld.so must have read
+# libsystemd.so.0 from the host's /usr before the extension's /usr is attached over it.
+if [[ -e /etc/extensions || -e /var/lib/extensions ]]; then
+        for d in /etc/extensions /var/lib/extensions; do
+                [[ -d $d ]] && mount -t tmpfs -o mode=0755 tmpfs "$d"
+        done
+fi
+. /etc/os-release
+mkdir -p /run/extensions
+make_ext_dir /run/extensions/rl rl ID="$ID" ${VERSION_ID:+VERSION_ID="$VERSION_ID"} EXTENSION_RELOAD_MANAGER=1
+out=$(LD_DEBUG=files "$SYSEXT_IDMAP" merge 2>&1 >/dev/null)
+load=$(grep -n 'file=libsystemd.so.0 \[0\];  *dynamically loaded' <<<"$out" | head -n 1 | cut -d: -f1)
+merged=$(grep -n "Merged extensions into '/usr'" <<<"$out" | head -n 1 | cut -d: -f1)
+if [[ -n $load && -n $merged ]] && ((load < merged)); then
+        pass "libsystemd loaded (line $load) before /usr was merged (line $merged)"
+else
+        fail "libsystemd load at line '${load:-none}', /usr merged at line '${merged:-none}'"
+fi
+[[ -e /usr/bin/rl-hello ]] && pass "rl merged into the real /usr of this namespace" || fail "rl-hello missing"
+out=$(LD_DEBUG=files "$SYSEXT_IDMAP" unmerge 2>&1 >/dev/null)
+load=$(grep -n 'file=libsystemd.so.0 \[0\];  *dynamically loaded' <<<"$out" | head -n 1 | cut -d: -f1)
+merged=$(grep -n "Unmerged '/usr'" <<<"$out" | head -n 1 | cut -d: -f1)
+if [[ -n $load && -n $merged ]] && ((load < merged)); then
+        pass "unmerge: libsystemd loaded before /usr was unmerged"
+else
+        fail "unmerge: libsystemd load at line '${load:-none}', unmerge at line '${merged:-none}'"
+fi
+rm -rf /run/extensions/rl
+
 finish

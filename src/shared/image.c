@@ -80,8 +80,10 @@ int image_name_parse(const char *filename, bool is_dir, char **ret_name, char **
                 return -EINVAL;
         if (is_dir)
                 base = strdup(filename);
-        else if (endswith(filename, ".sysext.raw"))
+        else if (endswith(filename, ".sysext.raw"))     /* systemd names its classes' images so */
                 base = strndup(filename, strlen(filename) - STRLEN(".sysext.raw"));
+        else if (endswith(filename, ".confext.raw"))
+                base = strndup(filename, strlen(filename) - STRLEN(".confext.raw"));
         else if (endswith(filename, ".raw"))
                 base = strndup(filename, strlen(filename) - STRLEN(".raw"));
         else

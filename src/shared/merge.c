@@ -833,7 +833,8 @@ static const char *plan_overlay_options(const Plan *p, const char *options) {
         return mutable_dirs_writable(&p->mut) ? OVERLAY_MUTABLE_OPTIONS : NULL;
 }
 
-static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, const char *options, bool *ret_fallback) {
+static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, const char *options, const char *source,
+                                bool *ret_fallback) {
         OverlaySpec specs[MAX_HIERARCHIES];
         int fds[MAX_HIERARCHIES];
         size_t k = 0;
@@ -851,6 +852,7 @@ static int plans_build_overlays(Plan *plans, size_t n, uint64_t attrs, const cha
                                 .work = { .mnt_fd = plans[i].mut.upper_mnt, .subdir = plans[i].mut.work_sub,
                                           .dir_fd = plans[i].mut.work_fd },
                                 .options = plan_overlay_options(&plans[i], options),
+                                .source = source,
                         };
         *ret_fallback = false;
         if (k == 0)
@@ -1750,7 +1752,8 @@ static int phase_build(Phase *ph, Plan *plans, size_t n) {
                          (untrusted ? MOUNT_ATTR_NOSUID : 0) | (session_noexec(s) ? MOUNT_ATTR_NOEXEC : 0);
         for (size_t i = 0; i < s->n_exts; i++)
                 attrs |= s->exts[i]->mount_attrs[0] | s->exts[i]->mount_attrs[1];
-        return plans_build_overlays(plans, n, attrs, s->c->overlay_options, &fallback);
+        return plans_build_overlays(plans, n, attrs, s->c->overlay_options, image_class_info(s->c->image_class)->name,
+                                    &fallback);
 }
 
 static int phase_refresh(Phase *ph, int root_fd, Plan *plans, size_t n, bool *reload) {

@@ -9,7 +9,7 @@
 #include "namespace.h"
 #include "overlay.h"
 
-#define OVERLAY_SOURCE "sysext"         /* what systemd-sysext shows as the mount source */
+#define OVERLAY_SOURCE "sysext"         /* what systemd-sysext shows as the mount source (systemd-confext: "confext") */
 #define MAX_OVERLAYS RUN_IN_MNTNS_MAX_FDS       /* the staging child passes them all back at once */
 #define MAX_STAGED_MOUNTS (MAX_OVERLAYS * 8)
 #define META_LAYER_SIZE "4m"            /* the metadata tmpfs holds a few small files */
@@ -180,7 +180,7 @@ static int overlay_open(const OverlaySpec *s, int *ret_fs) {
 
         if (fs < 0)
                 return sx_error(negative_errno(), "%s: overlayfs is not available: %m", s->hierarchy);
-        if (fsconfig_string(fs, "source", OVERLAY_SOURCE) < 0 ||
+        if (fsconfig_string(fs, "source", s->source ?: OVERLAY_SOURCE) < 0 ||
             (!spec_writable(s) && sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0)) {
                 int r = overlay_fail(negative_errno(), fs, s, "configure");
                 safe_close(fs);

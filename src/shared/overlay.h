@@ -35,6 +35,7 @@ typedef struct OverlaySpec {
          * mnt_fd < 0, a directory in an attached file system. upper.dir_fd < 0: a read-only overlay. */
         Layer upper, work;
         const char *options;    /* extra overlayfs options, checked by overlay_options_check(); NULL = none */
+        const char *source;     /* the mount source mountinfo shows: the image class ("sysext", "confext"); NULL = "sysext" */
 } OverlaySpec;
 
 /* What systemd-sysext (v262) gives a writable merge unless $SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS

@@ -60,6 +60,10 @@ names=$(json_get "$LAST_STDOUT" "' '.join(sorted(e['name'] for e in j))")
 assert_eq "$names" "c1 c2 c3 inc1 inc2 sx" "confext list: the confext search dirs only"
 assert_ok "$SYSEXT_IDMAP" --class=confext --root="$R" --json=short list
 assert_eq "$(json_get "$LAST_STDOUT" "' '.join(sorted(e['name'] for e in j))")" "$names" "--class=confext lists the same"
+cp "$R/run/confexts/c3.raw" "$R/run/confexts/c4.confext.raw"
+assert_ok "$CX" --root="$R" --json=short list
+assert_eq "$(json_get "$LAST_STDOUT" "[e['name'] for e in j if e['path'].endswith('c4.confext.raw')][0]")" c4 "NAME.confext.raw is named NAME"
+rm "$R/run/confexts/c4.confext.raw"
 assert_ok "$SYSEXT_IDMAP" --root="$R" --json=short list
 assert_eq "$(json_get "$LAST_STDOUT" "' '.join(sorted(e['name'] for e in j))")" "wrongdir" "sysext list: not the confexts"
 
@@ -86,6 +90,8 @@ opts=$(findmnt -n -o OPTIONS --mountpoint "$R/etc" || true)
 for o in ro nosuid nodev noexec; do
         assert_contains ",$opts," ",$o," "/etc overlay option $o"
 done
+assert_eq "$(findmnt -n -o SOURCE --mountpoint "$R/etc" || true)" confext "the /etc overlay's source (as systemd-confext's)"
+assert_eq "$(findmnt -n -o SOURCE --mountpoint "$R/usr" || echo none)" none "no /usr overlay of a confext"
 if "$R/etc/c1/script" >/dev/null 2>&1; then
         fail "a script in the merged /etc could be executed"
 else

@@ -123,6 +123,7 @@ typedef struct Plan {
         MutableDirs mut;        /* --mutable=: the writable layer and the imported directory */
         char *old_work_dir;     /* the old merge's work_dir marker, removed when it goes */
         bool *used;             /* which extensions have a layer here (plan_collect_layers) */
+        bool markers_ro;        /* a writable merge's marker directory is bound read-only (plan_protect_markers) */
 } Plan;
 
 #define PLAN_NULL { .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF, .mut = MUTABLE_DIRS_NULL }
@@ -902,6 +903,48 @@ static void maybe_reload(const MergeSession *s, bool wanted) {
                 notice(s->c, "%s", strna(sx_last_error()));
                 sx_clear_error();       /* not the verb's failure */
         }
+}
+
+/* A writable merge (--mutable=): its marker directory is bound read-only over itself, as
+ * systemd-sysext does, or whoever may write the hierarchy could rewrite which merge this is (and
+ * what unmerge and refresh then believe). On the detached overlay (Linux 6.15+ attaches a mount onto a
+ * detached tree); where the kernel refuses that (EINVAL), again once the overlay is attached. */
+static int plan_protect_markers(const MergeSession *s, Plan *p, bool attached) {
+        const char *meta_dir = image_class_info(s->c->image_class)->meta_dir;
+        struct mount_attr a = {
+                .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                .propagation = MS_PRIVATE,
+        };
+        _cleanup_close_ int clone = -EBADF, target = -EBADF;
+        int r;
+
+        if (p->ovl_fd < 0 || p->markers_ro || !mutable_dirs_writable(&p->mut))
+                return 0;
+        clone = sys_open_tree(p->ovl_fd, meta_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        r = clone < 0 ? negative_errno() : 0;
+        if (r >= 0 && sys_mount_setattr(clone, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+                r = negative_errno();
+        if (r >= 0) {
+                target = openat(p->ovl_fd, meta_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                r = target < 0 ? negative_errno() : 0;
+        }
+        if (r >= 0 && sys_move_mount(clone, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                r = negative_errno();
+        if (r == -EINVAL && !attached)
+                return 0;       /* before Linux 6.15: once attached */
+        if (r < 0)
+                return sx_error(r, "%s: cannot make %s read-only in the writable merge: %m", p->path, meta_dir);
+        p->markers_ro = true;
+        return 0;
+}
+
+static int plans_protect_markers(const MergeSession *s, Plan *plans, size_t n, bool attached) {
+        for (size_t i = 0; i < n; i++) {
+                int r = plan_protect_markers(s, &plans[i], attached);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* ---- verbs ---- */
@@ -1820,6 +1863,8 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
         }
         if (build) {
                 r = phase_build(ph, plans, n);
+                if (r >= 0)
+                        r = plans_protect_markers(ph->s, plans, n, false);
                 if (r < 0)
                         goto finish;
         }
@@ -1828,12 +1873,16 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
                 goto finish;
         if (ph->verb == VERB_MERGE) {
                 r = attach_all(c, plans, n);
+                if (r >= 0)
+                        r = plans_protect_markers(ph->s, plans, n, true);
                 for (size_t i = 0; r >= 0 && i < n; i++)
                         if (plans[i].ovl_fd >= 0)
                                 notice(c, "Merged extensions into '%s'.", plans[i].path);
                 goto finish;
         }
         r = phase_refresh(ph, root_fd, plans, n, &reload);
+        if (r >= 0)
+                r = plans_protect_markers(ph->s, plans, n, true);
 finish:
         if (r < 0)
                 plans_remove_created(root_fd, plans, n);

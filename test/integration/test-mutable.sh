@@ -40,9 +40,24 @@ assert_eq "$(cat "$M/usr/lib/written")" written "write landed in the mutable dir
 assert_eq "$(stat -c %a "$M/usr")" "$(stat -c %a "$R/usr")" "mutable dir mode = hierarchy mode"
 assert_eq "$(cat "$R/usr/.systemd-sysext/work_dir")" "var/lib/extensions.mutable/.systemd-usr-workdir" "work_dir marker"
 assert_eq "$(stat -c %u:%g "$M/usr/lib/written")" 0:0 "written file: the writer's ids"
+# The markers stay read-only in a writable merge (systemd-sysext binds them so): nobody who may
+# write /usr can rewrite which merge this is.
+check_markers_ro() {    # check_markers_ro WHAT
+        if (echo forged >"$R/usr/.systemd-sysext/extensions") 2>/dev/null ||
+           touch "$R/usr/.systemd-sysext/new" 2>/dev/null; then
+                fail "$1: the marker directory is writable"
+        else
+                pass "$1: the marker directory is read-only"
+        fi
+        [[ ! -e $M/usr/.systemd-sysext ]] && pass "$1: no marker copied up" || fail "$1: $M/usr/.systemd-sysext exists"
+}
+check_markers_ro "merge"
+assert_ok sx --root="$R" status
 log "refresh keeps the writable merge and its content"
 assert_ok sx --root="$R" --mutable=yes refresh
 assert_eq "$(cat "$R/usr/lib/written")" written "content after refresh"
+check_markers_ro "refresh"
+assert_eq "$(findmnt -n -o TARGET --list | grep -c "^$R/usr/.systemd-sysext\$" || true)" 1 "one marker mount after refresh"
 assert_ok sx --root="$R" unmerge
 [[ ! -e $M/.systemd-usr-workdir ]] && pass "unmerge removed the workdir" || fail "workdir left behind"
 assert_eq "$(cat "$M/usr/lib/written")" written "mutable dir kept after unmerge"

@@ -138,7 +138,9 @@ check_result() {
         ((missing == 0)) || NOTES+=("systemd-sysext $what: only $((n - missing)) of $n extensions visible (exit status 0)")
 }
 
-# cycle TOOL ROOT TAG RECORD FILE...: merge, refresh, unmerge; times into $D/TAG-TOOL-{merge,refresh}.
+# cycle TOOL ROOT TAG RECORD FILE...: merge, refresh (nothing changed: ours skips), refresh
+# --always-refresh (ours rebuilds; not for systemd-sysext 252, whose refresh always rebuilds),
+# unmerge; times into $D/TAG-TOOL-{merge,refresh,rebuild}.
 cycle() {
         local t=$1 r=$2 tag=$3 rec=$4 cmd f=
         shift 4
@@ -150,6 +152,11 @@ cycle() {
         ((rec)) && f=$D/$tag-$t-refresh
         timed "$f" "$cmd" --root="$r" refresh
         ((rec)) || check_result "$t" "$r" "$tag refresh" "$@"
+        if [[ $t != sd ]]; then         # systemd-sysext 252 rebuilds on every refresh anyway
+                ((rec)) && f=$D/$tag-$t-rebuild
+                timed "$f" "$cmd" --root="$r" --always-refresh refresh
+                ((rec)) || check_result "$t" "$r" "$tag refresh --always-refresh" "$@"
+        fi
         timed "" "$cmd" --root="$r" unmerge
         check_unmerged "$r" "$t unmerge"
 }
@@ -211,28 +218,35 @@ for n in $COUNTS; do
 done
 echo
 echo "== 3. merge and refresh of N $KIND extensions (median ms; sysext-idmap $RUNS runs, systemd-sysext $SD_RUNS)"
+echo "   refresh: nothing changed (ours skips); rebuild: refresh --always-refresh (systemd-sysext 252's refresh always rebuilds)"
+# ops TOOL: what was timed for it
+ops() { if [[ $1 == sd ]]; then echo merge refresh; else echo merge refresh rebuild; fi; }
 printf '%6s' N
-for t in "${TOOLS[@]}"; do printf ' %22s %22s' "$(tool_name "$t") merge" refresh; done
-printf ' %12s %12s\n' "merge sx/sd" "refresh/merge"
+for t in "${TOOLS[@]}"; do
+        for op in $(ops "$t"); do printf ' %24s' "$(tool_name "$t") $op"; done
+done
+printf ' %12s %14s %14s\n' "merge sx/sd" "refresh/merge" "rebuild/merge"
 first=
 last=
 for n in $COUNTS; do
         printf '%6s' "$n"
         for t in "${TOOLS[@]}"; do
-                read -r m _ < <(stats "$D/n$n-$t-merge")
-                read -r f _ < <(stats "$D/n$n-$t-refresh")
-                printf ' %22s %22s' "$m" "$f"
+                for op in $(ops "$t"); do
+                        read -r v _ < <(stats "$D/n$n-$t-$op")
+                        printf ' %24s' "$v"
+                done
         done
         read -r m _ < <(stats "$D/n$n-sx-merge")
         read -r f _ < <(stats "$D/n$n-sx-refresh")
+        read -r b _ < <(stats "$D/n$n-sx-rebuild")
         read -r s _ < <(stats "$D/n$n-sd-merge")
-        printf ' %12s %12s\n' "$(ratio "$m" "$s")" "$(ratio "$f" "$m")"
+        printf ' %12s %14s %14s\n' "$(ratio "$m" "$s")" "$(ratio "$f" "$m")" "$(ratio "$b" "$m")"
         [[ -z $first ]] && first=$n
         last=$n
 done
 if [[ $first != "$last" ]]; then
         for t in "${TOOLS[@]}"; do
-                for op in merge refresh; do
+                for op in $(ops "$t"); do
                         read -r a _ < <(stats "$D/n$first-$t-$op")
                         read -r b _ < <(stats "$D/n$last-$t-$op")
                         slope=$(awk -v a="$a" -v b="$b" -v x="$first" -v y="$last" 'BEGIN { printf "%.3f", (b - a) / (y - x) }')
@@ -246,7 +260,9 @@ fi
 for n in $COUNTS; do
         read -r m _ < <(stats "$D/n$n-sx-merge")
         read -r f _ < <(stats "$D/n$n-sx-refresh")
+        read -r b _ < <(stats "$D/n$n-sx-rebuild")
         SUMMARY+=("$(printf '%-46s %9s   (target <= 1.2)' "refresh / merge, $n images, sysext-idmap" "$(ratio "$f" "$m")")")
+        SUMMARY+=("$(printf '%-46s %9s   (rebuild: the old tree torn down too)' "rebuild / merge, $n images, sysext-idmap" "$(ratio "$b" "$m")")")
 done
 
 if ((${#NOTES[@]} > 0)); then

@@ -427,16 +427,18 @@ static int image_from_entry(const char *root, int root_fd, int dfd, const char *
         t = fd >= 0 ? image_type_from_mode(st.st_mode) : _IMAGE_TYPE_INVALID;
         if (t == IMAGE_DIRECTORY && dir_is_empty_at(fd))
                 masked = true;
-        /* Something that claims to be an image but cannot be one is an error, not silently skipped:
-         * the administrator put it there for a reason. Other names are simply not ours. */
+        /* Something that claims to be an image but cannot be one (a FIFO or device node named
+         * x.raw) is not silently passed over: the administrator put it there for a reason. It is
+         * discovered as a raw image, which dissection refuses without opening it for reading, so a
+         * merge leaves it out with a notice naming it and merges the rest (issue 13, point 3).
+         * Other names are simply not ours. */
         bool claims_image = endswith(fn, ".raw") || t == IMAGE_DIRECTORY;
         if (!masked && t < 0) {
-                if (endswith(fn, ".raw") && fn[0] != '.') {
-                        _cleanup_free_ char *p = path_join_root(root, rel);
-                        return sx_error(-EBADFD, "%s: not a regular file, directory or block device", strna(p));
+                if (!endswith(fn, ".raw") || fn[0] == '.') {
+                        sx_debug("%s: not a directory, regular file or block device, ignoring", rel);
+                        return 0;
                 }
-                sx_debug("%s: not a directory, regular file or block device, ignoring", rel);
-                return 0;
+                t = IMAGE_RAW;
         }
         if (claims_image && fn[0] != '.' && (string_has_cc(fn) || !utf8_is_valid(fn))) {
                 _cleanup_free_ char *p = path_join_root(root, rel);

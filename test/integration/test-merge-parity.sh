@@ -151,12 +151,13 @@ head -c 1M /dev/urandom >"$E/corrupt.raw"
 make_ext_dir "$E/norel" norel
 rm "$E/norel/usr/lib/extension-release.d/extension-release.norel"
 make_ext_dir "$E/fedora" fedora ID=fedora VERSION_ID=39
+mkfifo "$E/fifo.raw"    # named like an image, but no file: skipped without being opened
 # One refused by the image policy: a DDI with a usr partition where the policy allows none.
-SKIPPED='"corrupt", "fedora", "norel"'
+SKIPPED='"corrupt", "fedora", "fifo", "norel"'
 POLICY=()
 if command -v veritysetup >/dev/null && command -v sfdisk >/dev/null && command -v mkfs.erofs >/dev/null; then
         make_ext_ddi_unpriv "$E/ddi.raw" ddi
-        SKIPPED='"corrupt", "ddi", "fedora", "norel"'
+        SKIPPED='"corrupt", "ddi", "fedora", "fifo", "norel"'
         POLICY=(--image-policy=root=unprotected+absent:usr=absent)
 else
         log "no veritysetup/sfdisk/mkfs.erofs: no image refused by the policy"
@@ -182,6 +183,7 @@ assert_contains "$LAST_STDERR" "Skipping extension 'norel': $E/norel" "notice fo
 assert_contains "$LAST_STDERR" "Extension 'fedora' is not compatible with this host" "notice for the incompatible image"
 ((${#POLICY[@]})) && assert_contains "$LAST_STDERR" "Skipping extension 'ddi': $E/ddi.raw: refused by the image policy" "notice for the refused image"
 assert_eq "$(grep -c corrupt <<<"$LAST_STDERR")" 1 "lines naming corrupt"
+assert_contains "$LAST_STDERR" "Skipping extension 'fifo': $E/fifo.raw: not a directory, regular file or block device" "notice for the FIFO"
 assert_contains "$LAST_STDERR" "Using extensions 'a', 'b'." "merge notice"
 assert_eq "$(merged_exts "$R" /usr)" a,b "/usr merged with"
 assert_eq "$("$R/usr/bin/b-hello" 2>&1)" "hello from b" "b-hello runs"

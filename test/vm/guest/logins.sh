@@ -131,7 +131,12 @@ logins_setup() {
         fi
         U1_GID=$(id -g $U1) U2_GID=$(id -g $U2)
         U2_PW=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-        printf '%s:%s\n' $U2 "$U2_PW" | chpasswd || { notok "logins: setup: chpasswd failed"; return 1; }
+        # Not chpasswd: it goes through /etc/pam.d/chpasswd -> common-password, where
+        # pam-auth-update (for systemd-homed) put pam_systemd_home first and gave pam_unix
+        # use_authtok, which fails for a user that is not homed's (Debian's stack, not the module).
+        local hash
+        hash=$(printf '%s\n' "$U2_PW" | openssl passwd -6 -stdin) && usermod -p "$hash" $U2 ||
+                { notok "logins: setup: setting $U2's password failed"; return 1; }
         # One key for root and $U1 (the client runs as root).
         rm -f $LG_W/id_ed25519 $LG_W/id_ed25519.pub
         ssh-keygen -q -t ed25519 -N '' -C sxvm -f $LG_W/id_ed25519 || { notok "logins: setup: ssh-keygen failed"; return 1; }
@@ -335,6 +340,8 @@ logins_main() {
         if logins_setup; then
                 logins_su
                 logins_sshd
+                # shellcheck source=test/vm/guest/homed.sh
+                . /usr/lib/sysext-idmap-vmtest/homed.sh
         fi
         say "logins took $((SECONDS - t0)) s"
 }

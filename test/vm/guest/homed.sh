@@ -51,11 +51,11 @@ homed_create() {
         # pbkdf2 with a short time cost: homed's default argon2id is calibrated on the CPU, and
         # TCG makes each unlock cost far more than on hardware; the security of the key slot is
         # not what this test is about.
-        run_cmd timeout 600 env NEWPASSWORD="$HD_PW" homectl create "$HD" --storage=luks --fs-type=ext4 \
+        run_cmd timeout 300 env NEWPASSWORD="$HD_PW" homectl create "$HD" --storage=luks --fs-type=ext4 \
                 --disk-size=256M --skel="$skel" --enforce-password-policy=no \
                 --luks-pbkdf-type=pbkdf2 --luks-pbkdf-time-cost=100ms --luks-discard=yes
         if ((RC == 124)); then
-                notok "homed: harness: homectl create did not finish within 600 s"
+                notok "homed: harness: homectl create did not finish within 300 s"
                 homed_journal
                 return 1
         fi
@@ -81,7 +81,7 @@ homed_login() {
         rm -f /run/sxvm-marker.uxrp $LG_W/ran.uxrp "$o" "$rel"
         # Password authentication (sshd's PasswordAuthentication, Debian's default): PAM's auth
         # stack, where pam_systemd_home unlocks the home with the password.
-        timeout -k 5 600 env SSH_ASKPASS=$LG_W/homed.askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none \
+        timeout -k 5 400 env SSH_ASKPASS=$LG_W/homed.askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none \
                 ssh -n -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
                 -o ConnectTimeout=60 -o PubkeyAuthentication=no -o PreferredAuthentications=password \
                 -o NumberOfPasswordPrompts=1 \

@@ -76,23 +76,54 @@ homed_create() {
         return 0
 }
 
-homed_login() {
-        local o=$LG_W/homed.out rel=$LG_W/homed.release ssh_pid spid rc t0=$SECONDS
-        rm -f /run/sxvm-marker.uxrp $LG_W/ran.uxrp "$o" "$rel"
+# homed_deactivations: how often homed has taken the home from active to deactivating so far
+homed_deactivations() {
+        journalctl -b -u systemd-homed.service -o cat 2>/dev/null | grep -cE "^$HD: changing state active (→|->) deactivating" || true
+}
+
+# homed_ssh OUT RELEASE: start the ssh login of $HD running the probe; sets ssh_pid.
+homed_ssh() {
+        local out=$1 release=$2
+        rm -f "$out" "$release"
         # Password authentication (sshd's PasswordAuthentication, Debian's default): PAM's auth
         # stack, where pam_systemd_home unlocks the home with the password.
         timeout -k 5 400 env SSH_ASKPASS=$LG_W/homed.askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none \
                 ssh -n -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
                 -o ConnectTimeout=60 -o PubkeyAuthentication=no -o PreferredAuthentications=password \
                 -o NumberOfPasswordPrompts=1 \
-                $HD@localhost "$LG_PROBE $o $rel sxvmsys uxsigned uxrp" >$LG_W/homed.log 2>&1 &
+                $HD@localhost "$LG_PROBE $out $release sxvmsys uxsigned uxrp" >$LG_W/homed.log 2>&1 &
         ssh_pid=$!
-        if ! wait_for 300 '[[ -s $o ]] || ! kill -0 $ssh_pid 2>/dev/null'; then
+        if ! wait_for 300 '[[ -s $out ]] || ! kill -0 $ssh_pid 2>/dev/null'; then
                 notok "homed: harness: $HD's ssh login did not run its command within 300 s"
         fi
+}
+
+homed_login() {
+        local o=$LG_W/homed.out rel=$LG_W/homed.release ssh_pid spid rc t0=$SECONDS attempt d0
+        rm -f /run/sxvm-marker.uxrp $LG_W/ran.uxrp
+        # systemd-homed 252 races with itself here: pam_systemd_home's auth first acquires the
+        # home without the password, which fails; the release of that failed reference is queued
+        # and, now and then, runs right after the activation with the password, so homed
+        # deactivates the home before sshd's auth even returns (journal: "active → deactivating"
+        # before the session; systemd issue #34153 shows the same). Not the module, which runs
+        # in the session stack later. Such a login is noted and done again, at most 3 times.
+        for attempt in 1 2 3; do
+                d0=$(homed_deactivations)
+                homed_ssh "$o" "$rel"
+                if (($(homed_deactivations) > d0)); then
+                        say "homed: login $attempt: systemd-homed deactivated the home right after activating it for the login (homed's own race, see above); logging in again"
+                        touch "$rel"
+                        wait_for 120 '! kill -0 $ssh_pid 2>/dev/null'
+                        wait $ssh_pid
+                        wait_for 240 '[[ $(homed_state) == inactive ]]'
+                        rm -f /run/sxvm-marker.uxrp $LG_W/ran.uxrp
+                        continue
+                fi
+                break
+        done
         spid=$(pval $o pid)
         if [[ $(pval $o uid) == "$HD_UID" && -n $spid && -d /proc/$spid ]]; then
-                ok "homed: $HD logs in over ssh with its password, pam_systemd_home activated the home ($((SECONDS - t0)) s, state $(homed_state))"
+                ok "homed: $HD logs in over ssh with its password, pam_systemd_home activated the home ($((SECONDS - t0)) s, login $attempt, state $(homed_state))"
                 homed_session "$o" "$spid"
         else
                 notok "homed: $HD's ssh login did not run the session's command (uid '$(pval $o uid)', home state '$(homed_state)')"

@@ -33,7 +33,8 @@ mnt() {
         echo "home=$HOME"
         echo "mnt:home=$(mnt "$HOME")"
         echo "homeowner=$(stat -c %u:%g "$HOME" 2>/dev/null)"
-        if : >"$HOME/.sxvm-probe" 2>/dev/null && [ "$(stat -c %u "$HOME/.sxvm-probe")" = "$(id -u)" ]; then
+        # (touch, not a redirection: sh exits when the redirection of a special builtin fails)
+        if touch "$HOME/.sxvm-probe" 2>/dev/null && [ "$(stat -c %u "$HOME/.sxvm-probe")" = "$(id -u)" ]; then
                 echo "homewrite=ok"
         else
                 echo "homewrite=failed"

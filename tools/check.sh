@@ -107,7 +107,8 @@ default_build
 # the old overlay path), in qemu with TCG, in a guest built by mkosi (mkosi.conf). It prints each
 # check; its counts are added to the closing line. On CI (CI=true) or with SYSEXT_IDMAP_VM=1 the
 # packages it needs are installed; elsewhere it is skipped, with the reason, when they are
-# missing. SYSEXT_IDMAP_VM=0 skips it. SYSEXT_IDMAP_VM_BUDGET (s, default 720) bounds its wall time.
+# missing. SYSEXT_IDMAP_VM=0 skips it. SYSEXT_IDMAP_VM_BUDGET (s, default 2700) bounds its wall time: above run.sh's own limits
+# (qemu: 420 s without output, 1800 s at most; mkosi), so that run.sh reports a harness timeout itself.
 VM_PACKAGES=(qemu-system-x86 linux-image-amd64 mkosi debootstrap systemd-container busybox-static
              cpio kmod e2fsprogs)
 vm_pass=0 vm_fail=0 vm_skip=0
@@ -143,11 +144,11 @@ vm_test() {
         fi
         out=$(mktemp)
         rc=0
-        timeout -k 30 "${SYSEXT_IDMAP_VM_BUDGET:-720}" bash test/vm/run.sh 2>&1 | tee "$out" || rc=$?
+        timeout -k 30 "${SYSEXT_IDMAP_VM_BUDGET:-2700}" bash test/vm/run.sh 2>&1 | tee "$out" || rc=$?
         line=$(grep -E '^vm: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -n1 || true)
         rm -f "$out"
         if [[ -z $line ]]; then
-                echo "FAIL: vm: test/vm/run.sh ended without its summary (exit $rc; over the budget of ${SYSEXT_IDMAP_VM_BUDGET:-720} s?)"
+                echo "FAIL: vm: test/vm/run.sh ended without its summary (exit $rc; over the budget of ${SYSEXT_IDMAP_VM_BUDGET:-2700} s?)"
                 vm_fail=1
                 return
         fi

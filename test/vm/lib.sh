@@ -12,8 +12,11 @@ export SYSEXT_IDMAP_VM_WORK
 
 # Kernel modules the guest needs, with their dependencies resolved by modprobe: the root disk
 # (virtio, ext4), what sysext-idmap uses (loop, dm-verity, overlay, squashfs, erofs) and what
-# systemd's default units would otherwise fail to load (autofs4, configfs, fuse).
-VM_MODULES=(virtio_pci virtio_blk ext4 loop dm-verity overlay squashfs erofs autofs4 configfs fuse)
+# systemd's default units would otherwise fail to load (autofs4, configfs, fuse), and what
+# systemd-homed's LUKS homes need (dm-crypt, xts; libcryptsetup encrypts the LUKS2 key slots
+# through the kernel's crypto API: algif_skcipher, algif_hash).
+VM_MODULES=(virtio_pci virtio_blk ext4 loop dm-verity overlay squashfs erofs autofs4 configfs fuse
+            dm-crypt xts algif_skcipher algif_hash)
 
 # The kernel to boot: SYSEXT_IDMAP_VM_KVER, else the newest /boot/vmlinuz-*-amd64 (Debian's
 # linux-image-amd64) whose modules are installed.

@@ -19,7 +19,10 @@
 #   5. boot     qemu; the guest test (guest/vmtest.sh) writes ok/not ok lines to ttyS1 (the file
 #               results.log), powers off, and the shutdown check adds its lines
 # Files: $SYSEXT_IDMAP_VM_WORK (default build-vm/): console.log, results.log, ...
-# Environment: SYSEXT_IDMAP_VM_TIMEOUT (qemu wall-time limit, s, default 480),
+# Environment: SYSEXT_IDMAP_VM_STALL (s, default 420): qemu is stopped when the guest has written
+# nothing to the console or the results for that long (no progress: every wait in the guest is
+# shorter, and a slow boot still prints systemd's status lines); SYSEXT_IDMAP_VM_TIMEOUT (s,
+# default 1800): the outer limit on qemu's wall time however much the guest writes;
 # SYSEXT_IDMAP_VM_SMP (default: nproc, at most 4), SYSEXT_IDMAP_VM_MEM (MiB, default 1536),
 # SYSEXT_IDMAP_VM_KVER (kernel version to boot).
 #
@@ -40,7 +43,8 @@ for a in "$@"; do
 done
 
 W=$SYSEXT_IDMAP_VM_WORK
-TMO=${SYSEXT_IDMAP_VM_TIMEOUT:-480}
+TMO=${SYSEXT_IDMAP_VM_TIMEOUT:-1800}
+STALL=${SYSEXT_IDMAP_VM_STALL:-420}
 SMP=${SYSEXT_IDMAP_VM_SMP:-$(n=$(nproc); ((n > 4)) && n=4; echo "$n")}
 MEM=${SYSEXT_IDMAP_VM_MEM:-1536}
 T_START=$SECONDS
@@ -69,7 +73,7 @@ fi
 KVER=$(vm_kernel_version) || skip_all "no /boot/vmlinuz-*-amd64 with modules in /lib/modules (install linux-image-amd64)"
 [[ -r /boot/vmlinuz-$KVER ]] || skip_all "no /boot/vmlinuz-$KVER"
 mkdir -p "$W"
-echo "vm: kernel $KVER, work directory $W, qemu TCG with $SMP vCPUs and $MEM MiB, limit $TMO s"
+echo "vm: kernel $KVER, work directory $W, qemu TCG with $SMP vCPUs and $MEM MiB, stopped after $STALL s without output (at most $TMO s)"
 
 # ---- 1. kernel: the XZ payload of the bzImage, if it decompresses to an ELF
 VMLINUX=$W/vmlinux-$KVER
@@ -184,8 +188,25 @@ timeout -k 10 "$TMO" qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp "$
         -serial "file:$CON" -serial "file:$RES" \
         -kernel "$KERNEL" -initrd "$W/initrd.cpio" \
         -append "console=ttyS0 panic=-1 mitigations=off loglevel=4 systemd.show_status=1" \
-        -drive "file=$DISK,if=virtio,format=raw,cache=unsafe" </dev/null >"$W/qemu.log" 2>&1
-qrc=$?
+        -drive "file=$DISK,if=virtio,format=raw,cache=unsafe" </dev/null >"$W/qemu.log" 2>&1 &
+qpid=$!
+trap 'kill "$qpid" 2>/dev/null' EXIT
+# The watchdog: progress is output on either serial port.
+stalled=0 last_size=-1 last_t=$SECONDS
+while kill -0 "$qpid" 2>/dev/null; do
+        size=$(( $(stat -c %s "$CON" 2>/dev/null || echo 0) + $(stat -c %s "$RES" 2>/dev/null || echo 0) ))
+        if ((size != last_size)); then
+                last_size=$size last_t=$SECONDS
+        elif ((SECONDS - last_t >= STALL)); then
+                stalled=1
+                kill "$qpid" 2>/dev/null
+                break
+        fi
+        sleep 2
+done
+qrc=0
+wait "$qpid" || qrc=$?
+trap - EXIT
 phase_done boot
 
 # ---- results
@@ -198,8 +219,12 @@ if [[ -f $RES ]]; then
 else
         : >"$RES.txt"
 fi
-if ((qrc == 124 || qrc == 137)); then
-        echo "not ok - qemu was killed after the time limit of $TMO s"
+last_check=$(grep -E '^(ok|not ok) ' "$RES.txt" | tail -n1)
+if ((stalled)); then
+        echo "not ok - harness: the guest wrote nothing for $STALL s, qemu stopped (last check reported: '${last_check:-none}')"
+        n_fail=$((n_fail + 1))
+elif ((qrc == 124 || qrc == 137)); then
+        echo "not ok - harness: qemu stopped at the outer limit of $TMO s (last check reported: '${last_check:-none}')"
         n_fail=$((n_fail + 1))
 elif ((qrc != 0)); then
         echo "not ok - qemu exited with status $qrc"
@@ -207,8 +232,10 @@ elif ((qrc != 0)); then
         n_fail=$((n_fail + 1))
 fi
 for marker in guest-tests-done shutdown-check-done; do
+        what="test in the guest (guest/vmtest.sh)"
+        [[ $marker == shutdown-check-done ]] && what="shutdown check (guest/shutdown-check.sh)"
         if ! grep -q "^# $marker" "$RES.txt"; then
-                echo "not ok - the guest did not report $marker"
+                echo "not ok - harness: the guest did not report $marker (the $what did not finish; last check reported: '${last_check:-none}')"
                 n_fail=$((n_fail + 1))
         fi
 done

@@ -205,6 +205,7 @@ install -D -m 0755 "$VM_DIR/guest/shutdown-check.sh" "$ROOT/usr/lib/sysext-idmap
 install -D -m 0755 "$VM_DIR/guest/run-probe.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/run-probe.sh"
 install -D -m 0755 "$VM_DIR/guest/holders.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/holders.sh"
 install -D -m 0644 "$VM_DIR/guest/logins.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/logins.sh"
+install -D -m 0644 "$VM_DIR/guest/homed.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/homed.sh"
 install -D -m 0755 "$VM_DIR/guest/session-probe.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/session-probe.sh"
 for u in "$VM_DIR"/guest/*.service; do
         install -m 0644 "$u" "$ROOT/etc/systemd/system/"

@@ -67,7 +67,7 @@ lg_journal() {  # the module's and the PAM applications' last journal lines, as 
 # su_session TAG VAR=VALUE... -- SU-ARGS...: as $U1 (real and effective uid, its own groups, no
 # capabilities; environment: PATH, HOME, USER, LOGNAME, TERM, SHELL and the given variables) run
 # `su SU-ARGS` in a pty (script), and type $U2_PW at the password prompt once it shows. Sets
-# SU_RC (su's exit status, 124 if the 180 s limit killed it) and SU_PROMPTED; the terminal
+# SU_RC (su's exit status, 124 if the 300 s limit killed it) and SU_PROMPTED; the terminal
 # output is in $LG_W/TAG.tty.
 su_session() {
         local tag=$1 fifo=$LG_W/$1.in tty=$LG_W/$1.tty w pid cmd
@@ -79,14 +79,15 @@ su_session() {
         rm -f "$fifo" "$tty"
         mkfifo -m 0600 "$fifo"
         exec {w}<>"$fifo"
-        timeout -k 5 180 setpriv --reuid="$U1_UID" --regid="$U1_GID" --init-groups -- \
+        timeout -k 5 300 setpriv --reuid="$U1_UID" --regid="$U1_GID" --init-groups -- \
                 env -i PATH=/usr/bin:/bin HOME="$U1_HOME" USER=$U1 LOGNAME=$U1 TERM=dumb SHELL=/bin/sh \
                 "${envs[@]}" script -qec "$cmd" /dev/null <"$fifo" >"$tty" 2>&1 &
         pid=$!
-        SU_PROMPTED=0
+        SU_PROMPTED=0 SU_PROMPT_TIMEOUT=0
         # The prompt comes after pam_unix flushed the terminal's input (misc_conv, TCSAFLUSH):
         # typing before it would be lost.
-        wait_for 90 'grep -q "Password:" "$tty" 2>/dev/null || ! kill -0 $pid 2>/dev/null'
+        wait_for 180 'grep -q "Password:" "$tty" 2>/dev/null || ! kill -0 $pid 2>/dev/null' ||
+                SU_PROMPT_TIMEOUT=1
         if grep -q "Password:" "$tty" 2>/dev/null; then
                 printf '%s\n' "$U2_PW" >&"$w"
                 SU_PROMPTED=1
@@ -110,7 +111,13 @@ su_probe() {
                 ok "su: $what: $U1 su'd to $U2 with the password, the command ran as $U2 in the session"
                 return 0
         fi
-        notok "su: $what: su by $U1 to $U2 did not run the session's command (prompted=$SU_PROMPTED rc=$SU_RC)"
+        if ((SU_PROMPT_TIMEOUT)); then
+                notok "su: $what: harness: su showed no password prompt within 180 s"
+        elif ((SU_RC == 124 || SU_RC == 137)); then
+                notok "su: $what: harness: su did not finish within 300 s (prompted=$SU_PROMPTED)"
+        else
+                notok "su: $what: su by $U1 to $U2 did not run the session's command (prompted=$SU_PROMPTED rc=$SU_RC)"
+        fi
         say "su terminal output:"
         head -c 2000 "$LG_W/$tag.tty" 2>/dev/null | tr -d '\r' | head -n 15 | diag
         lg_journal
@@ -131,7 +138,12 @@ logins_setup() {
         fi
         U1_GID=$(id -g $U1) U2_GID=$(id -g $U2)
         U2_PW=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-        printf '%s:%s\n' $U2 "$U2_PW" | chpasswd || { notok "logins: setup: chpasswd failed"; return 1; }
+        # Not chpasswd: it goes through /etc/pam.d/chpasswd -> common-password, where
+        # pam-auth-update (for systemd-homed) put pam_systemd_home first and gave pam_unix
+        # use_authtok, which fails for a user that is not homed's (Debian's stack, not the module).
+        local hash
+        hash=$(printf '%s\n' "$U2_PW" | openssl passwd -6 -stdin) && usermod -p "$hash" $U2 ||
+                { notok "logins: setup: setting $U2's password failed"; return 1; }
         # One key for root and $U1 (the client runs as root).
         rm -f $LG_W/id_ed25519 $LG_W/id_ed25519.pub
         ssh-keygen -q -t ed25519 -N '' -C sxvm -f $LG_W/id_ed25519 || { notok "logins: setup: ssh-keygen failed"; return 1; }
@@ -231,10 +243,10 @@ logins_su() {
                 say "/run/nologin: $(find /run/nologin 2>&1 | head -n 3 | tr '\n' ' ')"
 
         # The su sessions are over: nothing of theirs may stay.
-        if wait_for 30 '[[ -z $(lg_devices) ]]'; then
+        if wait_for 120 '[[ -z $(lg_devices) ]]'; then
                 ok "su: after the su sessions no loop device on their images and no verity device of uxsigned is left"
         else
-                notok "su: loop or verity devices of ended su sessions are left (30 s after): $(lg_devices | tr '\n' ' ')"
+                notok "su: loop or verity devices of ended su sessions are left (120 s after): $(lg_devices | tr '\n' ' ')"
         fi
         say "logins: su part took $((SECONDS - t0)) s"
 }
@@ -254,8 +266,12 @@ logins_sshd() {
 
         # Root, after the su attacks (pam_nologin is in sshd's account stack; /run/nologin would
         # only stop the others, which the login of $U1 below shows).
-        run_cmd timeout 120 "${SSH[@]}" root@localhost id -u
-        check "sshd: root logs in over ssh with a key after the su attacks" '((RC == 0)) && [[ $OUT == 0 ]]' || show
+        run_cmd timeout 300 "${SSH[@]}" root@localhost id -u
+        if ((RC == 124)); then
+                notok "sshd: harness: root's ssh login did not finish within 300 s"
+        else
+                check "sshd: root logs in over ssh with a key after the su attacks" '((RC == 0)) && [[ $OUT == 0 ]]' || show
+        fi
         local after="after the su attacks: /run/nologin not in the way"
         if [[ -e /run/nologin ]]; then
                 # already failed above; the checks below then test sshd on their own
@@ -266,9 +282,10 @@ logins_sshd() {
 
         # $U1's session, held open by the probe until $rel exists.
         rm -f /run/motd.dynamic /run/sxvm-marker.uxrp $LG_W/ran.uxrp "$o" "$rel"
-        timeout -k 5 300 "${SSH[@]}" $U1@localhost "$LG_PROBE $o $rel sxvmsys uxsigned uxrp" >$LG_W/ssh.log 2>&1 &
+        timeout -k 5 400 "${SSH[@]}" $U1@localhost "$LG_PROBE $o $rel sxvmsys uxsigned uxrp" >$LG_W/ssh.log 2>&1 &
         ssh_pid=$!
-        wait_for 120 '[[ -s $o ]] || ! kill -0 $ssh_pid 2>/dev/null'
+        wait_for 300 '[[ -s $o ]] || ! kill -0 $ssh_pid 2>/dev/null' ||
+                notok "sshd: harness: $U1's ssh login did not run its command within 300 s"
         spid=$(pval $o pid)
         if [[ $(pval $o uid) == "$U1_UID" && -n $spid && -d /proc/$spid ]]; then
                 ok "sshd: $U1 logs in over ssh with a key through Debian's /etc/pam.d/sshd ($after)"
@@ -305,24 +322,25 @@ logins_sshd() {
                         '[[ $vname == sysext-idmap-* ]] && (($(dmsetup info -c --noheadings -o open "$vname" 2>/dev/null | tr -d " ") >= 1))'
                 check "sshd: ... the session sees that device (/sys/block/dm-*/dm/name)" '[[ " $(pval $o dm) " == *" $vname "* ]]'
         else
-                notok "sshd: $U1's ssh login did not run its command within 120 s (uid '$(pval $o uid)')"
+                notok "sshd: $U1's ssh login did not run the session's command (uid '$(pval $o uid)')"
                 head -n 20 $LG_W/ssh.log 2>/dev/null | diag
                 lg_journal
         fi
 
         # Log out.
         touch "$rel"
-        wait_for 60 '! kill -0 $ssh_pid 2>/dev/null'
+        wait_for 120 '! kill -0 $ssh_pid 2>/dev/null' ||
+                notok "sshd: harness: $U1's ssh session did not end within 120 s of the release"
         rc=0
         wait $ssh_pid || rc=$?
         check "sshd: $U1's ssh session ends normally (ssh exit status $rc)" '((rc == 0))' || head -n 20 $LG_W/ssh.log | diag
         check "sshd: root never ran the user's run-parts (no marker written as root)" \
                 '[[ ! -e /run/sxvm-marker.uxrp ]]' || say "marker: $(cat /run/sxvm-marker.uxrp 2>&1)"
         check "sshd: the user's run-parts never ran at all" '[[ ! -e $LG_W/ran.uxrp ]]' || say "ran: $(cat $LG_W/ran.uxrp 2>&1)"
-        if wait_for 30 '[[ -z $(lg_devices) ]]'; then
+        if wait_for 120 '[[ -z $(lg_devices) ]]'; then
                 ok "sshd: after logout no loop device on the session's images and no verity device of uxsigned is left"
         else
-                notok "sshd: loop or verity devices of the ended ssh session are left (30 s after logout): $(lg_devices | tr '\n' ' ')"
+                notok "sshd: loop or verity devices of the ended ssh session are left (120 s after logout): $(lg_devices | tr '\n' ' ')"
                 timeout 20 dmsetup info $(dmsetup table --target verity 2>/dev/null | grep -F " $UXHASH " | cut -d: -f1) 2>&1 | diag
         fi
         lg_journal 8
@@ -335,6 +353,8 @@ logins_main() {
         if logins_setup; then
                 logins_su
                 logins_sshd
+                # shellcheck source=test/vm/guest/homed.sh
+                . /usr/lib/sysext-idmap-vmtest/homed.sh
         fi
         say "logins took $((SECONDS - t0)) s"
 }

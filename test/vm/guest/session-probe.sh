@@ -28,6 +28,17 @@ mnt() {
                 echo "mnt:$m=$(mnt $m)"
         done
         echo "etc=$(cat /etc/sxvm-etc 2>/dev/null || echo missing)"
+        # The home as the session sees it: its mount (systemd-homed's own, idmapped or not), owner,
+        # and whether the user can write there.
+        echo "home=$HOME"
+        echo "mnt:home=$(mnt "$HOME")"
+        echo "homeowner=$(stat -c %u:%g "$HOME" 2>/dev/null)"
+        # (touch, not a redirection: sh exits when the redirection of a special builtin fails)
+        if touch "$HOME/.sxvm-probe" 2>/dev/null && [ "$(stat -c %u "$HOME/.sxvm-probe")" = "$(id -u)" ]; then
+                echo "homewrite=ok"
+        else
+                echo "homewrite=failed"
+        fi
         echo "runparts=$(sha256sum </usr/bin/run-parts | cut -d' ' -f1)"
         # Loop and device-mapper devices (world-readable in sysfs): what reached the kernel.
         echo "loops=$(cat /sys/block/loop*/loop/backing_file 2>/dev/null | tr '\n' ' ')"

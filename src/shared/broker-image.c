@@ -127,6 +127,18 @@ static int judge_image(const BrokerConfig *cfg, const BrokerCaller *who, int fd,
         return 0;
 }
 
+/* The library named the image by the magic link we gave it: name the file instead. */
+static int message_rename(int r, const char *from, const char *to) {
+        _cleanup_free_ char *msg = strdup(strna(sx_last_error()));
+        const char *at = msg && from ? strstr(msg, from) : NULL;
+
+        if (!msg)
+                return r;
+        if (!at)
+                return sx_error(r, "%s: %s", to, msg);
+        return sx_error(r, "%.*s%s%s", (int) (at - msg), msg, to, at + strlen(from));
+}
+
 int broker_extension_open(const BrokerConfig *cfg, const BrokerCaller *who, int image_fd, const char *caller_policy,
                           Extension **ret, bool *ret_trusted, char **ret_why, char **ret_policy) {
         _cleanup_image_policy_ ImagePolicy *caller = NULL, *policy = NULL;
@@ -156,15 +168,13 @@ int broker_extension_open(const BrokerConfig *cfg, const BrokerCaller *who, int 
                 .private_copy_max = cfg->private_copy_max,
         };
         r = image_for_fd(image_fd, path, &st, &img);
-        if (r >= 0)
-                r = extension_open(img, &o, ret);
-        if (r == -EPERM) {
-                /* extension_open() says -EPERM for what the policy refuses. */
-                _cleanup_free_ char *msg = strdup(strna(sx_last_error()));
-                return sx_error(-ERFKILL, "%s: %s", path ?: "image", strna(msg));
-        }
         if (r < 0)
-                return sx_error_prefix(r, "%s", path ?: "image");
+                return r;
+        _cleanup_free_ char *magic = strdup(img->path);
+        r = extension_open(img, &o, ret);
+        if (r < 0)
+                /* extension_open() says -EPERM for what the policy refuses. */
+                return message_rename(r == -EPERM ? -ERFKILL : r, magic, path ?: "image");
         if (ret_trusted)
                 *ret_trusted = trusted;
         if (ret_policy && image_policy_to_string(policy, true, ret_policy) < 0)

@@ -258,8 +258,42 @@ static void test_store(BrokerLayerStore *store) {
         CHECK(broker_store_insert(store, "k", -EBADF) == -EINVAL && broker_store_remove(store, "nope") == 0, "insert/remove edge cases");
 }
 
+static void test_overlay(const BrokerConfig *cfg, BrokerLayerStore *store) {
+        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1 };
+        _cleanup_(broker_target_freep) BrokerTarget *t = target_for(&who, "0 61001 1\n", "0 61101 1\n");
+        _cleanup_close_ int fd = open_ro(T("root/etc/extensions/foo.raw"));
+        char *bad[] = { (char *) "/etc", NULL };
+        BrokerOverlayResult a = {}, b = {};
+        int r;
+
+        CHECK(t && fd >= 0, "overlay: namespace and image");
+        if (!t)
+                return;
+        r = broker_mount_overlay(cfg, &who, t, &fd, 1, NULL, NULL, true, store, &a);
+        CHECK(r == 0 && a.n_hierarchies == 2 && streq(a.hierarchies[0].hierarchy, "/usr") && a.hierarchies[0].n_layer_fds == 1 &&
+              a.hierarchies[1].n_layer_fds == 0, "overlay of one image: /usr has its layer, /opt none (r=%d)", r);
+        if (r < 0)
+                return;
+        int layer = a.hierarchies[0].layer_fds[0];
+        CHECK(fd_is_detached(layer) && mount_flags_ok(layer) && owner_of(layer, "lib/extension-release.d/extension-release.foo") == U1,
+              "the /usr layer: its subtree, detached, ro/nodev/nosuid, idmapped");
+        CHECK(strv_length(a.extensions) == 1 && streq(a.extensions[0], "foo") && a.n_new == 0, "extensions: foo; its superblock from the store");
+        CHECK(a.hierarchies[0].overlay_fd >= 0 && fd_is_detached(a.hierarchies[0].overlay_fd) &&
+              owner_of(a.hierarchies[0].overlay_fd, "lib/extension-release.d/extension-release.foo") == U1 &&
+              owner_of(a.hierarchies[0].overlay_fd, "lib/os-release") == U1, "the finished overlay: extension over the host's /usr");
+        r = broker_mount_overlay(cfg, &who, t, NULL, 0, NULL, NULL, false, store, &b);
+        CHECK(r == 0 && strv_length(b.extensions) == 1 && streq(b.extensions[0], "foo") && b.n_new == 0 &&
+              strv_length(b.skipped) == 1 && streq(b.skipped[0], "bar"),
+              "discovered: foo merged from the store, bar (the user's) skipped: %s", b.skipped_reason ? strna(b.skipped_reason[0]) : "-");
+        broker_overlay_result_done(&a);
+        broker_overlay_result_done(&b);
+        r = broker_mount_overlay(cfg, &who, t, &fd, 1, bad, NULL, false, store, &a);
+        CHECK(r == -EINVAL, "refused: hierarchy /etc (r=%d)", r);
+}
+
 static int setup_tree(void) {
-        return run("mkdir -p src/usr/lib/extension-release.d src/usr/share root/etc/extensions home dirs/mine/foreign dirs/theirs/foreign && "
+        return run("mkdir -p root/usr/lib && printf 'ID=debian\\nVERSION_ID=12\\n' > root/usr/lib/os-release && "
+                   "mkdir -p src/usr/lib/extension-release.d src/usr/share root/etc/extensions home dirs/mine/foreign dirs/theirs/foreign && "
                    "echo ID=_any > src/usr/lib/extension-release.d/extension-release.foo && "
                    "echo x > src/usr/share/other && chown 5:5 src/usr/share/other && "
                    "mkfs.erofs --quiet root/etc/extensions/foo.raw src && "
@@ -297,6 +331,7 @@ int main(void) {
         test_image(&cfg, store);
         test_image_refusals(&cfg);
         test_directory();
+        test_overlay(&cfg, store);
         test_store(store);
         broker_config_done(&cfg);
         return test_result();

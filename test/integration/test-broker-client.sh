@@ -126,7 +126,11 @@ for form in "" subuid; do
         rc=0
         wait "$pid" || rc=$?
         assert_eq "$rc" 7 "$what: the command's exit status"
-        [[ -s $d/stderr ]] && sed 's/^/    stderr: /' "$d/stderr"
+        if [[ ! -e $d/ready ]]; then
+                fail "$what: the command did not run"
+                sed 's/^/    stderr: /' "$d/stderr"
+                continue
+        fi
         check_sandbox "$what" "$d"
         if [[ $form == subuid ]]; then
                 assert_eq "$(cat "$d/uid_map")" "0 $SUB 65536" "$what: uid_map"

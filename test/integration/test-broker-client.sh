@@ -155,6 +155,15 @@ umount "$UDIR/elsewhere/sock"
 run as_user "$SYSEXT_IDMAP" run --broker="$UDIR/elsewhere/none" --image="$UDIR/userext.raw" -- true
 assert_one_stderr_line "not running"
 
+log "root through the broker (--broker= given)"
+for form in no pick; do
+        assert_ok "$SYSEXT_IDMAP" run --broker="$SOCK" --private-users=$form --image="$UDIR/userext.raw" \
+                -- sh -c 'stat -c %u:%g /usr/bin/userext-hello; userext-hello'
+        assert_eq "$LAST_STDOUT" "0:0
+hello from userext" "root's run --private-users=$form through the broker"
+done
+assert_state_unchanged "$SCRATCH/state.before" "after root's runs"
+
 # ---------------------------------------------------------------------------------------------
 # Containers: the host's trusted extension merged on the container's own /usr and /opt.
 CONTAINER='set -e

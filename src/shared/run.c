@@ -18,6 +18,7 @@
 #include "mountapi.h"
 #include "namespace.h"
 #include "run.h"
+#include "run-broker.h"
 
 #define PICK_FIRST UINT32_C(0x00080000)         /* as systemd's dynamic container range */
 #define PICK_LAST UINT32_C(0x6FFF0000)
@@ -45,6 +46,10 @@ int private_users_parse(const char *s, PrivateUsersSpec *ret) {
                 ret->mode = PRIVATE_USERS_PICK;
                 return 0;
         }
+        if (streq(s, "subuid")) {
+                ret->mode = PRIVATE_USERS_SUBUID;
+                return 0;
+        }
         const char *userns_path = startswith_ptr(s, "userns:");
         if (userns_path) {
                 if (!path_is_absolute(userns_path))
@@ -58,7 +63,7 @@ int private_users_parse(const char *s, PrivateUsersSpec *ret) {
         if (strv_length(w) != 3 || safe_atou32(w[0], &v[0]) < 0 || safe_atou32(w[1], &v[1]) < 0 ||
             safe_atou32(w[2], &v[2]) < 0 || v[2] == 0 || (uint64_t) v[0] + v[2] > UINT32_MAX ||
             (uint64_t) v[1] + v[2] > UINT32_MAX)
-                return sx_error(-EINVAL, "--private-users=: '%s' is not no, pick, INSIDE:OUTSIDE:COUNT or userns:PATH", s);
+                return sx_error(-EINVAL, "--private-users=: '%s' is not no, pick, subuid, INSIDE:OUTSIDE:COUNT or userns:PATH", s);
         ret->mode = PRIVATE_USERS_MAP;
         ret->map = (IdmapExtent) { .from = v[0], .to = v[1], .count = v[2] };
         return 0;
@@ -297,6 +302,8 @@ static int setup_private_users(const RunOptions *o, RunState *st) {
         st->idmap = o->idmap;
         if (p->mode == PRIVATE_USERS_NO)
                 return 0;
+        if (p->mode == PRIVATE_USERS_SUBUID)
+                return sx_error(-EOPNOTSUPP, "--private-users=subuid is for ordinary users, whose run goes through the broker");
         if (!idmap_is_identity(o->idmap))
                 return sx_error(-EINVAL, "--idmap= applies to --private-users=no only; with a user namespace the layers follow its mapping");
         if (p->mode == PRIVATE_USERS_USERNS) {
@@ -417,12 +424,12 @@ static int child_setup(MergeSession *s, RunState *st) {
 
 static const int forwarded_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM };
 
-static _Noreturn void child_main(MergeSession *s, RunState *st, char **argv, const sigset_t *old, int err_fd) {
+static _Noreturn void child_main(RunChildSetup setup, void *userdata, char **argv, const sigset_t *old, int err_fd) {
         char msg[CHILD_MESSAGE_MAX];
         int r;
 
         (void) sigprocmask(SIG_SETMASK, old, NULL);
-        r = child_setup(s, st);
+        r = setup(userdata);
         if (r >= 0) {
                 execvp(argv[0], argv);
                 r = sx_error(negative_errno(), "%s: cannot execute: %m", argv[0]);
@@ -493,13 +500,13 @@ static int open_session(const RunOptions *o, const RunState *st, MergeContext *c
         return r;
 }
 
-/* Start the command in a child; wait for it, passing on signals. */
-static int spawn_and_wait(const RunOptions *o, RunState *st, MergeSession **s, int *ret_status) {
+int run_spawn(char **argv, RunChildSetup setup, void (*release)(void *userdata), void *userdata, int *ret_status) {
         char msg[CHILD_MESSAGE_MAX];
         sigset_t mask, old;
         int errpipe[2], r;
         pid_t pid;
 
+        assert(argv && argv[0] && setup && ret_status);
         sigemptyset(&mask);
         for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
                 sigaddset(&mask, forwarded_signals[i]);
@@ -510,7 +517,7 @@ static int spawn_and_wait(const RunOptions *o, RunState *st, MergeSession **s, i
         pid = fork();
         if (pid == 0) {
                 safe_close(errpipe[0]);
-                child_main(*s, st, o->argv, &old, errpipe[1]);
+                child_main(setup, userdata, argv, &old, errpipe[1]);
         }
         safe_close(errpipe[1]);
         if (pid < 0) {
@@ -519,8 +526,8 @@ static int spawn_and_wait(const RunOptions *o, RunState *st, MergeSession **s, i
                 (void) sigprocmask(SIG_SETMASK, &old, NULL);
                 return r;
         }
-        /* Our copies of the layers are not needed any more: the child's overlays hold them. */
-        merge_session_free(TAKE_PTR(*s));
+        if (release)
+                release(userdata);
         ssize_t k = read(errpipe[0], msg, sizeof(msg) - 1);
         safe_close(errpipe[0]);
         *ret_status = forward_and_wait(pid, &mask);
@@ -531,6 +538,24 @@ static int spawn_and_wait(const RunOptions *o, RunState *st, MergeSession **s, i
         return sx_error(*ret_status == EXIT_NOT_FOUND ? -ENOENT : -EIO, "%s", msg);
 }
 
+typedef struct SpawnState {
+        MergeSession **session;
+        RunState *st;
+} SpawnState;
+
+static int spawn_setup(void *userdata) {
+        SpawnState *p = userdata;
+
+        return child_setup(*p->session, p->st);
+}
+
+/* Our copies of the layers are not needed any more once the child runs: its overlays hold them. */
+static void spawn_release(void *userdata) {
+        SpawnState *p = userdata;
+
+        merge_session_free(TAKE_PTR(*p->session));
+}
+
 int run_command(const RunOptions *o, int *ret_status) {
         _cleanup_(merge_session_freep) MergeSession *s = NULL;
         RunState st = { .userns_fd = -EBADF, .range_lock = -EBADF };
@@ -538,13 +563,18 @@ int run_command(const RunOptions *o, int *ret_status) {
         int r;
 
         assert(o && o->argv && o->argv[0] && ret_status);
+        if (o->broker) {
+                r = run_broker_command(o, ret_status);
+                if (r != 0)     /* 0: an optional broker is not running, today's path */
+                        return r < 0 ? r : 0;
+        }
         r = setup_private_users(o, &st);
         if (r >= 0)
                 r = collect_images(o, &st);
         if (r >= 0)
                 r = open_session(o, &st, &c, &s);
         if (r >= 0)
-                r = spawn_and_wait(o, &st, &s, ret_status);
+                r = run_spawn(o->argv, spawn_setup, spawn_release, &(SpawnState) { &s, &st }, ret_status);
         merge_session_free(TAKE_PTR(s));
         run_state_done(&st);
         return r;

@@ -17,6 +17,7 @@ typedef enum PrivateUsers {
         PRIVATE_USERS_PICK,     /* a free 65536-id range, root inside = its first id outside */
         PRIVATE_USERS_MAP,      /* INSIDE:OUTSIDE:COUNT, read as a uid_map line */
         PRIVATE_USERS_USERNS,   /* join an existing user namespace (userns:PATH) */
+        PRIVATE_USERS_SUBUID,   /* an ordinary user's /etc/subuid range through newuidmap (broker only) */
         _PRIVATE_USERS_MAX,
         _PRIVATE_USERS_INVALID = -EINVAL,
 } PrivateUsers;
@@ -55,11 +56,24 @@ typedef struct RunOptions {
         char **argv;                    /* the command */
         NoticeFunc notice;              /* NULL = quiet */
         void *notice_userdata;
+        /* Through the broker (run-broker.h): its socket, or NULL for today's root path. With
+         * broker_optional (root, socket found but --broker= not given) an unreachable broker
+         * means today's path. broker_policy: --image-policy= as given, for the broker. */
+        const char *broker;
+        bool broker_optional;
+        const char *broker_policy;
 } RunOptions;
 
 /* Runs the command and returns its exit status (128+N if killed by signal N) in *ret_status, or a
  * negative errno if it could not be started (nothing is left mounted on the host either way). */
 int run_command(const RunOptions *o, int *ret_status);
+
+/* Forks a child that runs setup(userdata) and then executes argv; the parent calls release(userdata)
+ * (may be NULL) right after the fork, waits for the child passing on signals and returns its exit
+ * status in *ret_status (a failed setup or exec: 126, or 127 for a missing command, with the
+ * child's message recorded and -EIO or -ENOENT returned). */
+typedef int (*RunChildSetup)(void *userdata);
+int run_spawn(char **argv, RunChildSetup setup, void (*release)(void *userdata), void *userdata, int *ret_status);
 
 /* Choose a free range of 65536 ids for pick: not mapped by any running user namespace, not in
  * /etc/subuid, no user in it; a lock under the runtime directory is held through *ret_lock_fd. */

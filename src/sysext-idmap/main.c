@@ -5,14 +5,17 @@
 #include <strings.h>
 
 #include "config.h"
+#include "broker-client.h"
 #include "dissect.h"
 #include "extension.h"
 #include "idmap.h"
 #include "image.h"
 #include "merge.h"
+#include "merge-broker.h"
 #include "output.h"
 #include "overlay.h"
 #include "run.h"
+#include "run-broker.h"
 #include "test-hooks.h"
 #include "test-hooks-env.h"
 
@@ -24,6 +27,8 @@ static bool arg_legend = true;
 static Idmap *arg_idmap = NULL;
 static pid_t arg_namespace_of = 0;
 static ImagePolicy *arg_image_policy = NULL;
+static const char *arg_image_policy_string = NULL;     /* as given, for the broker */
+static const char *arg_broker = NULL;                  /* --broker=PATH */
 static VerityMode arg_verity = VERITY_MODE_AUTO;
 static bool arg_validate = false;
 static ImageArg *arg_images = NULL;
@@ -239,6 +244,9 @@ static int verb_mutate(int argc, char **argv) {
         r = make_context(&c, images);
         if (r < 0)
                 return r;
+        /* root of an unprivileged container: the host's broker mounts, we attach in our namespace */
+        if (streq(argv[0], "merge") && merge_broker_in_container() > 0)
+                return merge_broker_extensions(&c, arg_broker, arg_image_policy_string);
         if (streq(argv[0], "merge"))
                 return merge_extensions(&c);
         if (streq(argv[0], "unmerge"))
@@ -250,8 +258,6 @@ static int verb_run(int argc, char **argv) {
         _cleanup_strv_free_ char **hierarchies = NULL;
         int r, status = 0;
 
-        if (geteuid() != 0)
-                return sx_error(-EPERM, "run requires root privileges (it creates mount and user namespaces).");
         if (arg_class != IMAGE_CLASS_SYSEXT)
                 return sx_error(-EOPNOTSUPP, "run: only system extensions can be used (not --class=confext).");
         if (arg_root || arg_namespace_of)
@@ -274,7 +280,12 @@ static int verb_run(int argc, char **argv) {
                 .hierarchies = hierarchies,
                 .argv = argv + 1,
                 .notice = print_notice,
+                .broker_policy = arg_image_policy_string,
         };
+        /* an ordinary user always goes through the broker; root when it runs (run-broker.h) */
+        r = run_broker_choose(&o, arg_broker, geteuid() == 0, &o.broker, &o.broker_optional);
+        if (r < 0)
+                return r;
         r = run_command(&o, &status);
         if (r < 0 && status > 0) {
                 /* The command could not be executed: say why, exit as a shell would (126/127). */
@@ -352,8 +363,11 @@ static void help(void) {
                "     --image=[-]PATH[:PARTITION:OPTIONS]\n"
                "                         An extension image (repeatable), as ExtensionImages=\n"
                "     --discover          Also use the discovered extensions\n"
-               "     --private-users=no|pick|INSIDE:OUTSIDE:COUNT|userns:PATH\n"
+               "     --private-users=no|pick|subuid|INSIDE:OUTSIDE:COUNT|userns:PATH\n"
                "                         User namespace of the command; layers are idmapped into it\n"
+               "                         (an ordinary user: own ids -> 0, or subuid: its /etc/subuid range)\n"
+               "     --broker=PATH       The broker's socket (sysext-idmapd), for an ordinary user's run\n"
+               "                         and merge in a container (default " BROKER_SOCKET_DEFAULT ")\n"
                "     --user=NAME         Run as NAME, layers mapped user:NAME (nosuid,nodev)\n\n"
                "See the sysext-idmap(1) man page for details.\n",
                cls->program, cls->what, cls->where, cls->where, cls->where);
@@ -381,6 +395,7 @@ enum {
         ARG_NOEXEC,
         ARG_ALWAYS_REFRESH,
         ARG_CLASS,
+        ARG_BROKER,
 };
 
 /* A boolean option's value, as systemd spells them; NULL (no value given) is yes. */
@@ -435,6 +450,7 @@ static int parse_argv(int argc, char **argv) {
                 { "noexec",    required_argument, NULL, ARG_NOEXEC    },
                 { "always-refresh", optional_argument, NULL, ARG_ALWAYS_REFRESH },
                 { "class",     required_argument, NULL, ARG_CLASS     },
+                { "broker",    required_argument, NULL, ARG_BROKER    },
                 {}
         };
         int c;
@@ -497,6 +513,7 @@ static int parse_argv(int argc, char **argv) {
                                 return r;
                         image_policy_free(arg_image_policy);
                         arg_image_policy = p;
+                        arg_image_policy_string = optarg;
                         break;
                 }
                 case ARG_VERITY:
@@ -561,6 +578,11 @@ static int parse_argv(int argc, char **argv) {
                         arg_class = image_class_from_string(optarg);
                         if (arg_class < 0)
                                 return sx_error(-EINVAL, "--class=: unknown image class '%s' (sysext, confext)", optarg);
+                        break;
+                case ARG_BROKER:
+                        if (!path_is_absolute(optarg))
+                                return sx_error(-EINVAL, "--broker=: '%s' is not an absolute path", optarg);
+                        arg_broker = optarg;
                         break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;

@@ -43,7 +43,7 @@ assert_one_stderr_line
 
 log "every option that takes a value says so by name when the value is missing"
 # The options --help writes as --name=VALUE; the list below must cover them all.
-value_options=(root json idmap image-policy verity namespace-of image private-users user mutable noexec class)
+value_options=(root json idmap image-policy verity namespace-of image private-users user mutable noexec class broker)
 mapfile -t help_value_options < <(grep -o -- '--[a-z][a-z-]*=' <<<"$help" | sed 's/^--//; s/=$//' | sort -u)
 assert_eq "$(printf '%s\n' "${help_value_options[@]}")" "$(printf '%s\n' "${value_options[@]}" | sort)" \
         "value-taking options of --help"

@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <json-c/json.h>
+#include <sys/stat.h>
+
+#include "broker-client.h"
+#include "mountapi.h"
+#include "overlay.h"
+#include "varlink.h"
+
+#define BROKER_CALL_TIMEOUT_MS (300 * 1000)     /* one call may verify a large image in userspace */
+#define BROKER_FDS_MAX 250                      /* images + namespace in one message (SCM_MAX_FD 253) */
+#define HIERARCHIES_MAX 16
+
+void broker_client_layers_done(BrokerClientLayers *l) {
+        if (!l)
+                return;
+        for (size_t i = 0; i < l->n_hierarchies; i++) {
+                free(l->hierarchies[i].path);
+                for (size_t j = 0; j < l->hierarchies[i].n_layer_fds; j++)
+                        safe_close(l->hierarchies[i].layer_fds[j]);
+                free(l->hierarchies[i].layer_fds);
+        }
+        free(l->hierarchies);
+        strv_free(l->extensions);
+        strv_free(l->trust);
+        strv_free(l->skipped);
+        strv_free(l->skipped_reason);
+        *l = (BrokerClientLayers) {};
+}
+
+int broker_socket_exists(const char *path) {
+        struct stat st;
+
+        return stat(path, &st) >= 0 && S_ISSOCK(st.st_mode);
+}
+
+static struct json_object *index_array(size_t first, size_t n) {
+        struct json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                json_object_array_add(a, json_object_new_int64((int64_t) (first + i)));
+        return a;
+}
+
+static struct json_object *overlay_request(size_t n_images, bool with_userns, char * const *hierarchies,
+                                           const char *policy) {
+        struct json_object *p = json_object_new_object();
+
+        if (!p)
+                return NULL;
+        if (n_images > 0)
+                json_object_object_add(p, "imageFileDescriptors", index_array(0, n_images));
+        if (with_userns)
+                json_object_object_add(p, "userNamespaceFileDescriptor", json_object_new_int64((int64_t) n_images));
+        if (hierarchies) {
+                struct json_object *a = json_object_new_array();
+                STRV_FOREACH(h, hierarchies)
+                        json_object_array_add(a, json_object_new_string(*h));
+                json_object_object_add(p, "hierarchies", a);
+        }
+        if (policy)
+                json_object_object_add(p, "imagePolicy", json_object_new_string(policy));
+        return p;
+}
+
+static int error_to_errno(const char *error) {
+        static const struct { const char *suffix; int error; } map[] = {
+                { ".PermissionDenied", -EPERM },
+                { ".NotEntitled", -EPERM },
+                { ".DeniedByImagePolicy", -ERFKILL },
+                { ".VerityFailure", -EBADMSG },
+                { ".IncompatibleImage", -EMEDIUMTYPE },
+                { ".InvalidParameter", -EINVAL },
+                { ".MethodNotFound", -EOPNOTSUPP },
+                { ".TooManyRequests", -EBUSY },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (endswith(error, map[i].suffix))
+                        return map[i].error;
+        return -EIO;
+}
+
+static int reply_error(const VarlinkReply *rep) {
+        struct json_object *m = NULL, *param = NULL;
+        const char *msg = NULL;
+
+        if (json_object_object_get_ex(rep->parameters, "message", &m) && json_object_is_type(m, json_type_string))
+                msg = json_object_get_string(m);
+        else if (json_object_object_get_ex(rep->parameters, "parameter", &param) &&
+                 json_object_is_type(param, json_type_string))
+                msg = json_object_get_string(param);
+        return sx_error(error_to_errno(rep->error), "sysext-idmapd: %s%s%s", rep->error, msg ? ": " : "", strempty(msg));
+}
+
+static BrokerClientHierarchy *hierarchy_get(BrokerClientLayers *l, const char *path) {
+        BrokerClientHierarchy *a;
+
+        for (size_t i = 0; i < l->n_hierarchies; i++)
+                if (streq(l->hierarchies[i].path, path))
+                        return &l->hierarchies[i];
+        if (l->n_hierarchies >= HIERARCHIES_MAX)
+                return NULL;
+        a = reallocarray(l->hierarchies, l->n_hierarchies + 1, sizeof(BrokerClientHierarchy));
+        if (!a)
+                return NULL;
+        l->hierarchies = a;
+        a[l->n_hierarchies] = (BrokerClientHierarchy) { .path = strdup(path) };
+        if (!a[l->n_hierarchies].path)
+                return NULL;
+        return &a[l->n_hierarchies++];
+}
+
+/* One entry of the reply's hierarchies[]: its layers go below the ones we have. */
+static int take_hierarchy(VarlinkReply *rep, struct json_object *h, BrokerClientLayers *l) {
+        struct json_object *path = NULL, *fds = NULL;
+        BrokerClientHierarchy *into;
+        size_t n;
+        int r;
+
+        if (!json_object_object_get_ex(h, "hierarchy", &path) || !json_object_is_type(path, json_type_string) ||
+            !path_is_absolute(json_object_get_string(path)) ||
+            !json_object_object_get_ex(h, "layerFileDescriptors", &fds) || !json_object_is_type(fds, json_type_array))
+                return sx_error(-EBADMSG, "sysext-idmapd: a hierarchy in the reply lacks its path or layers");
+        into = hierarchy_get(l, json_object_get_string(path));
+        if (!into)
+                return -ENOMEM;
+        n = json_object_array_length(fds);
+        int *a = reallocarray(into->layer_fds, into->n_layer_fds + n, sizeof(int));
+        if (!a)
+                return -ENOMEM;
+        into->layer_fds = a;
+        for (size_t i = 0; i < n; i++) {
+                int fd = -EBADF;
+                r = varlink_reply_take_fd_index(rep, json_object_array_get_idx(fds, i), &fd);
+                if (r < 0)
+                        return sx_error(r, "sysext-idmapd: %s: a layer names no file descriptor of the reply",
+                                        into->path);
+                a[into->n_layer_fds++] = fd;
+        }
+        return 0;
+}
+
+/* extensions[] {name, trust} or skipped[] {name, reason} into two parallel lists. */
+static int take_names(struct json_object *params, const char *field, const char *second, char ***names,
+                      char ***seconds) {
+        struct json_object *a = NULL;
+
+        if (!json_object_object_get_ex(params, field, &a) || !a)
+                return 0;
+        if (!json_object_is_type(a, json_type_array))
+                return sx_error(-EBADMSG, "sysext-idmapd: %s is not an array", field);
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+                struct json_object *e = json_object_array_get_idx(a, i), *n = NULL, *s = NULL;
+                (void) json_object_object_get_ex(e, "name", &n);
+                (void) json_object_object_get_ex(e, second, &s);
+                if (strv_extend(names, n ? json_object_get_string(n) : "?") < 0 ||
+                    strv_extend(seconds, s ? json_object_get_string(s) : "") < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int take_reply(VarlinkReply *rep, BrokerClientLayers *l) {
+        struct json_object *hs = NULL;
+        int r;
+
+        if (rep->error)
+                return reply_error(rep);
+        if (!json_object_object_get_ex(rep->parameters, "hierarchies", &hs) || !json_object_is_type(hs, json_type_array))
+                return sx_error(-EBADMSG, "sysext-idmapd: the reply has no hierarchies");
+        for (size_t i = 0; i < json_object_array_length(hs); i++) {
+                r = take_hierarchy(rep, json_object_array_get_idx(hs, i), l);
+                if (r < 0)
+                        return r;
+        }
+        r = take_names(rep->parameters, "extensions", "trust", &l->extensions, &l->trust);
+        if (r >= 0)
+                r = take_names(rep->parameters, "skipped", "reason", &l->skipped, &l->skipped_reason);
+        return r;
+}
+
+int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t n_image_fds, int userns_fd,
+                                char * const *hierarchies, const char *policy, BrokerClientLayers *l) {
+        _cleanup_(varlink_freep) Varlink *v = NULL;
+        _cleanup_(varlink_reply_done) VarlinkReply rep = {};
+        int fds[BROKER_FDS_MAX];
+        size_t n_fds = 0;
+        int r;
+
+        assert(socket && l && (image_fds || n_image_fds == 0));
+        if (n_image_fds + 1 > BROKER_FDS_MAX)
+                return sx_error(-E2BIG, "too many images for one call to the broker (at most %d)", BROKER_FDS_MAX - 1);
+        for (size_t i = 0; i < n_image_fds; i++)
+                fds[n_fds++] = image_fds[i];
+        if (userns_fd >= 0)
+                fds[n_fds++] = userns_fd;
+        r = varlink_connect(socket, 0, &v);
+        if (r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR)
+                return sx_error(-ENOTCONN, "the broker sysext-idmapd is not running (no one listens at %s: %s)",
+                                socket, strerror(-r));
+        if (r < 0)
+                return sx_error(r, "cannot connect to the broker at %s: %m", socket);
+        struct json_object *params = overlay_request(n_image_fds, userns_fd >= 0, hierarchies, policy);
+        if (!params)
+                return -ENOMEM;
+        r = varlink_call(v, "io.sysext-idmap.Broker.MountOverlay", params, fds, n_fds, BROKER_CALL_TIMEOUT_MS, &rep);
+        json_object_put(params);
+        if (r < 0)
+                return sx_error(r, "sysext-idmapd at %s: MountOverlay failed: %m", socket);
+        return take_reply(&rep, l);
+}
+
+/* ---- the overlays, built here ---- */
+
+typedef struct AttachState {
+        OverlaySpec specs[HIERARCHIES_MAX];
+        int targets[HIERARCHIES_MAX];           /* O_PATH fds of the hierarchies in this namespace */
+        int overlays[HIERARCHIES_MAX];
+        size_t n;
+} AttachState;
+
+static void attach_state_done(AttachState *s) {
+        for (size_t i = 0; i < s->n; i++) {
+                for (size_t j = 0; j < s->specs[i].n_layers; j++)
+                        safe_close(s->specs[i].layers[j].mnt_fd);       /* dir_fd is the same fd */
+                free(s->specs[i].layers);
+                safe_close(s->targets[i]);
+                safe_close(s->overlays[i]);
+        }
+}
+
+/* The layers of one hierarchy: a clone of each received mount (ours: made in our namespace, so
+ * overlayfs may take it), then the hierarchy as this namespace has it. */
+static int spec_prepare(const BrokerClientHierarchy *h, int target_fd, OverlaySpec *spec) {
+        Layer *layers = calloc(h->n_layer_fds + 1, sizeof(Layer));
+        size_t n = 0;
+
+        if (!layers)
+                return -ENOMEM;
+        *spec = (OverlaySpec) { .hierarchy = h->path, .mount_attrs = MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID,
+                                .layers = layers, .upper.dir_fd = -EBADF, .work.dir_fd = -EBADF,
+                                .upper.mnt_fd = -EBADF, .work.mnt_fd = -EBADF };
+        for (size_t i = 0; i < h->n_layer_fds; i++) {
+                int fd = sys_open_tree(h->layer_fds[i], "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+                if (fd < 0) {
+                        int r = negative_errno();
+                        spec->n_layers = n;
+                        return sx_error(r, "%s: cannot clone layer %zu from the broker: %m", h->path, i);
+                }
+                layers[n++] = (Layer) { .mnt_fd = fd, .subdir = (char *) "", .dir_fd = fd };
+        }
+        int base = fcntl(target_fd, F_DUPFD_CLOEXEC, 3);
+        if (base < 0) {
+                spec->n_layers = n;
+                return negative_errno();
+        }
+        layers[n++] = (Layer) { .mnt_fd = base, .subdir = (char *) "", .dir_fd = base };
+        spec->n_layers = n;
+        return 0;
+}
+
+static int attach_prepare(const BrokerClientLayers *l, AttachState *s, char ***missing) {
+        int r;
+
+        for (size_t i = 0; i < l->n_hierarchies && s->n < HIERARCHIES_MAX; i++) {
+                const BrokerClientHierarchy *h = &l->hierarchies[i];
+                int t;
+
+                if (h->n_layer_fds == 0)
+                        continue;
+                t = open(h->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (t < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+                        if (strv_extend(missing, h->path) < 0)
+                                return -ENOMEM;
+                        continue;
+                }
+                if (t < 0)
+                        return sx_error(negative_errno(), "%s: %m", h->path);
+                s->targets[s->n] = t;
+                s->overlays[s->n] = -EBADF;
+                s->specs[s->n].layers = NULL;
+                s->specs[s->n].n_layers = 0;
+                s->n++;
+                r = spec_prepare(h, t, &s->specs[s->n - 1]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int broker_client_layers_attach(const BrokerClientLayers *l, char ***ret_missing) {
+        _cleanup_strv_free_ char **missing = NULL;
+        AttachState s = {};
+        bool fallback;
+        int r;
+
+        assert(l);
+        r = attach_prepare(l, &s, &missing);
+        if (r >= 0 && s.n > 0)
+                r = overlays_make(s.specs, s.n, s.overlays, &fallback);
+        /* Attached last: every overlay was built before the first one becomes visible. */
+        for (size_t i = 0; r >= 0 && i < s.n; i++) {
+                r = mount_attach(s.overlays[i], s.targets[i], false);
+                if (r >= 0)
+                        continue;
+                r = sx_error(r, "%s: cannot attach the overlay: %m", s.specs[i].hierarchy);
+                while (i-- > 0)         /* the ones attached already go again */
+                        (void) sys_umount2(s.specs[i].hierarchy, MNT_DETACH);
+                break;
+        }
+        if (r >= 0)
+                r = (int) s.n;
+        attach_state_done(&s);
+        if (r >= 0 && ret_missing)
+                *ret_missing = TAKE_PTR(missing);
+        return r;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The client side of sysext-idmapd: ask the broker for the layers of extension images, idmapped
+ * into a user namespace of ours (io.sysext-idmap.Broker.MountOverlay), and build the read-only
+ * overlays from them in the current mount namespace. Used by `run` as an ordinary user and by
+ * `merge` inside an unprivileged container.
+ *
+ * The images travel as file descriptors opened by the caller (with its own permissions), never as
+ * paths; the broker knows the caller by SO_PEERCRED only. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+#define BROKER_SOCKET_DEFAULT "/run/sysext-idmapd/io.systemd.MountFileSystem"
+
+typedef struct BrokerClientHierarchy {
+        char *path;                     /* "/usr" */
+        int *layer_fds;                 /* top first: detached idmapped mounts of each layer's subtree */
+        size_t n_layer_fds;
+} BrokerClientHierarchy;
+
+typedef struct BrokerClientLayers {
+        BrokerClientHierarchy *hierarchies;
+        size_t n_hierarchies;
+        char **extensions;              /* merged, bottom first */
+        char **trust;                   /* parallel to extensions */
+        char **skipped;                 /* left out by the broker */
+        char **skipped_reason;          /* parallel to skipped */
+} BrokerClientLayers;
+void broker_client_layers_done(BrokerClientLayers *l);
+
+/* Is there a socket at path? 1 yes, 0 no (a missing path or something else). */
+int broker_socket_exists(const char *path);
+
+/* Calls MountOverlay on the broker at socket: image_fds (borrowed; NULL/0 = the host's trusted
+ * extensions), userns_fd (borrowed; -EBADF = no idmapping, root only), hierarchies (NULL = the
+ * broker's default), policy (NULL = none; can only tighten the broker's). The received layers are
+ * put *below* those already in *l (so a second call adds lower layers). Errors: -ENOTCONN with a
+ * message saying the broker is not running when nobody listens at socket; the broker's error name
+ * and message otherwise (-EPERM for PermissionDenied/NotEntitled, -ERFKILL for
+ * DeniedByImagePolicy, -EINVAL for InvalidParameter, -EIO for the rest). */
+int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t n_image_fds, int userns_fd,
+                                char * const *hierarchies, const char *policy, BrokerClientLayers *l);
+
+/* In the current mount namespace (which must be owned by the user namespace the layers are mapped
+ * into, or by an ancestor): clone each layer (a mount made in another namespace must be cloned
+ * before overlayfs takes it), build one read-only, nodev, nosuid overlay per hierarchy with the
+ * namespace's own hierarchy as the bottom layer, then attach them all. A hierarchy without layers,
+ * or missing in this namespace, is left alone and named in *ret_missing (may be NULL). Returns
+ * the number of overlays attached. */
+int broker_client_layers_attach(const BrokerClientLayers *l, char ***ret_missing);

@@ -227,8 +227,12 @@ static int run(Daemon *d) {
                         return -ENOMEM;
                 if (d->n_workers == 0 && d->opt.idle_exit_usec > 0 &&
                     now >= d->idle_since + d->opt.idle_exit_usec) {
+                        /* pins of layers still in use keep us running: sharing them is our job
+                         * (and before systemd 254 the fd store does not survive a stop) */
                         (void) daemon_store_gc(d);
-                        return 0;
+                        if (broker_store_size(d->store) == 0)
+                                return 0;
+                        d->idle_since = now;
                 }
                 daemon_kill_overdue(d, now);
                 p[0] = (struct pollfd) { .fd = d->signal_fd, .events = POLLIN };

@@ -223,6 +223,8 @@ int varlink_next_message(Varlink *v, VarlinkMessage *ret) {
         if (r >= 0 && v->n_batches > 0 && v->batches[0].pos + v->batches[0].len <= v->buf_pos)
                 r = -EBADMSG;
         if (r < 0) {
+                if (o)
+                        json_object_put(o);
                 close_fds(fds, n_fds);
                 return r;
         }

@@ -83,6 +83,19 @@ vcall "${U1[@]}" @@ org.varlink.service.GetInterfaceDescription '{"interface":"i
 expect "IDL of io.systemd.MountFileSystem" 0 'method MountImage(\n  imageFileDescriptor: int,'
 vcall "${U1[@]}" @@ org.varlink.service.GetInterfaceDescription '{"interface":"io.sysext-idmap.Broker"}'
 expect "IDL of io.sysext-idmap.Broker" 0 'method MountOverlay('
+# docs/sysext-idmapd.md shows the IDL: it must be what the daemon says
+for iface in io.systemd.MountFileSystem io.sysext-idmap.Broker; do
+        vcall @@ org.varlink.service.GetInterfaceDescription "{\"interface\":\"$iface\"}"
+        if "$PY" - "$SOURCE_ROOT/docs/sysext-idmapd.md" "$iface" "$out" <<'PY'
+import json, re, sys
+doc, iface, reply = open(sys.argv[1]).read(), sys.argv[2], json.loads(sys.argv[3])
+blocks = [b for b in re.findall(r"```\n(.*?)```", doc, re.S) if re.search(r"^interface %s$" % re.escape(iface), b, re.M)]
+sys.exit(0 if blocks == [reply["parameters"]["description"]] else 1)
+PY
+        then pass "docs/sysext-idmapd.md shows the IDL of $iface as the daemon returns it"
+        else fail "docs/sysext-idmapd.md differs from the daemon's IDL of $iface"
+        fi
+done
 vcall "${U1[@]}" @@ org.varlink.service.GetInterfaceDescription '{"interface":"org.example.nothing"}'
 expect "unknown interface" 3 'org.varlink.service.InterfaceNotFound'
 vcall "${U1[@]}" @@ io.systemd.MountFileSystem.Bogus

@@ -28,7 +28,7 @@ static const char mount_file_system_idl[] =
         "  mountFileDescriptor: int\n"
         ")\n"
         "\n"
-        "# Selects the type of UID/GID mapping to apply (\"root\" is not implemented here).\n"
+        "# Selects the type of UID/GID mapping to apply.\n"
         "type MountMapMode (root, foreign, identity, auto)\n"
         "\n"
         "# Takes a disk image file descriptor, returns mount file descriptors of its partitions.\n"

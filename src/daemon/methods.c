@@ -249,7 +249,7 @@ static int method_mount_directory(VarlinkCall *c) {
                 return r;
         if (v)
                 mode = json_object_get_string(v);
-        if (!streq(mode, "auto") && !streq(mode, "identity") && !streq(mode, "foreign"))
+        if (!streq(mode, "auto") && !streq(mode, "identity") && !streq(mode, "foreign") && !streq(mode, "root"))
                 return varlink_reply_invalid_parameter(c, "mode");
         r = varlink_call_get_fd(c, "directoryFileDescriptor", false, &dir_fd);
         if (r < 0)

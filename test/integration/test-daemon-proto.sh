@@ -120,8 +120,8 @@ vcall "${U1[@]}" @@ io.systemd.MountFileSystem.MountImage '{"imageFileDescriptor
 expect "an unknown field is refused, not ignored" 3 '"parameter": "sneaky"'
 vcall "${U1[@]}" @@ io.systemd.MountFileSystem.MountImage '{"imageFileDescriptor":0}' --fd=/etc/passwd
 expect "no user namespace: root only" 3 'PermissionDenied'
-vcall "${U1[@]}" @@ io.systemd.MountFileSystem.MountDirectory '{"directoryFileDescriptor":0,"mode":"root"}' --fd=/tmp:dir
-expect "MountDirectory mode=root is not implemented" 3 '"parameter": "mode"'
+vcall "${U1[@]}" @@ io.systemd.MountFileSystem.MountDirectory '{"directoryFileDescriptor":0,"mode":"bogus"}' --fd=/tmp:dir
+expect "MountDirectory: an unknown mode" 3 '"parameter": "mode"'
 vcall "${U1[@]}" @@ io.sysext-idmap.Broker.MountOverlay '{"imageFileDescriptors":[0,"x"]}' --fd=/etc/passwd
 expect "MountOverlay: a string among the fd indexes" 3 '"parameter": "imageFileDescriptors"'
 vcall "${U1[@]}" @@ io.sysext-idmap.Broker.MountOverlay '{"hierarchies":["usr"]}'

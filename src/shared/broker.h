@@ -125,7 +125,11 @@ typedef struct BrokerImageResult {
 } BrokerImageResult;
 void broker_image_result_done(BrokerImageResult *r);
 
-/* MountImage: image_fd is borrowed (a regular file; a block device only for root callers).
+/* MountImage: image_fd is borrowed (a regular file; a block device only for root callers). It is
+ * reopened through its /proc/self/fd magic link (the same inode, with the caller's file access
+ * rights for non-root callers), never through a path. Trusted: a root caller's image (root could
+ * mount it itself), or the administrator's by inode (broker-internal.h). Sharing: verity partitions
+ * by root hash, trusted images by file identity; untrusted unverified ones are never shared.
  * caller_policy may be NULL (no tightening). store may be NULL (no sharing; every partition is a
  * new superblock and new_pinned_fd stays -EBADF). target NULL = no idmapping (root callers only).
  * Refusals:
@@ -145,14 +149,14 @@ int broker_mount_image(const BrokerConfig *cfg, const BrokerCaller *who, BrokerT
 /* MountDirectory: dir_fd borrowed (an O_DIRECTORY or O_PATH fd of a directory); returns a detached,
  * read-only, nodev, nosuid mount fd of a clone of that directory (open_tree(OPEN_TREE_CLONE|
  * AT_RECURSIVE) of the fd, never a path).
- * mode:
- *   "identity"  the directory must be owned by the caller; ids appear as the caller's namespace
- *               maps them (the idmapped mount uses the target namespace's mapping, so a file of the
- *               caller's uid shows as whatever the caller's uid is inside its namespace)
- *   "foreign"   the directory must be owned by the foreign range (FOREIGN_UID_BASE..+65535) and its
- *               parent by the caller; on-disk foreign ids 0x7FFE0000+N appear as N inside the
- *               target namespace (N mapped through the caller's namespace)
- *   "auto"/NULL foreign if owned by the foreign range, else identity
+ * The directory must be the caller's, or owned by the foreign range with an ancestor (up to 16
+ * levels) of the caller's; root callers: any. mode (systemd's MountDirectory modes):
+ *   "identity"  no idmapping: ids as on disk (the caller's files show as its host uid)
+ *   "root"      the caller's uid/gid appear as the target namespace's root (the outside id its
+ *               inside 0 maps to), every other id as nobody
+ *   "foreign"   the foreign range FOREIGN_UID_BASE+N appears as the namespace's N; the namespace
+ *               must map inside 0…65535 in one extent (-EINVAL otherwise)
+ *   "auto"/NULL foreign if owned by the foreign range, else root
  * Refusals: -EPERM not the caller's directory (or the foreign one's parent is not the caller's);
  * -EBADFD not a directory; -EINVAL unknown mode; -EACCES target NULL from a non-root caller. */
 int broker_mount_directory(const BrokerCaller *who, BrokerTarget *target, int dir_fd,
@@ -180,10 +184,11 @@ typedef struct BrokerOverlayResult {
 } BrokerOverlayResult;
 void broker_overlay_result_done(BrokerOverlayResult *r);
 
-/* image_fds NULL/n=0: the host's trusted extensions (discovered under cfg->root as merge does,
- * compatibility checked against the host's os-release); otherwise each fd as broker_mount_image()
- * judges it (a refused image fails the call with that image's errno; an incompatible one is
- * skipped). hierarchies NULL = {"/usr", "/opt"}; each must be absolute and one of the sysext
+/* image_fds NULL/n=0: the host's trusted extensions (image_discover() under cfg->root, each judged
+ * by inode: untrusted and incompatible ones, and directories, land in skipped[] with a reason;
+ * compatibility checked against cfg->root's os-release); otherwise each fd as broker_mount_image()
+ * judges it (a refused image fails the call with that image's errno; no extension-release check:
+ * the sandbox is the caller's). Merge order: as given / discovery order, the last one on top. hierarchies NULL = {"/usr", "/opt"}; each must be absolute and one of the sysext
  * hierarchies (-EINVAL). want_overlay: also a finished read-only overlay per hierarchy with the
  * host's hierarchy (under cfg->root) as the bottom layer (overlay_fd stays -EBADF if the kernel
  * refuses). Refusals: as broker_mount_image(). *ret untouched on failure. */

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <assert.h>
+#include <inttypes.h>
+
+#include "broker-internal.h"
+#include "image-class.h"
+#include "mountapi.h"
+#include "verity.h"
+
+const char * const broker_trusted_dirs[] = {
+        "etc/extensions", "run/extensions", "var/lib/extensions", "usr/lib/extensions", "usr/local/lib/extensions",
+        "etc/confexts", "run/confexts", "var/lib/confexts", "usr/lib/confexts", "usr/local/lib/confexts",
+        NULL,
+};
+
+int broker_clone_for_target(int mount_fd, const BrokerTarget *t, bool recursive, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        int userns_fd = broker_target_userns_fd(t);
+        struct mount_attr attr = {
+                .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
+                .userns_fd = userns_fd >= 0 ? (uint64_t) userns_fd : 0,
+        };
+
+        fd = sys_open_tree(mount_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
+        if (fd < 0)
+                return sx_error(negative_errno(), "cannot clone the mount: %m");
+        if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) < 0)
+                return sx_error(negative_errno(), "cannot make the clone read-only, nodev, nosuid%s: %m",
+                                userns_fd >= 0 ? " and idmapped into the caller's namespace" : "");
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int broker_image_fd_trusted(const char *root, int fd, const struct stat *st, char **ret_path, char **ret_why) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = fd_get_path(fd, &path);
+        if (r < 0)
+                return sx_error(r, "cannot tell the image fd's path: %m");
+        r = 0;
+        for (const char * const *d = broker_trusted_dirs; *d && r == 0; d++) {
+                _cleanup_free_ char *dir = path_join_root(root, *d);
+                const char *rest;
+                if (!dir)
+                        return -ENOMEM;
+                rest = startswith_ptr(path, dir);
+                if (!rest || rest[0] != '/' || !path_is_safe_component(rest + 1))
+                        continue;
+                /* The same inode by that path, and only root could have put it there. */
+                r = path_is_root_controlled(path, st, ret_why);
+                if (r < 0)
+                        return sx_error(r, "%s: cannot check who may change it: %m", path);
+                if (r == 0)
+                        break;
+        }
+        if (r == 0 && !*ret_why && asprintf_safe(ret_why, "%s does not lie in a system extension directory", path) < 0)
+                return -ENOMEM;
+        if (ret_path)
+                *ret_path = TAKE_PTR(path);
+        return r;
+}
+
+/* An Image naming the caller's fd by its magic link: dissect reopens that very inode (never a path
+ * the caller chose), with the caller's file access rights where ExtensionOptions say so. */
+static int image_for_fd(int fd, const char *real_path, const struct stat *st, Image **ret) {
+        _cleanup_(image_freep) Image *img = calloc(1, sizeof(Image));
+        const char *base = real_path ? strrchr(real_path, '/') : NULL;
+
+        if (!img)
+                return -ENOMEM;
+        if (!base || image_name_parse(base + 1, false, &img->name, &img->version) < 0) {
+                img->version = NULL;
+                img->name = strdup("image");
+        }
+        if (!img->name || asprintf_safe(&img->path, "/proc/self/fd/%i", fd) < 0)
+                return -ENOMEM;
+        img->type = S_ISBLK(st->st_mode) ? IMAGE_BLOCK : IMAGE_RAW;
+        img->size = (uint64_t) st->st_size;
+        img->mtime_usec = timespec_to_usec(&st->st_mtim);
+        *ret = TAKE_PTR(img);
+        return 0;
+}
+
+/* The policy an image is judged by: the administrator's for trusted ones, signed-only for the rest
+ * (unless the administrator allows unsigned ones), each intersected with the caller's. */
+static int effective_policy(const BrokerConfig *cfg, bool trusted, const ImagePolicy *caller, ImagePolicy **ret) {
+        _cleanup_image_policy_ ImagePolicy *base = NULL;
+        int r;
+
+        const ImagePolicy *admin = trusted ? cfg->trusted_policy : NULL;
+
+        /* (NULL is the sysext default, not "anything": without a caller's policy, a copy of ours.) */
+        if (trusted || cfg->allow_unsigned_untrusted)
+                return image_policy_intersect(admin, caller ?: admin, ret);
+        r = image_policy_from_string("root=signed+absent:usr=signed+absent:=unused+absent", &base);
+        if (r < 0)
+                return r;
+        return image_policy_intersect(base, caller ?: base, ret);
+}
+
+static int image_fd_check(const BrokerCaller *who, int fd, struct stat *ret_st) {
+        if (fstat(fd, ret_st) < 0)
+                return sx_error(negative_errno(), "cannot stat the image fd: %m");
+        if (S_ISBLK(ret_st->st_mode) && who->uid != 0)
+                return sx_error(-EACCES, "only root may have a block device mounted");
+        if (!S_ISREG(ret_st->st_mode) && !S_ISBLK(ret_st->st_mode))
+                return sx_error(-EBADFD, "the image fd is not a regular file%s", who->uid == 0 ? " or block device" : "");
+        return 0;
+}
+
+static int judge_image(const BrokerConfig *cfg, const BrokerCaller *who, int fd, const struct stat *st, bool *ret_trusted,
+                       char **ret_path, char **ret_why) {
+        int r;
+
+        *ret_why = NULL;
+        if (who->uid == 0) {
+                /* Root could mount it itself: its images are as trusted as the administrator's. */
+                *ret_trusted = true;
+                return fd_get_path(fd, ret_path) < 0 ? (*ret_path = NULL, 0) : 0;
+        }
+        r = broker_image_fd_trusted(cfg->root, fd, st, ret_path, ret_why);
+        if (r < 0)
+                return r;
+        *ret_trusted = r > 0;
+        return 0;
+}
+
+/* The library named the image by the magic link we gave it: name the file instead. */
+static int message_rename(int r, const char *from, const char *to) {
+        _cleanup_free_ char *msg = strdup(strna(sx_last_error()));
+        const char *at = msg && from ? strstr(msg, from) : NULL;
+
+        if (!msg)
+                return r;
+        if (!at)
+                return sx_error(r, "%s: %s", to, msg);
+        return sx_error(r, "%.*s%s%s", (int) (at - msg), msg, to, at + strlen(from));
+}
+
+int broker_extension_open(const BrokerConfig *cfg, const BrokerCaller *who, int image_fd, const char *caller_policy,
+                          Extension **ret, bool *ret_trusted, char **ret_why, char **ret_policy) {
+        _cleanup_image_policy_ ImagePolicy *caller = NULL, *policy = NULL;
+        _cleanup_free_ char *path = NULL, *why = NULL;
+        Image *img = NULL;
+        struct stat st;
+        bool trusted = false;
+        int r;
+
+        if ((r = image_fd_check(who, image_fd, &st)) < 0 || (r = judge_image(cfg, who, image_fd, &st, &trusted, &path, &why)) < 0)
+                return r;
+        if (caller_policy && (r = image_policy_from_string(caller_policy, &caller)) < 0)
+                return sx_error_prefix(r, "the caller's image policy");
+        r = effective_policy(cfg, trusted, caller, &policy);
+        if (r < 0)
+                return r;
+        ExtensionOptions o = {
+                .image_class = IMAGE_CLASS_SYSEXT,
+                .policy = policy,
+                .verity_mode = VERITY_MODE_AUTO,
+                .verity_root = cfg->root,
+                .open_as_user = who->uid != 0,
+                .uid = who->uid,
+                .gid = who->gid,
+                .user_controlled = !trusted && !cfg->allow_unsigned_untrusted,
+                .user_controlled_why = why,
+                .private_copy_max = cfg->private_copy_max,
+        };
+        r = image_for_fd(image_fd, path, &st, &img);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *magic = strdup(img->path);
+        r = extension_open(img, &o, ret);
+        if (r < 0)
+                /* extension_open() says -EPERM for what the policy refuses. */
+                return message_rename(r == -EPERM ? -ERFKILL : r, magic, path ?: "image");
+        if (ret_trusted)
+                *ret_trusted = trusted;
+        if (ret_policy && image_policy_to_string(policy, true, ret_policy) < 0)
+                *ret_policy = NULL;
+        if (ret_why)
+                *ret_why = TAKE_PTR(why);
+        return 0;
+}
+
+/* The store key of partition d: its verified root hash (the same bytes whoever brings them), or
+ * for the administrator's images the file's identity; NULL: not shared. */
+static int partition_key(const Extension *e, PartitionDesignator d, bool trusted, const struct stat *st, char **ret) {
+        const VerityData *v = e->verity ? verity_settings_get(e->verity, d) : NULL;
+        const DissectedPartition *p = &e->dissected->partitions[d];
+
+        *ret = NULL;
+        if ((e->use[d] == PARTITION_POLICY_VERITY || e->use[d] == PARTITION_POLICY_SIGNED) && v && v->root_hash) {
+                _cleanup_free_ char *hex = verity_hexmem(v->root_hash, v->root_hash_size);
+                *ret = hex ? strjoin("verity:", hex) : NULL;
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!trusted)
+                return 0;
+        return asprintf_safe(ret, "file:%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%i", (uint64_t) st->st_dev,
+                             (uint64_t) st->st_ino, (uint64_t) st->st_size,
+                             (uint64_t) st->st_mtim.tv_sec * UINT64_C(1000000000) + (uint64_t) st->st_mtim.tv_nsec, p->partno);
+}
+
+static int mount_missing(Extension *e, const BrokerConfig *cfg, bool trusted, int plain_fds[2], bool is_new[2]) {
+        int r;
+
+        e->verity_ctx = VERITY_CONTEXT_INIT(e->verity, VERITY_MODE_AUTO);
+        /* Someone other than root may write it: serve what was checked, not the file. */
+        e->verity_ctx.private_copy = !trusted;
+        e->verity_ctx.private_copy_max = cfg->private_copy_max;
+        r = dissected_image_mount(e->dissected, verity_open_partition, &e->verity_ctx, &e->mounts);
+        if (r < 0)
+                return r;
+        r = verity_context_relinquish(&e->verity_ctx);
+        if (r < 0)
+                return r;
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
+                int *fd = d == PARTITION_ROOT ? &e->mounts.root_fd : &e->mounts.usr_fd;
+                if (*fd >= 0 && plain_fds[d] < 0) {
+                        plain_fds[d] = TAKE_FD(*fd);
+                        is_new[d] = true;
+                }
+        }
+        return 0;
+}
+
+int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, const struct stat *st,
+                           BrokerLayerStore *store, int plain_fds[2], bool is_new[2], char *keys[2]) {
+        bool was_found[2] = {}, missing = false;
+        int r = 0;
+
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
+                int pinned = -EBADF;
+                was_found[d] = e->dissected->partitions[d].found;
+                if (!was_found[d])
+                        continue;
+                if ((r = partition_key(e, d, trusted, st, &keys[d])) < 0)
+                        break;
+                if (store && keys[d] && broker_store_lookup(store, keys[d], &pinned) > 0) {
+                        plain_fds[d] = fcntl(pinned, F_DUPFD_CLOEXEC, 3);
+                        if (plain_fds[d] < 0) {
+                                r = negative_errno();
+                                break;
+                        }
+                        e->dissected->partitions[d].found = false;     /* shared: not mounted again */
+                } else
+                        missing = true;
+        }
+        if (r >= 0 && missing)
+                r = mount_missing(e, cfg, trusted, plain_fds, is_new);
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++)
+                e->dissected->partitions[d].found = was_found[d];
+        return r;
+}
+
+void broker_image_result_done(BrokerImageResult *r) {
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_partitions; i++) {
+                BrokerPartition *p = &r->partitions[i];
+                safe_close(p->mount_fd);
+                safe_close(p->new_pinned_fd);
+                free(p->fstype);
+                free(p->roothash);
+                free(p->store_key);
+        }
+        free(r->image_name);
+        free(r->policy_used);
+        free(r->trust);
+        free(r->trust_reason);
+        *r = (BrokerImageResult) {};
+}
+
+/* One partition of the result: the clone for the caller, and the plain mount for the store if new. */
+static int result_add(BrokerImageResult *res, const Extension *e, PartitionDesignator d, int *plain, bool is_new,
+                      char **key, const BrokerTarget *t, BrokerLayerStore *store) {
+        const DissectedPartition *p = &e->dissected->partitions[d];
+        const VerityData *v = e->verity ? verity_settings_get(e->verity, d) : NULL;
+        BrokerPartition *bp = &res->partitions[res->n_partitions];
+        int r;
+
+        *bp = (BrokerPartition) {
+                .designator = partition_designator_to_string(d), .mount_fd = -EBADF, .new_pinned_fd = -EBADF,
+                .offset = p->offset, .size = p->size, .uuid = p->uuid, .growfs = p->growfs, .read_only = p->read_only,
+                .partno = e->dissected->kind == DISSECT_GPT ? p->partno : -1,
+        };
+        res->n_partitions++;
+        if (!(bp->fstype = strdup(strna(p->fstype))))
+                return -ENOMEM;
+        if (v && v->root_hash && e->use[d] != PARTITION_POLICY_UNPROTECTED && !(bp->roothash = verity_hexmem(v->root_hash, v->root_hash_size)))
+                return -ENOMEM;
+        r = broker_clone_for_target(*plain, t, false, &bp->mount_fd);
+        if (r < 0)
+                return r;
+        bp->store_key = TAKE_PTR(*key);
+        if (!is_new || !bp->store_key)
+                return 0;
+        if (store) {
+                int dup = fcntl(*plain, F_DUPFD_CLOEXEC, 3);
+                if (dup < 0 || (r = broker_store_insert(store, bp->store_key, dup)) < 0)
+                        return dup < 0 ? negative_errno() : r;
+        }
+        bp->new_pinned_fd = TAKE_FD(*plain);
+        return 0;
+}
+
+static int result_meta(BrokerImageResult *res, const Extension *e, bool trusted, char **why, char **policy) {
+        uint64_t size = 0;
+
+        (void) fd_get_size(e->dissected->fd, &size);
+        res->image_size = size;
+        res->trusted = trusted;
+        res->trust_reason = TAKE_PTR(*why);
+        res->policy_used = TAKE_PTR(*policy);
+        res->image_name = strdup(e->image->name);
+        res->trust = strdup(extension_trust_summary(e));
+        return res->image_name && res->trust ? 0 : -ENOMEM;
+}
+
+int broker_mount_image(const BrokerConfig *cfg, const BrokerCaller *who, BrokerTarget *target,
+                       int image_fd, const char *caller_policy, BrokerLayerStore *store,
+                       BrokerImageResult *ret) {
+        _cleanup_(extension_freep) Extension *e = NULL;
+        _cleanup_free_ char *why = NULL, *policy = NULL;
+        _cleanup_(broker_image_result_done) BrokerImageResult res = {};
+        char *keys[2] = {};
+        int plain[2] = { -EBADF, -EBADF };
+        bool is_new[2] = {}, trusted = false;
+        struct stat st;
+        int r;
+
+        assert(cfg && who && ret);
+        if (!target && who->uid != 0)
+                return sx_error(-EACCES, "without a user namespace only root may mount");
+        r = broker_extension_open(cfg, who, image_fd, caller_policy, &e, &trusted, &why, &policy);
+        if (r < 0)
+                return r;
+        if (fstat(image_fd, &st) < 0)
+                return negative_errno();
+        r = broker_extension_mount(e, cfg, trusted, &st, store, plain, is_new, keys);
+        for (PartitionDesignator d = PARTITION_ROOT; r >= 0 && d <= PARTITION_USR; d++)
+                if (plain[d] >= 0)
+                        r = result_add(&res, e, d, &plain[d], is_new[d], &keys[d], target, store);
+        if (r >= 0 && res.n_partitions == 0)
+                r = sx_error(-EMEDIUMTYPE, "%s: no root or usr partition to mount", e->image->name);
+        if (r >= 0)
+                r = result_meta(&res, e, trusted, &why, &policy);
+        for (int d = 0; d < 2; d++) {
+                safe_close(plain[d]);
+                free(keys[d]);
+        }
+        if (r < 0)
+                return r;
+        *ret = res;
+        res = (BrokerImageResult) {};
+        return 0;
+}

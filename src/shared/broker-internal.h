@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What the broker's files share (broker.c, broker-image.c, broker-store.c, broker-overlay.c). */
+
+#include "broker.h"
+#include "extension.h"
+
+/* The directories whose root-owned images are the administrator's, relative to the root. */
+extern const char * const broker_trusted_dirs[];
+
+/* A detached clone of mount_fd (its whole tree if recursive), read-only, nodev, nosuid, and
+ * idmapped with the target's namespace (none for a target without one). */
+int broker_clone_for_target(int mount_fd, const BrokerTarget *t, bool recursive, int *ret_fd);
+
+/* Whether the image fd is the administrator's: a root-owned file directly inside one of the
+ * trusted directories under root, every component root's and not writable by others, and the
+ * path still naming this very inode. 1 yes; 0 no with *ret_why; negative errno. *ret_path (may be
+ * NULL) gets the path the kernel has for fd. */
+int broker_image_fd_trusted(const char *root, int fd, const struct stat *st, char **ret_path, char **ret_why);
+
+/* Open the caller's image fd as an Extension judged by the broker's rules (trust, policies);
+ * not mounted. ret_trusted/ret_why/ret_policy may be NULL. */
+int broker_extension_open(const BrokerConfig *cfg, const BrokerCaller *who, int image_fd, const char *caller_policy,
+                          Extension **ret, bool *ret_trusted, char **ret_why, char **ret_policy);
+
+/* Mount the partitions of e (dissected, trust checked) that are not in the store: their plain
+ * mounts go into plain_fds[PARTITION_ROOT/USR] (a store hit is a dup of the pinned fd, else a new
+ * superblock mount, new[d] = true); keys[d] the store key or NULL. */
+int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, const struct stat *st,
+                           BrokerLayerStore *store, int plain_fds[2], bool is_new[2], char *keys[2]);

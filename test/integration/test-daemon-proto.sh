@@ -22,7 +22,9 @@ CLIENT=$TEST_LIB_DIR/varlink-client.py
 SOCKDIR=$SCRATCH/run
 mkdir -p "$SOCKDIR"
 SOCK=$SOCKDIR/io.systemd.MountFileSystem
-R=$SCRATCH/root
+# The test's "host" for --root=: below our private /run (a root-owned 0755 tmpfs), so that the whole
+# path to its extension directories is root-controlled as on a real host.
+R=/run/daemon-proto-root
 mkdir -p "$R/var/lib/extensions" "$R/usr/lib" "$R/etc"
 printf 'ID=debian\nVERSION_ID=12\n' >"$R/usr/lib/os-release"
 
@@ -254,9 +256,9 @@ else
         mkdir -p "$SCRATCH/tree/usr/lib/extension-release.d" "$SCRATCH/tree/usr/share/hello"
         printf 'ID=_any\n' >"$SCRATCH/tree/usr/lib/extension-release.d/extension-release.hello"
         echo "from the image" >"$SCRATCH/tree/usr/share/hello/greeting"
-        mkfs.erofs -q --all-root "$R/var/lib/extensions/hello.raw" "$SCRATCH/tree" >/dev/null
+        mkfs.erofs --all-root "$R/var/lib/extensions/hello.raw" "$SCRATCH/tree" >/dev/null 2>&1
         chmod 0644 "$R/var/lib/extensions/hello.raw"
-        vcall "${U1[@]}" unshare --user --map-root-user -- @@ io.systemd.MountFileSystem.MountImage \
+        vcall "${U1[@]}" unshare --user --map-root-user --mount -- @@ io.systemd.MountFileSystem.MountImage \
                 '{"imageFileDescriptor":0,"userNamespaceFileDescriptor":1}' \
                 --fd="$R/var/lib/extensions/hello.raw" --userns=self --clone-read=usr/share/hello/greeting
         expect "a trusted erofs image for an ordinary user's namespace" 0 'CLONE 0 0:0:from the image'
@@ -264,6 +266,22 @@ else
                 '{"imageFileDescriptor":0,"userNamespaceFileDescriptor":1}' \
                 --fd="$R/var/lib/extensions/hello.raw" --userns=self
         expect "the initial user namespace (not the caller's own) is refused" 3 'NotEntitled'
+        vcall "${U2[@]}" unshare --user --map-root-user --mount -- @@ io.systemd.MountFileSystem.MountImage \
+                '{"imageFileDescriptor":0,"userNamespaceFileDescriptor":1}' \
+                --fd="$R/var/lib/extensions/hello.raw" --userns=self --clone-read=usr/share/hello/greeting
+        expect "a second user gets the same image" 0 'CLONE 0 0:0:from the image'
+        vcall @@ io.sysext-idmap.Broker.GetStatus
+        n=$(grep -o '"key": "file:' <<<"$out" | wc -l)
+        if [[ $n == 1 && $out == *'"fileSystemType": "erofs"'* ]]; then
+                pass "two users, one pinned erofs superblock in the store"
+        else
+                fail "store after two users: $out"
+        fi
+        vcall "${U1[@]}" unshare --user --map-root-user --mount -- @@ io.sysext-idmap.Broker.MountOverlay \
+                '{"userNamespaceFileDescriptor":0,"hierarchies":["/usr"]}' --userns=self
+        expect "MountOverlay: the host's trusted extensions as layers" 0 '"extensions": [{"name": "hello", "trust": '
+        [[ $out == *'"layerFileDescriptors": [0]'* ]] && pass "MountOverlay: one layer fd for /usr" ||
+                fail "MountOverlay layers: $out"
 fi
 stop_daemon
 finish

@@ -14,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZERS=(fuzz-dissect fuzz-release fuzz-verity-sig fuzz-idmap fuzz-policy fuzz-image-name fuzz-config)
+FUZZERS=(fuzz-dissect fuzz-release fuzz-verity-sig fuzz-idmap fuzz-policy fuzz-image-name fuzz-config fuzz-varlink)
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 
 usage() {

@@ -219,7 +219,12 @@ int varlink_next_message(Varlink *v, VarlinkMessage *ret) {
         memmove(v->buf, nul + 1, v->buf_len - len - 1);
         v->buf_len -= len + 1;
         v->buf_pos += len + 1;
+        /* a batch whose bytes lie wholly inside this message came with no message's first byte */
+        if (r >= 0 && v->n_batches > 0 && v->batches[0].pos + v->batches[0].len <= v->buf_pos)
+                r = -EBADMSG;
         if (r < 0) {
+                if (o)
+                        json_object_put(o);
                 close_fds(fds, n_fds);
                 return r;
         }

@@ -18,7 +18,7 @@ cd "$tmp"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-for f in dissect release verity-sig idmap policy image-name config; do
+for f in dissect release verity-sig idmap policy image-name config varlink; do
         mkdir -p "$out/fuzz-$f"
 done
 mkdir -p "$out/certs"
@@ -233,6 +233,32 @@ done
 printf '[SysExt]\nMutable=import\nImagePolicy=root=verity+signed+absent:usr=signed+absent\n' | seed config main
 printf '# comment\n; other\n[ConfExt]\nMutable=ephemeral-import\n\n[SysExt]\n  Mutable = yes  \n' | seed config sections
 printf '[SysExt\nMutable\n=x\n[Unknown]\nKey=\n\\\n' | seed config junk
+
+# Varlink byte streams (fuzz-varlink): a control byte before each read (low 6 bits: length 1 + 4n,
+# top 2 bits: 3 fds per step), then the bytes.
+vl() { python3 -c '
+import sys
+out = b""
+for chunk in sys.argv[2:]:
+    fds = 0
+    if chunk.startswith("@"):
+        fds, chunk = 1, chunk[1:]
+    b = chunk.encode().decode("unicode_escape").encode("latin-1")
+    while b:
+        n = min(len(b), 1 + 63 * 4)
+        n = 1 + (n - 1) // 4 * 4
+        out += bytes([(fds << 6) | ((n - 1) // 4)]) + b[:n]
+        b, fds = b[n:], 0
+sys.stdout.buffer.write(out)' "$@" | seed varlink "$1"; }
+vl getinfo '{"method":"org.varlink.service.GetInfo"}\0'
+vl describe '{"method":"org.varlink.service.GetInterfaceDescription","parameters":{"interface":"fuzz"}}\0'
+vl take-fd '@{"method":"fuzz.Take","parameters":{"fd":0,"fds":[1,2,0]}}\0'
+vl bad-index '@{"method":"fuzz.Take","parameters":{"fd":"/etc/passwd","fds":[7]}}\0'
+vl pipelined '{"method":"fuzz.Fail"}\0{"method":"nope"}\0{"method":"fuzz.Take","oneway":true}\0'
+vl more '{"method":"fuzz.Take","more":true}\0{"method":"fuzz.Take","upgrade":true}\0'
+vl split '@{"method":"fuzz.' 'Take","parameters":{"x":1}}\0'
+vl fds-mid-message '{"method":"fuzz.' '@Take","parameters":{"x":1}}\0'
+vl garbage 'garbage\0{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}\0'
 
 touch "$out/.complete"
 for d in "$out"/fuzz-*; do

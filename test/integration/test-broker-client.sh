@@ -7,23 +7,14 @@
 # inside, nothing shows in our mount table (also while the sandbox runs), an image the user cannot
 # read is not opened, the command's exit status passes through, and without a daemon a user gets
 # one line saying so.
-#
-# BROKER_FAKE=1 (test-broker-client-fake) runs the same client checks against
-# test/integration/fake-broker.py, a stand-in that makes the layers the way the daemon's contract
-# describes but decides nothing: it tests the client side only.
 set -euo pipefail
 source "$TEST_LIB"
 enter_private_ns "$@"
 require_binary
 require_cmd setpriv unshare mkfs.erofs python3 newuidmap newgidmap
-if [[ ${BROKER_FAKE:-} == 1 ]]; then
-        DAEMON=(python3 "$TEST_LIB_DIR/fake-broker.py")
-        log "client checks against the fake broker (fake-broker.py), not sysext-idmapd"
-else
-        [[ -n ${SYSEXT_IDMAPD:-} && -x ${SYSEXT_IDMAPD:-} ]] ||
-                skip "no sysext-idmapd binary (SYSEXT_IDMAPD unset or not executable); test-broker-client-fake covers the client"
-        DAEMON=("$SYSEXT_IDMAPD")
-fi
+[[ -n ${SYSEXT_IDMAPD:-} && -x ${SYSEXT_IDMAPD:-} ]] ||
+        skip "no sysext-idmapd binary (SYSEXT_IDMAPD unset or not executable)"
+DAEMON=("$SYSEXT_IDMAPD")
 setup_scratch
 chmod 0755 "$SCRATCH"
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <inttypes.h>
+#include <pwd.h>
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -144,8 +145,8 @@ static int ns_same(int a, int b) {
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* Type, owner and parent. */
-static int check_ns_identity(int userns_fd, uid_t caller_uid) {
+/* Type, parent and owner (*ret_owner; the caller's own uid for root callers). */
+static int check_ns_identity(int userns_fd, uid_t caller_uid, uid_t *ret_owner) {
         _cleanup_close_ int own = -EBADF, parent = -EBADF;
         uid_t owner;
         int type, r;
@@ -159,13 +160,12 @@ static int check_ns_identity(int userns_fd, uid_t caller_uid) {
         r = ns_same(own, userns_fd);
         if (r != 0)
                 return r < 0 ? r : sx_error(-EPERM, "namespace: it is the daemon's own user namespace");
+        *ret_owner = caller_uid;
         if (caller_uid == 0)
                 return 0;
         if (ioctl(userns_fd, NS_GET_OWNER_UID, &owner) < 0)
                 return sx_error(negative_errno(), "namespace: cannot query its owner: %m");
-        if (owner != caller_uid)
-                return sx_error(-EPERM, "namespace: owned by uid %u, not by the caller (uid %u)",
-                                (unsigned) owner, (unsigned) caller_uid);
+        *ret_owner = owner;
         parent = ioctl(userns_fd, NS_GET_PARENT);
         if (parent < 0 && errno != EPERM)
                 return sx_error(negative_errno(), "namespace: cannot query its parent: %m");
@@ -199,15 +199,47 @@ static int check_entitlement(const UsernsMaps *m, uid_t uid, gid_t gid, const ch
         return r;
 }
 
-int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, const char *root) {
+/* A caller that is not the namespace's owner may still use it if it lives in it: the root of a
+ * subuid-mapped container is, to us, one of the owner's subordinate uids (SO_PEERCRED says
+ * 300000, the namespace belongs to 4251). It is then served as the owner, never as more: its own
+ * uid must be one the namespace maps (an outside id of uid_map, so within the owner's entitlement
+ * once that is checked), and the process that connected must be in that very namespace. */
+static int check_delegated(const UsernsMaps *m, int userns_fd, uid_t caller_uid, pid_t caller_pid, uid_t owner,
+                           gid_t *ret_owner_gid) {
+        char path[64], buf[1024];
+        _cleanup_close_ int ns = -EBADF;
+        struct passwd pw, *res = NULL;
+        bool mapped = false;
+        int r;
+
+        for (size_t i = 0; i < m->n_uid; i++)
+                mapped = mapped || (caller_uid >= m->uid[i].to && caller_uid - m->uid[i].to < m->uid[i].count);
+        if (!mapped || caller_pid <= 0)
+                return sx_error(-EPERM, "namespace: owned by uid %u, not by the caller (uid %u)", (unsigned) owner,
+                                (unsigned) caller_uid);
+        snprintf(path, sizeof(path), "/proc/%ld/ns/user", (long) caller_pid);
+        ns = open(path, O_RDONLY | O_CLOEXEC);
+        r = ns < 0 ? -ESRCH : ns_same(ns, userns_fd);
+        if (r <= 0)
+                return sx_error(r < 0 && r != -ESRCH ? r : -EPERM,
+                                "namespace: owned by uid %u; the caller (uid %u) is neither its owner nor in it",
+                                (unsigned) owner, (unsigned) caller_uid);
+        if (getpwuid_r(owner, &pw, buf, sizeof(buf), &res) != 0 || !res)
+                return sx_error(-EPERM, "namespace: owned by uid %u, which has no user record", (unsigned) owner);
+        *ret_owner_gid = pw.pw_gid;
+        return 0;
+}
+
+int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller_pid, const char *root) {
         _cleanup_free_ UsernsMaps *m = calloc(1, sizeof(UsernsMaps));
+        uid_t owner = caller_uid;
         int r;
 
         if (!m)
                 return -ENOMEM;
         if (userns_fd < 0)
                 return sx_error(-EPERM, "namespace: no user namespace fd given");
-        r = check_ns_identity(userns_fd, caller_uid);
+        r = check_ns_identity(userns_fd, caller_uid, &owner);
         if (r < 0)
                 return r;
         r = userns_read_maps_isolated(userns_fd, m);
@@ -217,5 +249,11 @@ int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, const char *
                 return sx_error(-EPERM, "namespace: its %s is not written", m->n_uid == 0 ? "uid_map" : "gid_map");
         if (caller_uid == 0)
                 return 0;
+        if (owner != caller_uid) {
+                r = check_delegated(m, userns_fd, caller_uid, caller_pid, owner, &caller_gid);
+                if (r < 0)
+                        return r;
+                caller_uid = owner;     /* served as the owner, with the owner's entitlement */
+        }
         return check_entitlement(m, caller_uid, caller_gid, root);
 }

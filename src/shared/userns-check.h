@@ -5,7 +5,8 @@
  * broker's namespace rules (SECURITY.md "Broker").
  *
  *   - an nsfs fd of a user namespace (NS_GET_NSTYPE == CLONE_NEWUSER),
- *   - owned by the caller (NS_GET_OWNER_UID),
+ *   - owned by the caller (NS_GET_OWNER_UID), or the caller lives in it (caller_pid's namespace)
+ *     with a uid the namespace maps: it is then checked, and served, as the owner,
  *   - a direct child of our own user namespace (NS_GET_PARENT; the daemon runs in the initial one):
  *     a nested namespace is refused, so the maps read below are ids of our namespace, the ids
  *     files on disk have,
@@ -22,7 +23,7 @@
 
 /* 0 if the rules allow it; -EPERM with a message starting "namespace" for every rule that fails;
  * other negative errnos if it could not be checked (-ENOMEM, ...). root NULL = "/". */
-int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, const char *root);
+int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller_pid, const char *root);
 
 /* The namespace's maps as its parent sees them (the outside ids are the parent's): read by a
  * short-lived child that joins it. The child first closes every other fd and makes itself

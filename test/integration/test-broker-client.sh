@@ -38,7 +38,7 @@ PUB=$(mktemp -d /tmp/broker-pub.XXXXXX)
 chmod 1777 "$PUB"
 
 # The "host" the daemon serves: a root with a trusted extension, and the user's own image.
-ROOT=$SCRATCH/root
+ROOT=/run/broker-client-root          # our private /run: every component root-controlled, as the daemon requires
 make_root "$ROOT"
 make_ext_erofs "$ROOT/var/lib/extensions/hostext.raw" hostext
 mkdir -p "$ROOT/etc/sysext-idmap"
@@ -61,11 +61,7 @@ assert_one_stderr_line "not running"
 
 # ---------------------------------------------------------------------------------------------
 mkdir -p "$SOCK_DIR"
-if [[ ${BROKER_FAKE:-} == 1 ]]; then
-        "${DAEMON[@]}" "$SOCK" "$ROOT/var/lib/extensions/hostext.raw" >"$SCRATCH/daemon.log" 2>&1 &
-else
-        "${DAEMON[@]}" --listen="$SOCK" --root="$ROOT" --idle-exit=0 >"$SCRATCH/daemon.log" 2>&1 &
-fi
+"${DAEMON[@]}" --listen="$SOCK" --root="$ROOT" --idle-exit=0 >"$SCRATCH/daemon.log" 2>&1 &
 DAEMON_PID=$!
 stop_daemon() { kill "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; }
 # The daemon goes first, then lib.sh's cleanup with our exit status.

@@ -115,7 +115,7 @@ static int make_userns(uid_t uid, gid_t gid, bool nested, const char *uid_map, c
 static char map1[64], map1g[64];
 
 static void check_refused(int fd, uid_t uid, gid_t gid, const char *root, const char *what) {
-        int r = userns_check(fd, uid, gid, root);
+        int r = userns_check(fd, uid, gid, 0, root);
         const char *e = sx_last_error();
 
         CHECK(r == -EPERM && e && startswith(e, "namespace"), "refused: %s (r=%d: %s)", what, r, strna(e));
@@ -140,17 +140,17 @@ static void test_basic(void) {
         check_refused(mnt, 0, 0, NULL, "a mount namespace fd, root caller");
         check_refused(self, U1, G1, NULL, "the daemon's own namespace");
         check_refused(self, 0, 0, NULL, "the daemon's own namespace, root caller");
-        CHECK(userns_check(ok, U1, G1, NULL) == 0, "own namespace mapping own uid/gid: allowed");
+        CHECK(userns_check(ok, U1, G1, 0, NULL) == 0, "own namespace mapping own uid/gid: allowed");
         CHECK(m && userns_read_maps_isolated(ok, m) == 0 && m->n_uid == 1 && m->uid[0].from == 0 && m->uid[0].to == U1 &&
               m->uid[0].count == 1 && m->n_gid == 1 && m->gid[0].to == G1, "maps read as outside ids");
-        CHECK(userns_check(ok, 0, 0, NULL) == 0, "root caller: anyone's namespace");
+        CHECK(userns_check(ok, 0, 0, 0, NULL) == 0, "root caller: anyone's namespace");
         check_refused(ok, U2, G1, NULL, "another uid's namespace");
         check_refused(unwritten, U1, G1, NULL, "maps not written");
         check_refused(half, U1, G1, NULL, "gid_map not written");
         check_refused(nested, U1, G1, NULL, "nested namespace");
-        CHECK(userns_check(nested, 0, 0, NULL) == -EPERM, "nested, unwritten: refused for root too (no maps)");
+        CHECK(userns_check(nested, 0, 0, 0, NULL) == -EPERM, "nested, unwritten: refused for root too (no maps)");
         check_refused(root_map, U1, G1, NULL, "uid_map naming root");
-        CHECK(userns_check(root_map, 0, 0, NULL) == 0, "uid_map naming root: fine for a root caller");
+        CHECK(userns_check(root_map, 0, 0, 0, NULL) == 0, "uid_map naming root: fine for a root caller");
         check_refused(wide, U1, G1, NULL, "uid_map one id past the own uid");
         check_refused(gid_root, U1, G1, NULL, "gid_map naming root");
         free(m);
@@ -167,7 +167,11 @@ static void test_subid_files(void) {
         CHECK(mkdir(T("etc"), 0755) == 0, "etc/");
         CHECK(write_string_at(AT_FDCWD, T("etc/subuid"), "# test\n61001:100000:65536\n", 0644) >= 0 &&
               write_string_at(AT_FDCWD, T("etc/subgid"), "61001:300000:1000\n", 0644) >= 0, "subuid/subgid written");
-        CHECK(userns_check(sub, U1, G1, tmpdir) == 0, "subuid/subgid ranges: allowed");
+        CHECK(userns_check(sub, U1, G1, 0, tmpdir) == 0, "subuid/subgid ranges: allowed");
+        /* A subordinate uid of the owner is served as the owner only from inside the namespace. */
+        CHECK(userns_check(sub, 100005, 300005, getpid(), tmpdir) == -EPERM, "a uid the namespace maps, calling from outside it: refused");
+        CHECK(userns_check(sub, 100005, 300005, 0, tmpdir) == -EPERM, "a uid the namespace maps, no pid: refused");
+        CHECK(userns_check(sub, 99, 99, getpid(), tmpdir) == -EPERM, "neither owner nor mapped: refused");
         check_refused(sub, U1, G1, NULL, "the same without the files (host has none for this uid)");
         check_refused(over, U1, G1, tmpdir, "one id past the subuid range");
         CHECK(chmod(T("etc/subuid"), 0666) == 0, "subuid made world-writable");
@@ -178,7 +182,7 @@ static void test_subid_files(void) {
         check_refused(sub, U1, G1, tmpdir, "subuid owned by the user");
         CHECK(chown(T("etc/subuid"), 0, 0) == 0 && chmod(T("etc"), 0777) == 0, "etc/ world-writable");
         check_refused(sub, U1, G1, tmpdir, "subuid in a world-writable directory");
-        CHECK(chmod(T("etc"), 0755) == 0 && userns_check(sub, U1, G1, tmpdir) == 0, "restored: allowed again");
+        CHECK(chmod(T("etc"), 0755) == 0 && userns_check(sub, U1, G1, 0, tmpdir) == 0, "restored: allowed again");
         CHECK(unlink(T("etc/subgid")) == 0, "subgid removed");
         check_refused(sub, U1, G1, tmpdir, "gid range without a subgid file");
 }

@@ -194,7 +194,8 @@ static void test_discover(void) {
         image_array_free(l, n);
 
         /* Entries that claim to be images but cannot be are errors naming the entry, not silently
-         * skipped: a name with control characters, invalid UTF-8, a FIFO called *.raw. */
+         * skipped: a name with control characters, invalid UTF-8; a FIFO called *.raw is a raw
+         * image that dissection refuses (a merge skips it with a notice). */
         {
                 static const char * const bad[] = { "bad\x01name.raw", "bad\xffname.raw", "fifo.raw", "ctl\ndir" };
                 for (size_t b = 0; b < ELEMENTSOF(bad); b++) {
@@ -213,6 +214,13 @@ static void test_discover(void) {
                         l = (Image **) 0x1;
                         sx_clear_error();
                         r = image_discover(broot, &l, &n);
+                        if (b == 2) {   /* a broken discovered image: dissection refuses it, merge skips it */
+                                CHECK(r >= 0 && n == 1 && streq(l[0]->name, "fifo") && l[0]->type == IMAGE_RAW,
+                                      "a FIFO called fifo.raw is discovered as the raw image fifo (r=%d, n=%zu)", r, n);
+                                if (r >= 0)
+                                        image_array_free(l, n);
+                                continue;
+                        }
                         CHECK(r < 0 && l == (Image **) 0x1 && strstr(strempty(sx_last_error()), "var/lib/extensions/"),
                               "bad entry %zu fails discovery, naming it: \"%s\"", b, strna(sx_last_error()));
                 }

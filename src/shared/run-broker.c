@@ -17,9 +17,9 @@
 #include "mountapi.h"
 #include "namespace.h"
 #include "run-broker.h"
+#include "subid.h"
 
 #define SUBID_RANGE UINT32_C(65536)     /* ids 0..65535 inside with --private-users=subuid */
-#define SUBID_LINE_MAX 512
 #define NEWIDMAP_DIR "/usr/bin/"        /* Debian's uidmap package: setuid root, checks /etc/sub[ug]id */
 #define PICK_RANGE UINT32_C(0x10000)
 #define NOTICE_MAX 512
@@ -67,28 +67,23 @@ int run_broker_choose(const RunOptions *o, const char *given, bool is_root, cons
 
 /* ---- the command's user namespace ---- */
 
-/* The first range of the user (by name or uid) in /etc/subuid or /etc/subgid, NAME:START:COUNT. */
-static int subid_lookup(const char *file, const char *name, uint32_t id, uint32_t *ret_start, uint32_t *ret_count) {
-        _cleanup_fclose_ FILE *f = fopen(file, "re");
-        char line[SUBID_LINE_MAX], idstr[16];
+/* The user's first range in /etc/subuid or /etc/subgid (subid.h; a file others could change counts
+ * as none, as for the broker), at most SUBID_RANGE ids of it. */
+static int subid_first(const char *file, uint32_t *ret_start, uint32_t *ret_count) {
+        _cleanup_free_ SubidRange *v = NULL;
+        _cleanup_free_ char *why = NULL;
+        size_t n = 0;
+        int r;
 
-        if (!f)
-                return sx_error(negative_errno(), "--private-users=subuid: %s: %m", file);
-        snprintf(idstr, sizeof(idstr), "%" PRIu32, id);
-        while (fgets(line, sizeof(line), f)) {
-                char *c = strchr(line, ':');
-                uint32_t start, count;
-                if (!c)
-                        continue;
-                *c = 0;
-                if ((streq(line, name) || streq(line, idstr)) &&
-                    sscanf(c + 1, "%" SCNu32 ":%" SCNu32, &start, &count) == 2 && count > 0) {
-                        *ret_start = start;
-                        *ret_count = count < SUBID_RANGE ? count : SUBID_RANGE;
-                        return 0;
-                }
-        }
-        return sx_error(-ENOENT, "--private-users=subuid: %s has no range for %s", file, name);
+        r = subid_load(NULL, file, getuid(), &v, &n, &why);
+        if (r < 0)
+                return sx_error(r, "--private-users=subuid: /%s: %m", file);
+        if (n == 0)
+                return sx_error(-ENOENT, "--private-users=subuid: /%s has no range for uid %u%s%s%s", file,
+                                (unsigned) getuid(), why ? " (" : "", strempty(why), why ? ")" : "");
+        *ret_start = v[0].start;
+        *ret_count = v[0].count < SUBID_RANGE ? v[0].count : SUBID_RANGE;
+        return 0;
 }
 
 /* newuidmap/newgidmap PID 0 START COUNT: setuid helpers that check the range against /etc/sub?id. */
@@ -131,12 +126,8 @@ static int write_user_maps(pid_t pid, bool subuid) {
         int r;
 
         if (subuid) {
-                struct passwd *pw = getpwuid(getuid());
                 uint32_t us, uc, gs, gc;
-                if (!pw)
-                        return sx_error(-ESRCH, "--private-users=subuid: uid %u has no user name", (unsigned) getuid());
-                if ((r = subid_lookup("/etc/subuid", pw->pw_name, getuid(), &us, &uc)) < 0 ||
-                    (r = subid_lookup("/etc/subgid", pw->pw_name, getuid(), &gs, &gc)) < 0)
+                if ((r = subid_first("etc/subuid", &us, &uc)) < 0 || (r = subid_first("etc/subgid", &gs, &gc)) < 0)
                         return r;
                 r = run_newidmap("newuidmap", pid, us, uc);
                 return r < 0 ? r : run_newidmap("newgidmap", pid, gs, gc);
@@ -203,17 +194,6 @@ static void broker_run_done(BrokerRun *b) {
         broker_client_layers_done(&b->layers);
 }
 
-static int open_userns_path(const char *path, int *ret_fd) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-        if (fd < 0)
-                return sx_error(negative_errno(), "--private-users=userns:%s: %m", path);
-        if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWUSER)
-                return sx_error(-EINVAL, "--private-users=userns:%s: not a user namespace", path);
-        *ret_fd = TAKE_FD(fd);
-        return 0;
-}
-
 /* Root: the forms today's run has, made with the same helpers. */
 static int setup_userns_root(BrokerRun *b) {
         const PrivateUsersSpec *p = &b->o->private_users;
@@ -225,7 +205,7 @@ static int setup_userns_root(BrokerRun *b) {
         case PRIVATE_USERS_NO:
                 return 0;
         case PRIVATE_USERS_USERNS:
-                return open_userns_path(p->userns_path, &b->userns_fd);
+                return run_open_userns_path(p->userns_path, &b->userns_fd);
         case PRIVATE_USERS_PICK:
                 r = private_users_pick(&base, &b->range_lock);
                 if (r < 0)
@@ -246,7 +226,7 @@ static int setup_userns(BrokerRun *b) {
                 return setup_userns_root(b);
         b->join_first = true;
         if (m == PRIVATE_USERS_USERNS)
-                return open_userns_path(b->o->private_users.userns_path, &b->userns_fd);
+                return run_open_userns_path(b->o->private_users.userns_path, &b->userns_fd);
         return userns_new_unprivileged(m == PRIVATE_USERS_SUBUID, &b->userns_fd);
 }
 

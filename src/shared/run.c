@@ -236,7 +236,7 @@ static void run_state_done(RunState *st) {
         free(st->sources);
 }
 
-static int open_given_userns(const char *path, int *ret_fd) {
+int run_open_userns_path(const char *path, int *ret_fd) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
         if (fd < 0)
@@ -307,7 +307,7 @@ static int setup_private_users(const RunOptions *o, RunState *st) {
         if (!idmap_is_identity(o->idmap))
                 return sx_error(-EINVAL, "--idmap= applies to --private-users=no only; with a user namespace the layers follow its mapping");
         if (p->mode == PRIVATE_USERS_USERNS) {
-                r = open_given_userns(p->userns_path, &st->userns_fd);
+                r = run_open_userns_path(p->userns_path, &st->userns_fd);
                 spec = strjoin("userns:", p->userns_path);
         } else {
                 if (p->mode == PRIVATE_USERS_PICK) {

@@ -67,6 +67,8 @@ typedef struct RunOptions {
 /* Runs the command and returns its exit status (128+N if killed by signal N) in *ret_status, or a
  * negative errno if it could not be started (nothing is left mounted on the host either way). */
 int run_command(const RunOptions *o, int *ret_status);
+/* --private-users=userns:PATH: open PATH, which must be a user namespace. */
+int run_open_userns_path(const char *path, int *ret_fd);
 
 /* Forks a child that runs setup(userdata) and then executes argv; the parent calls release(userdata)
  * (may be NULL) right after the fork, waits for the child passing on signals and returns its exit

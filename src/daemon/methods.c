@@ -365,17 +365,11 @@ static struct json_object *pairs_json(char **names, char **values, const char *v
 }
 
 static struct json_object *hierarchy_json(VarlinkCall *c, BrokerHierarchy *h) {
-        struct json_object *o = json_object_new_object(), *l = json_object_new_array();
+        struct json_object *l, *o = varlink_object_with_array("layerFileDescriptors", &l);
 
-        if (!o || !l) {
-                if (o)
-                        json_object_put(o);
-                if (l)
-                        json_object_put(l);
+        if (!o)
                 return NULL;
-        }
         json_object_object_add(o, "hierarchy", json_object_new_string(h->hierarchy));
-        json_object_object_add(o, "layerFileDescriptors", l);
         for (size_t i = 0; i < h->n_layer_fds; i++) {
                 int idx = varlink_call_push_fd(c, TAKE_FD(h->layer_fds[i]));
                 if (idx < 0) {
@@ -402,16 +396,9 @@ static int reply_overlay(VarlinkCall *c, BrokerOverlayResult *res) {
         for (size_t i = 0; i < res->n_new; i++)
                 if (res->new_pinned_fds[i] >= 0 && res->new_keys && res->new_keys[i])
                         (void) worker_report_layer(w, res->new_keys[i], res->new_pinned_fds[i]);
-        p = json_object_new_object();
-        l = json_object_new_array();
-        if (!p || !l) {
-                if (p)
-                        json_object_put(p);
-                if (l)
-                        json_object_put(l);
+        p = varlink_object_with_array("hierarchies", &l);
+        if (!p)
                 return -ENOMEM;
-        }
-        json_object_object_add(p, "hierarchies", l);
         for (size_t i = 0; i < res->n_hierarchies; i++) {
                 struct json_object *o = hierarchy_json(c, &res->hierarchies[i]);
                 if (!o) {
@@ -477,16 +464,9 @@ static int method_get_status(VarlinkCall *c) {
                 sx_error(-EACCES, "GetStatus is for root only");
                 return reply_error_message(c, "io.sysext-idmap.Broker.PermissionDenied", -EACCES);
         }
-        p = json_object_new_object();
-        l = json_object_new_array();
-        if (!p || !l) {
-                if (p)
-                        json_object_put(p);
-                if (l)
-                        json_object_put(l);
+        p = varlink_object_with_array("entries", &l);
+        if (!p)
                 return -ENOMEM;
-        }
-        json_object_object_add(p, "entries", l);
         for (size_t i = 0; w->store && i < broker_store_size(w->store); i++) {
                 struct json_object *o = json_object_new_object();
                 const char *key, *fs;

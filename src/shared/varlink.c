@@ -511,16 +511,23 @@ int varlink_call_push_fd(VarlinkCall *c, int fd) {
         return (int) c->n_reply_fds++;
 }
 
-static int reply_get_info(VarlinkCall *c, const VarlinkService *s) {
-        struct json_object *p = json_object_new_object(), *l = json_object_new_array();
+struct json_object *varlink_object_with_array(const char *key, struct json_object **ret_array) {
+        struct json_object *o = json_object_new_object(), *a = json_object_new_array();
 
-        if (!p || !l) {
-                if (p)
-                        json_object_put(p);
-                if (l)
-                        json_object_put(l);
-                return -ENOMEM;
+        if (!o || !a || json_object_object_add(o, key, a) < 0) {
+                json_object_put(o);
+                json_object_put(a);
+                return NULL;
         }
+        *ret_array = a;
+        return o;
+}
+
+static int reply_get_info(VarlinkCall *c, const VarlinkService *s) {
+        struct json_object *l, *p = varlink_object_with_array("interfaces", &l);
+
+        if (!p)
+                return -ENOMEM;
         json_object_object_add(p, "vendor", json_object_new_string(strempty(s->vendor)));
         json_object_object_add(p, "product", json_object_new_string(strempty(s->product)));
         json_object_object_add(p, "version", json_object_new_string(strempty(s->version)));
@@ -528,7 +535,6 @@ static int reply_get_info(VarlinkCall *c, const VarlinkService *s) {
         json_object_array_add(l, json_object_new_string("org.varlink.service"));
         for (size_t i = 0; i < s->n_interfaces; i++)
                 json_object_array_add(l, json_object_new_string(s->interfaces[i].name));
-        json_object_object_add(p, "interfaces", l);
         return varlink_reply(c, p);
 }
 

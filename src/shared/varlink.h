@@ -122,6 +122,9 @@ int varlink_call_fd_of(VarlinkCall *c, const char *field, struct json_object *va
 int varlink_call_push_fd(VarlinkCall *c, int fd);
 
 /* Replies; params taken (may be NULL: {}). On a oneway call nothing is sent. */
+/* A new object whose member key is a new, empty array (*ret_array, owned by the object): the
+ * shape of most replies. NULL on ENOMEM. */
+struct json_object *varlink_object_with_array(const char *key, struct json_object **ret_array);
 int varlink_reply(VarlinkCall *c, struct json_object *params);
 int varlink_reply_error(VarlinkCall *c, const char *error, struct json_object *params);
 int varlink_reply_invalid_parameter(VarlinkCall *c, const char *parameter);

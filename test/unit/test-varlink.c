@@ -253,7 +253,7 @@ static void test_dispatch(void) {
         /* oneway: no reply; the next call's reply is its own */
         CHECK(varlink_call_oneway(v, "test.Echo", NULL, NULL, 0) == 0, "oneway sent");
         s = call_error(v, "org.varlink.service.GetInfo", NULL, NULL, 0);
-        CHECK(startswith(s, "ok {\"vendor\""), "reply after a oneway call is the next call's: %s", s);
+        CHECK(startswith(s, "ok {") && strstr(s, "\"vendor\":\"v\""), "reply after a oneway call is the next call's: %s", s);
 
         v = varlink_free(v);
         int e = wait_exit(pid);

@@ -141,6 +141,27 @@ vcall as_b "${KEEP[@]}" @@ io.systemd.MountFileSystem.MountDirectory \
 refused "MountDirectory foreign: B asks for A's foreign tree" "ATTACH"
 
 # ---------------------------------------------------------------------------------------------
+# The user namespace: maps not written, nested, a subuid range that is B's.
+make_ext_erofs "$ROOT/var/lib/extensions/hello.raw" hello
+chmod 0644 "$ROOT/var/lib/extensions/hello.raw"
+IMG='{"imageFileDescriptor":0,"userNamespaceFileDescriptor":1}'
+vcall as_a unshare --user -- @@ io.systemd.MountFileSystem.MountImage "$IMG" \
+        --fd="$ROOT/var/lib/extensions/hello.raw" --userns=self
+refused "a namespace whose maps are not written" '"partitions"'
+vcall as_a unshare --user --map-root-user -- unshare --user --map-root-user -- @@ \
+        io.systemd.MountFileSystem.MountImage "$IMG" --fd="$ROOT/var/lib/extensions/hello.raw" --userns=self
+refused "a nested user namespace" '"partitions"'
+vcall as_a unshare --user --map-users="$B_SUB,0,65536" --map-groups="$B_SUB,0,65536" --setuid=0 --setgid=0 -- @@ \
+        io.systemd.MountFileSystem.MountImage "$IMG" --fd="$ROOT/var/lib/extensions/hello.raw" --userns=self
+refused "A maps B's subordinate ids (newuidmap must refuse, else the daemon)" '"partitions"'
+vcall as_a unshare --user --map-root-user -- @@ io.systemd.MountFileSystem.MountImage "$IMG" \
+        --fd="$ROOT/var/lib/extensions/hello.raw" --userns=1
+refused "the initial user namespace, through pid 1" '"partitions"'
+vcall as_a "${A_SUBNS[@]}" @@ io.systemd.MountFileSystem.MountImage "$IMG" \
+        --fd="$ROOT/var/lib/extensions/hello.raw" --userns=self --clone-read=usr/bin/hello-hello
+assert_contains "$out" 'CLONE 0 0:0:#!/bin/sh' "A's own subuid namespace gets the trusted image"
+
+# ---------------------------------------------------------------------------------------------
 # KNOWN GAP: the flags of a mount handed out are not locked. The caller clones its mount (as it must)
 # and mount_setattr() clears nosuid and nodev on the clone: the kernel locks mount flags only when
 # it copies a mount namespace into a less privileged user namespace, never on open_tree(). A device

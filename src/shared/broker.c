@@ -123,18 +123,30 @@ static bool stat_is_foreign(const struct stat *st) {
 
 #define DIRECTORY_PARENT_LEVELS_MAX 16
 
-/* 1 the caller's directory, 2 foreign-owned below one of the caller's, else -EPERM. */
+static uint64_t mount_id_of(int fd) {
+        struct statx sx;
+
+        if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+                return 0;
+        return sx.stx_mnt_id;
+}
+
+/* 1 the caller's directory, 2 foreign-owned below one of the caller's, else -EPERM. The walk up
+ * stays on the directory's own mount: the ".." of a mount's root is wherever someone mounted it
+ * (a bind mount of another user's foreign tree below the caller's directory). */
 static int directory_ownership(int dir_fd, const struct stat *st, uid_t uid) {
         _cleanup_close_ int cur = -EBADF;
         struct stat cst = *st;
+        uint64_t mnt = mount_id_of(dir_fd);
 
         if (uid == 0 || st->st_uid == uid)
                 return stat_is_foreign(st) ? 2 : 1;
         cur = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-        for (unsigned i = 0; cur >= 0 && i < DIRECTORY_PARENT_LEVELS_MAX && stat_is_foreign(&cst); i++) {
+        for (unsigned i = 0; cur >= 0 && mnt != 0 && i < DIRECTORY_PARENT_LEVELS_MAX && stat_is_foreign(&cst); i++) {
                 struct stat pst;
                 int up = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (up < 0 || fstat(up, &pst) < 0 || (pst.st_dev == cst.st_dev && pst.st_ino == cst.st_ino)) {
+                if (up < 0 || fstat(up, &pst) < 0 || (pst.st_dev == cst.st_dev && pst.st_ino == cst.st_ino) ||
+                    mount_id_of(up) != mnt) {
                         safe_close(up);
                         break;
                 }
@@ -216,7 +228,9 @@ int broker_mount_directory(const BrokerCaller *who, BrokerTarget *target, int di
                         return r;
         }
         plain.userns_fd = helper;
-        r = broker_clone_for_target(dir_fd, &plain, /* recursive= */ true, &clone);
+        /* The directory alone, not what is mounted below it: a submount is not the caller's (in
+         * mode foreign, another user's foreign-owned tree mounted there would become the caller's). */
+        r = broker_clone_for_target(dir_fd, &plain, /* recursive= */ false, &clone);
         plain.userns_fd = -EBADF;
         if (r < 0)
                 return r;

@@ -13,6 +13,9 @@
   --hold=N               first open N connections that each complete a GetInfo and stay open
   --clone-read=FILE      open_tree(OPEN_TREE_CLONE) each mount fd of the reply (MountImage
                          partitions, MountDirectory) and print "uid:gid:content" of FILE in it
+  --attach-read=FILE     move_mount() each mount fd of the reply onto /mnt (run it in a mount
+                         namespace of its own) and print "uid:gid:content" of FILE in it (for
+                         mounts cloned from the daemon's namespace, which only it may clone again)
   --timeout=SEC          give up waiting for a reply (default 60)
 
 Prints the reply as JSON (or EOF). Exit status: 0 reply, 3 error reply, 4 EOF without a reply,
@@ -63,6 +66,19 @@ def clone_read(fd, name):
     finally:
         os.close(t)
 
+def attach_read(fd, name):
+    # 429: move_mount, MOVE_MOUNT_F_EMPTY_PATH = 4
+    if libc.syscall(429, fd, b'', -100, b'/mnt', 4) < 0:
+        return 'move_mount failed: ' + os.strerror(ctypes.get_errno())
+    try:
+        f = os.open('/mnt/' + name, os.O_RDONLY | os.O_CLOEXEC)
+        st = os.fstat(f)
+        data = os.read(f, 4096).decode(errors='replace').strip()
+        os.close(f)
+        return '%d:%d:%s' % (st.st_uid, st.st_gid, data)
+    except OSError as e:
+        return 'read failed: ' + e.strerror
+
 def mount_fd_indexes(reply):
     p = reply.get('parameters', {})
     if 'mountFileDescriptor' in p:
@@ -72,6 +88,7 @@ def mount_fd_indexes(reply):
 def main(argv):
     path, method = argv[0], argv[1]
     params, fds, raw, half_close, hold, clone, timeout = {}, [], None, False, 0, None, 60
+    attach = None
     for a in argv[2:]:
         if a.startswith('--fd='):
             p, _, mode = a[5:].partition(':')
@@ -89,6 +106,8 @@ def main(argv):
             hold = int(a[7:])
         elif a.startswith('--clone-read='):
             clone = a[13:]
+        elif a.startswith('--attach-read='):
+            attach = a[14:]
         elif a.startswith('--timeout='):
             timeout = float(a[10:])
         else:
@@ -123,6 +142,9 @@ def main(argv):
     if clone:
         for i in mount_fd_indexes(reply):
             print('CLONE', i, clone_read(rfds[i], clone))
+    if attach:
+        for i in mount_fd_indexes(reply):
+            print('ATTACH', i, attach_read(rfds[i], attach))
     return 0
 
 if __name__ == '__main__':

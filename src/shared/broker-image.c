@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <dirent.h>
 #include <assert.h>
 #include <inttypes.h>
 
@@ -226,6 +227,72 @@ static int mount_missing(Extension *e, const BrokerConfig *cfg, bool trusted, in
         return 0;
 }
 
+#define DEVICE_WALK_DEPTH_MAX 64U
+
+/* 1 if the tree below dir_fd (a directory fd, consumed) holds a device node other than an
+ * overlayfs whiteout (a character device 0:0). */
+static int tree_has_device_nodes(int dir_fd, unsigned depth) {
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        if (depth > DEVICE_WALK_DEPTH_MAX) {
+                safe_close(dir_fd);
+                return sx_error(-ELOOP, "directories nested more than %u deep", DEVICE_WALK_DEPTH_MAX);
+        }
+        d = fdopendir(dir_fd);
+        if (!d) {
+                r = negative_errno();
+                safe_close(dir_fd);
+                return r;
+        }
+        while (r == 0 && (errno = 0, de = readdir(d))) {
+                struct stat st;
+                int sub;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = negative_errno();
+                        break;
+                }
+                if ((S_ISCHR(st.st_mode) && st.st_rdev != 0) || S_ISBLK(st.st_mode))
+                        r = 1;
+                else if (S_ISDIR(st.st_mode)) {
+                        sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        r = sub < 0 ? negative_errno() : tree_has_device_nodes(sub, depth + 1);
+                }
+        }
+        if (r == 0 && errno != 0)
+                r = negative_errno();
+        closedir(d);
+        return r;
+}
+
+/* Device nodes are never served: a caller owns its clone of a mount and can clear nodev on it
+ * (the kernel locks mount flags only when it copies a whole namespace into a less privileged
+ * one, not on open_tree()), and a node's owner appears as the caller's root through the mapping.
+ * Checked once per new superblock: a store entry has passed. systemd-sysext mounts /usr nodev, so
+ * an extension's device nodes never worked anyway. */
+static int refuse_device_nodes(const Extension *e, const int plain_fds[2], const bool is_new[2]) {
+        for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
+                int fd, r;
+
+                if (!is_new[d] || plain_fds[d] < 0)
+                        continue;
+                fd = openat(plain_fds[d], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        return sx_error(negative_errno(), "image '%s': cannot read the file system: %m", e->image->name);
+                r = tree_has_device_nodes(fd, 0);
+                if (r < 0)
+                        return sx_error(r, "image '%s': cannot check the file system for device nodes: %m", e->image->name);
+                if (r > 0)
+                        return sx_error(-EPERM, "image '%s' contains device nodes; the broker serves no device nodes",
+                                        e->image->name);
+        }
+        return 0;
+}
+
 int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, const struct stat *st,
                            BrokerLayerStore *store, int plain_fds[2], bool is_new[2], char *keys[2]) {
         bool was_found[2] = {}, missing = false;
@@ -250,6 +317,8 @@ int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, 
         }
         if (r >= 0 && missing)
                 r = mount_missing(e, cfg, trusted, plain_fds, is_new);
+        if (r >= 0)
+                r = refuse_device_nodes(e, plain_fds, is_new);
         for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++)
                 e->dissected->partitions[d].found = was_found[d];
         return r;

@@ -249,8 +249,24 @@ static int run(Daemon *d) {
         }
 }
 
+/* Everything setup() and run() hold; the workers are not waited for (they run on their own). */
+static void daemon_done(Daemon *d) {
+        for (size_t i = 0; i < d->n_listen_fds; i++)
+                safe_close(d->listen_fds[i]);
+        free(d->listen_fds);
+        for (size_t i = 0; i < d->n_workers; i++)
+                safe_close(d->workers[i].pidfd);
+        free(d->workers);
+        safe_close(d->report_fds[0]);
+        safe_close(d->report_fds[1]);
+        safe_close(d->signal_fd);
+        broker_store_free(d->store);
+        broker_config_done(&d->config);
+        *d = (Daemon) { .signal_fd = -EBADF, .report_fds = { -EBADF, -EBADF } };
+}
+
 int main(int argc, char *argv[]) {
-        Daemon d = { .signal_fd = -EBADF, .report_fds = { -EBADF, -EBADF } };
+        _cleanup_(daemon_done) Daemon d = { .signal_fd = -EBADF, .report_fds = { -EBADF, -EBADF } };
         int r;
 
         r = parse_argv(argc, argv);

@@ -45,6 +45,8 @@ int daemon_fdname_from_key(const char *key, char **ret);
 int daemon_key_from_fdname(const char *name, char **ret);
 /* Takes the sockets and the fd store's layers from $LISTEN_FDS / $LISTEN_FDNAMES. */
 int daemon_take_listen_fds(Daemon *d);
+/* One more socket to serve (fd taken, closed on failure). */
+int daemon_add_listen_fd(Daemon *d, int fd);
 /* A new pinned superblock mount from a worker (fd taken): into the store and the fd store. */
 int daemon_store_add(Daemon *d, const char *key, int fd);
 /* Drops the layers no mount namespace uses any more, here and in the fd store. */

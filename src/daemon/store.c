@@ -143,7 +143,7 @@ int daemon_read_report(Daemon *d) {
         return daemon_store_add(d, key, fd);
 }
 
-static int add_listen_fd(Daemon *d, int fd) {
+int daemon_add_listen_fd(Daemon *d, int fd) {
         int *n = reallocarray(d->listen_fds, d->n_listen_fds + 1, sizeof(int));
 
         if (!n) {
@@ -175,7 +175,7 @@ int daemon_take_listen_fds(Daemon *d) {
                         if (r < 0)
                                 return r;
                 } else if (sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) > 0) {
-                        r = add_listen_fd(d, fd);
+                        r = daemon_add_listen_fd(d, fd);
                         if (r < 0)
                                 return r;
                 } else

@@ -149,7 +149,8 @@ static int setup(Daemon *d) {
         r = broker_store_new(&d->store);
         if (r < 0)
                 return sx_error(r, "layer store: %m");
-        d->fdstore = getenv("NOTIFY_SOCKET") || getenv("LISTEN_FDNAMES");
+        /* Set by the service manager that started us (only root may start the daemon). */
+        d->fdstore = secure_getenv("NOTIFY_SOCKET") || secure_getenv("LISTEN_FDNAMES");
         r = daemon_take_listen_fds(d);
         if (r < 0)
                 return sx_error(r, "$LISTEN_FDS: %m");
@@ -157,10 +158,9 @@ static int setup(Daemon *d) {
                 int fd = listen_on(d->opt.listen_path);
                 if (fd < 0)
                         return fd;
-                d->listen_fds = reallocarray(d->listen_fds, d->n_listen_fds + 1, sizeof(int));
-                if (!d->listen_fds)
-                        return -ENOMEM;
-                d->listen_fds[d->n_listen_fds++] = fd;
+                r = daemon_add_listen_fd(d, fd);
+                if (r < 0)
+                        return r;
         }
         if (d->n_listen_fds == 0)
                 return sx_error(-EINVAL, "no socket to serve: neither --listen= nor $LISTEN_FDS");

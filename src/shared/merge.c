@@ -938,11 +938,17 @@ static int plan_protect_markers(const MergeSession *s, Plan *p, bool attached) {
         return 0;
 }
 
+/* Before attaching, a failure fails the verb (nothing is visible yet). Once attached, the merge is
+ * complete and stays: a failure is a notice, not an error that would leave it in place unreported. */
 static int plans_protect_markers(const MergeSession *s, Plan *plans, size_t n, bool attached) {
         for (size_t i = 0; i < n; i++) {
                 int r = plan_protect_markers(s, &plans[i], attached);
-                if (r < 0)
+                if (r < 0 && !attached)
                         return r;
+                if (r < 0) {
+                        notice(s->c, "Warning: %s", strna(sx_last_error()));
+                        sx_clear_error();
+                }
         }
         return 0;
 }

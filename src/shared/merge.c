@@ -802,8 +802,8 @@ static int plan_open_base(const MergeContext *c, Plan *p) {
         return 0;
 }
 
-/* Metadata on top, then the imported mutable directory (--mutable=import), base (if any) at the
- * bottom. */
+/* Metadata on top, then the imported mutable directory (--mutable=import), base (if any, and not
+ * the upper dir) at the bottom. */
 static int plan_wrap_layers(Plan *p) {
         size_t top = p->mut.import_fd >= 0 ? 2 : 1;
         Layer *l = reallocarray(p->layers, p->n_layers + top + 1, sizeof(Layer));
@@ -818,6 +818,8 @@ static int plan_wrap_layers(Plan *p) {
                 p->layers[1] = (Layer) { .mnt_fd = fd, .subdir = strdup(""), .dir_fd = fd };
         }
         p->n_layers += top;
+        if (p->mut.hierarchy_is_upper)  /* the hierarchy is the upper dir: not a lower one as well */
+                p->base_fd = safe_close(p->base_fd);
         if (p->base_fd >= 0)
                 p->layers[p->n_layers++] = (Layer) { .mnt_fd = p->base_fd, .subdir = strdup(""), .dir_fd = p->base_fd };
         return 0;

@@ -132,8 +132,21 @@ static int chmod_fd(int fd, mode_t mode) {
         return chmod(proc, mode) < 0 ? negative_errno() : 0;
 }
 
+/* Whether the administrator's directory (st) is the hierarchy itself: its base (what it shows
+ * without extensions) or, on refresh, the merged overlay a symlink to the hierarchy now resolves to. */
+static int is_the_hierarchy(int root_fd, const char *hierarchy, const struct stat *base_st, const struct stat *st) {
+        struct stat top;
+
+        if (st->st_dev == base_st->st_dev && st->st_ino == base_st->st_ino)
+                return 1;
+        if (fstatat(root_fd, hierarchy + strspn(hierarchy, "/"), &top, 0) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        return st->st_dev == top.st_dev && st->st_ino == top.st_ino;
+}
+
 /* <root>/var/lib/extensions.mutable/<name>: opened (following a symlink inside the root, as
- * systemd's chase() does), created first if create. -ENOENT if missing and !create. */
+ * systemd's chase() does), created first if create. -ENOENT if missing and !create. 1 (and no fd)
+ * if it is the hierarchy itself (a symlink to it): then the hierarchy is the upper dir. */
 static int admin_dir_open(int root_fd, const char *hierarchy, MutableMode mode, const struct stat *base_st,
                           char **ret_path, int *ret_fd) {
         _cleanup_free_ char *name = hierarchy_mutable_name(hierarchy), *rel = NULL;
@@ -175,8 +188,17 @@ static int admin_dir_open(int root_fd, const char *hierarchy, MutableMode mode, 
                 return sx_error(fd, "/%s: cannot open the mutable directory: %m", rel);
         if (fstat(fd, &st) < 0)
                 return negative_errno();
-        if (st.st_dev == base_st->st_dev && st.st_ino == base_st->st_ino)
-                return sx_error(-ELOOP, "/%s points to the hierarchy %s itself; not supported", rel, hierarchy);
+        r = is_the_hierarchy(root_fd, hierarchy, base_st, &st);
+        if (r < 0)
+                return r;
+        if (r > 0 && mode_imports(mode))
+                return sx_error(-ELOOP, "Not importing mutable directory for hierarchy %s as a lower dir, because it "
+                                "points to the hierarchy itself (/%s)", hierarchy, rel);
+        if (r > 0) {
+                *ret_path = TAKE_PTR(rel);
+                *ret_fd = -EBADF;
+                return 1;
+        }
         r = check_root_controlled(root_fd, fd, rel);
         if (r < 0)
                 return r;
@@ -234,6 +256,60 @@ static int work_dir_open(int root_fd, const char *hierarchy, int upper_fd, const
         return 0;
 }
 
+/* The hierarchy as its own upper dir (the administrator's directory is a symlink to it), as
+ * systemd-sysext does: writes go straight to the host's hierarchy. The upper dir and the workdir
+ * (.systemd-<name>-workdir in the hierarchy's parent) must be one mount: a clone (not recursive) of
+ * the parent's, which shows the hierarchy's own directory even where the merged overlay (on refresh)
+ * covers it. A hierarchy that is a mount of its own has its workdir on another file system: refused,
+ * as systemd-sysext refuses it. */
+static int hierarchy_upper_open(int root_fd, const char *hierarchy, const char *rel, const struct stat *base_st,
+                                MutableDirs *m) {
+        _cleanup_free_ char *name = hierarchy_mutable_name(hierarchy), *wname = NULL, *parent = NULL, *base = NULL;
+        _cleanup_close_ int parent_fd = -EBADF, mnt = -EBADF, upper = -EBADF, work = -EBADF;
+        const char *h = hierarchy + strspn(hierarchy, "/"), *slash;
+        struct stat up, wst;
+        struct statvfs vfs;
+
+        if (!name)
+                return -ENOMEM;
+        slash = strrchr(h, '/');
+        parent = slash ? strndup(h, (size_t) (slash - h)) : strdup("");
+        base = strdup(slash ? slash + 1 : h);
+        wname = strjoin(WORK_DIR_PREFIX, name, WORK_DIR_SUFFIX);
+        if (!parent || !base || !wname)
+                return -ENOMEM;
+        parent_fd = isempty(parent) ? fcntl(root_fd, F_DUPFD_CLOEXEC, 3) : openat_beneath(root_fd, parent, O_PATH | O_DIRECTORY, false);
+        if (parent_fd < 0)
+                return sx_error(isempty(parent) ? negative_errno() : parent_fd, "%s: cannot open the directory holding it: %m",
+                                hierarchy);
+        if (fstatvfs(parent_fd, &vfs) < 0)
+                return negative_errno();
+        if (vfs.f_flag & ST_RDONLY)
+                return sx_error(-EROFS, "Can't use '%s' as an upperdir as it is read-only.", hierarchy);
+        if (mkdirat(parent_fd, wname, 0700) < 0 && errno != EEXIST)
+                return sx_error(negative_errno(), "%s: cannot create the workdir %s next to it: %m", hierarchy, wname);
+        mnt = sys_open_tree(parent_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (mnt < 0)
+                return sx_error(negative_errno(), "%s: cannot clone the directory holding it: %m", hierarchy);
+        upper = openat(mnt, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        work = openat(mnt, wname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (upper < 0 || work < 0 || fstat(upper, &up) < 0 || fstat(work, &wst) < 0)
+                return sx_error(negative_errno(), "%s: cannot open it or its workdir %s: %m", hierarchy, wname);
+        if (up.st_dev != base_st->st_dev || up.st_ino != base_st->st_ino || wst.st_dev != up.st_dev)
+                return sx_error(-EXDEV, "Unable to find a suitable workdir location for upperdir '%s' (/%s points to it) - "
+                                "parent directory of the upperdir is in a different filesystem", hierarchy, rel);
+        m->work_dir = isempty(parent) ? strdup(wname) : strjoin(parent, "/", wname);
+        m->upper_sub = TAKE_PTR(base);
+        m->work_sub = TAKE_PTR(wname);
+        if (!m->work_dir)
+                return -ENOMEM;
+        m->upper_mnt = TAKE_FD(mnt);
+        m->upper_fd = TAKE_FD(upper);
+        m->work_fd = TAKE_FD(work);
+        m->hierarchy_is_upper = true;
+        return 0;
+}
+
 int mutable_dirs_open(int root_fd, const char *hierarchy, MutableMode mode, const struct stat *base_st, MutableDirs *ret) {
         _cleanup_(mutable_dirs_done) MutableDirs m = MUTABLE_DIRS_NULL;
         _cleanup_free_ char *path = NULL;
@@ -247,6 +323,11 @@ int mutable_dirs_open(int root_fd, const char *hierarchy, MutableMode mode, cons
                 r = admin_dir_open(root_fd, hierarchy, mode, base_st, &path, &fd);
                 if (r < 0 && r != -ENOENT)
                         return r;
+                if (r > 0) {
+                        r = hierarchy_upper_open(root_fd, hierarchy, path, base_st, &m);
+                        if (r < 0)
+                                return r;
+                }
         }
         if (fd >= 0 && mode_imports(mode)) {
                 /* a detached clone, a layer like the others (the staging fallback attaches it) */

@@ -48,6 +48,7 @@ typedef struct MutableDirs {
         char *upper_sub, *work_sub; /* their paths inside upper_mnt (ephemeral), else NULL */
         int import_fd;          /* the directory imported read-only just below the metadata layer */
         char *work_dir;         /* the workdir relative to the root, for the work_dir marker; NULL if ephemeral */
+        bool hierarchy_is_upper; /* the administrator's directory is the hierarchy: no base layer below */
 } MutableDirs;
 
 #define MUTABLE_DIRS_NULL { .upper_mnt = -EBADF, .upper_fd = -EBADF, .work_fd = -EBADF, .import_fd = -EBADF }
@@ -55,7 +56,8 @@ typedef struct MutableDirs {
 /* What mode gives hierarchy (absolute, relative to root_fd) whose base (what the hierarchy shows
  * without extensions) is base_st: creates the directories the mode asks for, checks that the
  * administrator's directory is root-controlled (whoever can write it controls the hierarchy), has
- * the hierarchy's mode, is not the hierarchy itself and lies on a writable file system. */
+ * the hierarchy's mode and lies on a writable file system. If it is a symlink to the hierarchy
+ * itself, the hierarchy is the upper dir (hierarchy_is_upper; the import modes refuse it, -ELOOP). */
 int mutable_dirs_open(int root_fd, const char *hierarchy, MutableMode mode, const struct stat *base_st, MutableDirs *ret);
 void mutable_dirs_done(MutableDirs *m);
 static inline bool mutable_dirs_writable(const MutableDirs *m) {

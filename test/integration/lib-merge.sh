@@ -9,6 +9,11 @@ sx() {
         "$SYSEXT_IDMAP" "$@"
 }
 
+# is_mount PATH: something is mounted on PATH; assert_[not_]mounted PATH [WHAT].
+is_mount() { awk -v p="$1" '$5 == p { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+assert_mounted() { if is_mount "$1"; then pass "${2:-$1} is a mount"; else fail "${2:-$1} is not a mount"; fi; }
+assert_not_mounted() { if is_mount "$1"; then fail "${2:-$1} is a mount"; else pass "${2:-$1} is no mount"; fi; }
+
 # loops_of_scratch: loop devices whose backing file lives below $SCRATCH (one "NAME FILE" a line).
 loops_of_scratch() {
         losetup --list --noheadings --raw --output NAME,BACK-FILE 2>/dev/null |

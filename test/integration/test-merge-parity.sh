@@ -19,9 +19,6 @@ if command -v systemd-sysext >/dev/null 2>&1; then
         make_ns_shared_for_systemd_sysext
 fi
 
-is_mount() { awk -v p="$1" '$5 == p { found = 1 } END { exit !found }' /proc/self/mountinfo; }
-assert_mounted() { if is_mount "$1"; then pass "${2:-$1} is a mount"; else fail "${2:-$1} is not a mount"; fi; }
-assert_not_mounted() { if is_mount "$1"; then fail "${2:-$1} is a mount"; else pass "${2:-$1} is no mount"; fi; }
 
 # ---------------------------------------------------------------------------------------------
 log "1. /opt missing on the host, an extension ships opt/"

@@ -195,6 +195,46 @@ assert_fail sx --root="$R" status
 assert_contains "$LAST_STDERR" "not owned by root" "foreign-owned config refused"
 rm -rf "$R/etc/systemd" "$R/usr/lib/systemd"
 
+log "a mutable dir that is a symlink to the hierarchy: the hierarchy is the upper dir (as systemd-sysext)"
+# Absolute, as an administrator writes it: resolved inside the root. (Never read through "$M/usr"
+# here: outside the root it is the machine's own /usr.)
+rm -rf "$M"
+mkdir -p "$M"
+ln -s /usr "$M/usr"
+assert_ok sx --root="$R" --mutable=yes merge
+assert_contains "$(ovl_opts "$R/usr")" "rw" "/usr overlay options"
+assert_eq "$("$R/usr/bin/a-hello")" "hello from a" "the extension shows"
+echo direct >"$R/usr/lib/direct"
+[[ -d $R/.systemd-usr-workdir ]] && pass "workdir next to the hierarchy" || fail "no $R/.systemd-usr-workdir"
+assert_eq "$(cat "$R/usr/.systemd-sysext/work_dir")" ".systemd-usr-workdir" "work_dir marker"
+assert_eq "$(grep -c "^$R/usr " <(findmnt -n -o TARGET,FSTYPE --list) || true)" 1 "one mount on /usr"
+log "... refresh (the symlink now resolves to the merged /usr) keeps it"
+assert_ok sx --root="$R" --mutable=yes refresh
+assert_eq "$(cat "$R/usr/lib/direct")" direct "content after refresh"
+echo again >"$R/usr/lib/again"
+assert_ok sx --root="$R" unmerge
+assert_not_mounted "$R/usr" "/usr after unmerge"
+assert_eq "$(cat "$R/usr/lib/direct" "$R/usr/lib/again" 2>&1 | tr '\n' ' ')" "direct again " "writes reached the hierarchy itself"
+[[ ! -e $R/.systemd-usr-workdir ]] && pass "unmerge removed the workdir" || fail "workdir left behind"
+[[ ! -e $R/usr/.systemd-sysext ]] && pass "no marker left in the hierarchy" || fail "$R/usr/.systemd-sysext left behind"
+rm -f "$R/usr/lib/direct" "$R/usr/lib/again"
+log "... import modes refuse it (systemd-sysext: ELOOP); a hierarchy that is a mount of its own is refused"
+snapshot_state "$SCRATCH/state.link"
+assert_fail sx --root="$R" --mutable=import merge
+assert_contains "$LAST_STDERR" "Not importing mutable directory for hierarchy /usr as a lower dir, because it points to the hierarchy itself" "import refused"
+mkdir -p "$R/opt"
+mount -t tmpfs -o mode=0755 tmpfs "$R/opt"
+echo host >"$R/opt/host-file"
+rm -rf "$M/opt"         # made by the merges above (yes creates it for every hierarchy)
+ln -s /opt "$M/opt"
+
+snapshot_state "$SCRATCH/state.link"
+assert_fail sx --root="$R" --mutable=yes merge
+assert_contains "$LAST_STDERR" "parent directory of the upperdir is in a different filesystem" "a hierarchy on a mount of its own refused"
+assert_state_unchanged "$SCRATCH/state.link" "refused hierarchy-as-upper merges"
+umount "$R/opt"
+rm -rf "$M" "$R/opt/host-file"
+
 log "PAM-like and run merges never get a writable layer"
 assert_fail sx --mutable=yes run -- true
 assert_contains "$LAST_STDERR" "run: --mutable= does not apply" "run refuses --mutable"

@@ -195,6 +195,13 @@ static int admin_dir_open(int root_fd, const char *hierarchy, MutableMode mode, 
                 return sx_error(-ELOOP, "Not importing mutable directory for hierarchy %s as a lower dir, because it "
                                 "points to the hierarchy itself (/%s)", hierarchy, rel);
         if (r > 0) {
+                /* whoever could put the symlink there would choose where the hierarchy's writes go */
+                _cleanup_close_ int base = openat_beneath(root_fd, MUTABLE_BASE_DIR, O_PATH | O_DIRECTORY, false);
+                if (base < 0)
+                        return sx_error(base, "/%s: %m", MUTABLE_BASE_DIR);
+                r = check_root_controlled(root_fd, base, MUTABLE_BASE_DIR);
+                if (r < 0)
+                        return r;
                 *ret_path = TAKE_PTR(rel);
                 *ret_fd = -EBADF;
                 return 1;

@@ -208,6 +208,12 @@ echo direct >"$R/usr/lib/direct"
 [[ -d $R/.systemd-usr-workdir ]] && pass "workdir next to the hierarchy" || fail "no $R/.systemd-usr-workdir"
 assert_eq "$(cat "$R/usr/.systemd-sysext/work_dir")" ".systemd-usr-workdir" "work_dir marker"
 assert_eq "$(grep -c "^$R/usr " <(findmnt -n -o TARGET,FSTYPE --list) || true)" 1 "one mount on /usr"
+assert_ok sx --root="$R" unmerge
+chmod o+w "$M"
+assert_fail sx --root="$R" --mutable=yes merge
+assert_contains "$LAST_STDERR" "refusing to merge it" "a symlink in a directory others may write is refused"
+chmod o-w "$M"
+assert_ok sx --root="$R" --mutable=yes merge
 log "... refresh (the symlink now resolves to the merged /usr) keeps it"
 assert_ok sx --root="$R" --mutable=yes refresh
 assert_eq "$(cat "$R/usr/lib/direct")" direct "content after refresh"

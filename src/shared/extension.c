@@ -74,7 +74,9 @@ static int named_by_callee(int r, const Image *i) {
 }
 
 static int extension_read_release(Extension *e, const ExtensionOptions *o) {
-        bool usr_only = e->mounts.usr_fd >= 0;
+        /* A sysext's extension-release is in /usr: the usr partition's if there is one. A confext's
+         * is in /etc, which only a root partition (or a bare file system) has. */
+        bool usr_only = e->mounts.usr_fd >= 0 && (o->image_class != IMAGE_CLASS_CONFEXT || e->mounts.root_fd < 0);
         int fd = usr_only ? e->mounts.usr_fd : e->mounts.root_fd;
         int r;
 

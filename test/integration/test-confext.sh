@@ -180,4 +180,32 @@ if [[ -x $SD/usr/bin/systemd-sysext && -d $SD/usr/lib/x86_64-linux-gnu/systemd ]
         fi
 fi
 
+log "a confext DDI with root and usr partitions: /etc from the root partition"
+if command -v systemd-repart >/dev/null && command -v mksquashfs >/dev/null; then
+        "$CX" --root="$R" unmerge >/dev/null 2>&1 || true
+        d=$(mktemp -d "$SCRATCH/cddi.XXXXXX")
+        make_confext_tree "$d/src" cddi
+        mkdir -p "$d/src/usr/share/cddi" "$d/defs"
+        echo usr >"$d/src/usr/share/cddi/data"
+        printf '[Partition]\nType=root\nFormat=squashfs\nCopyFiles=%s/etc:/etc\n' "$d/src" >"$d/defs/10-root.conf"
+        printf '[Partition]\nType=usr\nFormat=squashfs\nCopyFiles=%s/usr:/\n' "$d/src" >"$d/defs/20-usr.conf"
+        if unshare --mount --propagation private systemd-repart --empty=create --size=auto --dry-run=no \
+                        --definitions="$d/defs" "$R/var/lib/confexts/cddi.raw" >"$d/repart.log" 2>&1; then
+                wait_loops_settled
+                assert_ok "$CX" --root="$R" merge
+                assert_eq "$(cat "$R/etc/cddi/conf" 2>&1)" "cddi conf" "default policy (usr unused): /etc/cddi/conf"
+                assert_ok "$CX" --root="$R" unmerge
+                # A policy that uses the usr partition too: the extension-release is still the root's.
+                assert_ok "$CX" --root="$R" --image-policy='root=unprotected:usr=unprotected' merge
+                assert_eq "$(cat "$R/etc/cddi/conf" 2>&1)" "cddi conf" "usr partition used: /etc/cddi/conf"
+                assert_ok "$CX" --root="$R" unmerge
+        else
+                cat "$d/repart.log" >&2
+                fail "systemd-repart could not build the confext DDI"
+        fi
+        rm -f "$R/var/lib/confexts/cddi.raw"
+else
+        log "no systemd-repart/mksquashfs: confext DDI not tried"
+fi
+
 finish

@@ -216,4 +216,74 @@ PY
         start_daemon
 fi
 
+# ---------------------------------------------------------------------------------------------
+# pid reuse against the subuid-container rule: a process running as one of A's subordinate uids
+# but outside A's container namespace (a host account whose uid falls in the range, or a process
+# of another of A's containers) holds an fd of the container's namespace (container managers pin
+# them in files and pass them around; the kernel lets only the namespace's owner and processes in
+# it open /proc/PID/ns/user, so here root hands it over), connects, and
+# lets the connecting process exit; its pid is then given to a process inside the container. A
+# check by pid number judged the new process. With SO_PEERPIDFD the daemon holds the connecting
+# process itself, and a dead one is in no namespace. Run in a pid namespace of its own, where
+# ns_last_pid steers the reuse without racing the rest of the machine.
+cat >"$SCRATCH/reuse.py" <<'PY'
+import os, socket, sys, json, importlib.util
+spec = importlib.util.spec_from_file_location('vc', sys.argv[1]); vc = importlib.util.module_from_spec(spec); spec.loader.exec_module(vc)
+ns = 3     # the container's namespace, inherited
+a, b = socket.socketpair()
+p1 = os.fork()
+if p1 == 0:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[2])
+    socket.send_fds(a, [b'x'], [s.fileno()])
+    os._exit(0)
+_, fds, _, _ = socket.recv_fds(b, 1, 1)
+os.waitpid(p1, 0)
+conn = socket.socket(fileno=fds[0])
+print('PID', p1, flush=True)
+sys.stdin.readline()
+msg = json.dumps({'method': 'io.systemd.MountFileSystem.MountImage',
+                  'parameters': {'imageFileDescriptor': 0, 'userNamespaceFileDescriptor': 1}}).encode() + b'\0'
+socket.send_fds(conn, [msg], [os.open(sys.argv[4], os.O_RDONLY), ns])
+print('REPLY', json.dumps(vc.recv_message(conn)[0]), flush=True)
+PY
+cat >"$SCRATCH/reuse.sh" <<'SH'
+set -eu
+S=$SCRATCH/reuse.sock
+"$SYSEXT_IDMAPD" --listen="$S" --root="$ROOT" --idle-exit=0 >>"$SCRATCH/daemon-reuse.log" 2>&1 &
+until "$PY" "$CLIENT" "$S" org.varlink.service.GetInfo >/dev/null 2>&1; do sleep 0.05; done
+setpriv --reuid="$A_UID" --regid="$A_UID" --init-groups -- unshare --user --map-users="$A_SUB,0,65536" \
+        --map-groups="$A_SUB,0,65536" --setuid=1000 --setgid=1000 -- sleep 300 &
+holder=$!
+until [[ $(readlink "/proc/$holder/ns/user") != "$(readlink /proc/self/ns/user)" && $(cat /proc/$holder/uid_map 2>/dev/null) == *"$A_SUB"* ]]; do sleep 0.05; done
+mkfifo "$SCRATCH/reuse.in"
+setpriv --reuid="$((A_SUB + 1000))" --regid="$((A_SUB + 1000))" --clear-groups -- "$PY" "$SCRATCH/reuse.py" "$CLIENT" "$S" "$holder" \
+        "$ROOT/var/lib/extensions/hello.raw" 3<"/proc/$holder/ns/user" <"$SCRATCH/reuse.in" >"$SCRATCH/reuse.out" 2>&1 &
+exec 5>"$SCRATCH/reuse.in"
+until grep -q "^PID" "$SCRATCH/reuse.out"; do grep -q Error "$SCRATCH/reuse.out" && { cat "$SCRATCH/reuse.out"; exit 1; }; sleep 0.05; done
+p1=$(awk '/^PID/ { print $2 }' "$SCRATCH/reuse.out")
+echo $((p1 - 1)) >/proc/sys/kernel/ns_last_pid
+nsenter --target="$holder" --user -- sleep 300 &
+reused=$!
+for _ in $(seq 100); do
+        [[ $(readlink "/proc/$p1/ns/user") == "$(readlink "/proc/$holder/ns/user")" ]] && break
+        sleep 0.05
+done
+echo "REUSED $([[ $reused == "$p1" && $(readlink "/proc/$p1/ns/user") == "$(readlink "/proc/$holder/ns/user")" ]] && echo yes || echo no)"
+echo >&5
+until grep -q '^REPLY\|Error' "$SCRATCH/reuse.out"; do sleep 0.05; done
+cat "$SCRATCH/reuse.out"
+kill "$reused" "$holder" $(jobs -p) 2>/dev/null || true
+SH
+rc=0
+out=$(SCRATCH=$SCRATCH SYSEXT_IDMAPD=$SYSEXT_IDMAPD ROOT=$ROOT PY=$PY CLIENT=$CLIENT A_UID=$A_UID A_SUB=$A_SUB \
+        timeout 20 unshare --pid --fork --mount-proc -- bash "$SCRATCH/reuse.sh" 2>&1) || rc=$?
+if [[ $out != *"REUSED yes"* ]]; then
+        fail "pid reuse: could not arrange the reuse (exit $rc): $out"
+elif [[ $out == *'"partitions"'* ]]; then
+        fail "pid reuse: a process outside A's container was served through a pid reused inside it: $out"
+else
+        pass "pid reuse: the connecting process is judged, not its pid number: $(grep -o '"message": "[^"]*"' <<<"$out")"
+fi
+
 finish

@@ -95,6 +95,47 @@ static void test_basic(void) {
         free(m);
 }
 
+/* With a pidfd of the process that connected, that process is judged, never whoever has its pid
+ * number now: a child in the namespace, alive, passes the "in it" test (and then fails for want of
+ * a user record of the owner, 61001); its pidfd after it died fails that test even with the pid of
+ * a live process in the namespace. */
+static void test_delegated_pidfd(int userns_fd) {
+        _cleanup_close_ int dead_fd = -EBADF, live_fd = -EBADF;
+        pid_t dead, live;
+        int r;
+
+        dead = fork();
+        if (dead == 0)
+                _exit(0);
+        dead_fd = sys_pidfd_open(dead, 0);
+        (void) waitpid(dead, NULL, 0);
+        live = fork();
+        if (live == 0) {
+                if (setns(userns_fd, CLONE_NEWUSER) < 0)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        live_fd = sys_pidfd_open(live, 0);
+        CHECK(dead_fd >= 0 && live_fd >= 0, "pidfds of a dead and a live process");
+        for (int i = 0; i < 100; i++) {         /* until the child has joined the namespace */
+                r = userns_check_caller(userns_fd, 100005, 300005, 0, live_fd, tmpdir);
+                if (!strstr(strna(sx_last_error()), "nor in it"))
+                        break;
+                usleep(10000);
+        }
+        CHECK(r == -EPERM && strstr(strna(sx_last_error()), "no user record"), "pidfd of a live process in the namespace: in it (%s)",
+              strna(sx_last_error()));
+        r = userns_check_caller(userns_fd, 100005, 300005, live, dead_fd, tmpdir);
+        CHECK(r == -EPERM && strstr(strna(sx_last_error()), "has exited"), "pidfd of an exited process, the pid of a live one: refused (%s)",
+              strna(sx_last_error()));
+        (void) kill(live, SIGKILL);
+        (void) waitpid(live, NULL, 0);
+        r = userns_check_caller(userns_fd, 100005, 300005, 0, live_fd, tmpdir);
+        CHECK(r == -EPERM && strstr(strna(sx_last_error()), "has exited"), "the same pidfd once it exited: refused (%s)",
+              strna(sx_last_error()));
+}
+
 static void test_subid_files(void) {
         _cleanup_close_ int sub = make_userns(U1, G1, false, "0 61001 1\n1 100000 65536\n", "0 61101 1\n1 300000 1000\n");
         _cleanup_close_ int over = make_userns(U1, G1, false, "0 61001 1\n1 100000 65537\n", map1g);
@@ -111,6 +152,7 @@ static void test_subid_files(void) {
         CHECK(userns_check(sub, 100005, 300005, getpid(), tmpdir) == -EPERM, "a uid the namespace maps, calling from outside it: refused");
         CHECK(userns_check(sub, 100005, 300005, 0, tmpdir) == -EPERM, "a uid the namespace maps, no pid: refused");
         CHECK(userns_check(sub, 99, 99, getpid(), tmpdir) == -EPERM, "neither owner nor mapped: refused");
+        test_delegated_pidfd(sub);
         check_refused(sub, U1, G1, NULL, "the same without the files (host has none for this uid)");
         check_refused(over, U1, G1, tmpdir, "one id past the subuid range");
         CHECK(chmod(T("etc/subuid"), 0666) == 0, "subuid made world-writable");

@@ -13,6 +13,7 @@ unshare --user --map-root-user true 2>/dev/null || skip "no unprivileged user na
 setup_scratch
 chmod 0755 "$SCRATCH"
 CLIENT=$TEST_LIB_DIR/varlink-client.py
+SIGATK=$TEST_LIB_DIR/broker-attack-image.py
 
 # Two users: A attacks, B is the victim. A has subordinate ids, B too.
 A=sxatk-a A_UID=4271 A_SUB=500000
@@ -214,6 +215,97 @@ PY
         rm -f "$ROOT/etc/sysext-idmap/sysext-idmapd.conf"
         stop_daemon
         start_daemon
+fi
+
+# ---------------------------------------------------------------------------------------------
+# A signed image of A's own, through the untrusted path (no kernel dm-verity here, or not used for
+# untrusted images: userspace check of a sealed private copy). Served; then rewritten, truncated,
+# grown after the reply, or while the daemon copies and checks it; and passed as fds of every
+# other kind. Whatever A does to the file, a mount shows the signed bytes or nothing.
+if command -v veritysetup >/dev/null && command -v sfdisk >/dev/null && command -v mkfs.erofs >/dev/null; then
+        make_ext_ddi_unpriv --sign "$AD/sig.raw" sig
+        mkdir -p "$ROOT/etc/verity.d"
+        cp "$TEST_CERT" "$ROOT/etc/verity.d/test.crt"
+        chown "$A_UID:$A_UID" "$AD/sig.raw"
+        as_sig() { as_a unshare --user --map-root-user --mount -- "$PY" "$SIGATK" "$CLIENT" "$SOCK" "$AD/sig.raw" "$@" 2>&1; }
+        out=$(as_sig plain)
+        assert_contains "$out" 'plain SERVED 0:0:#!/bin/sh' "a signed image of A's own is served"
+        # after: A rewrites the file, then (as memory pressure would) the caches are dropped, then A reads.
+        sig_after() {   # IMAGE
+                rm -f "$SCRATCH/go"
+                as_a unshare --user --map-root-user --mount -- "$PY" "$SIGATK" "$CLIENT" "$SOCK" "$1" after \
+                        "$SCRATCH/go" >"$SCRATCH/after.out" 2>&1 &
+                local p=$! i
+                for i in $(seq 200); do
+                        grep -q 'POKED\|REFUSED\|Error' "$SCRATCH/after.out" && break
+                        sleep 0.05
+                done
+                sync
+                echo 1 >/proc/sys/vm/drop_caches
+                touch "$SCRATCH/go"
+                wait "$p" || true
+                out=$(cat "$SCRATCH/after.out")
+        }
+        sig_after "$AD/sig.raw"
+        assert_contains "$out" 'rewritten 0:0:#!/bin/sh
+echo "hello from sig"' "rewritten after the reply: the mount shows the checked bytes"
+        assert_contains "$out" 'truncated 0:0:#!/bin/sh' "truncated after the reply: the mount still reads"
+        assert_contains "$out" 'grown 0:0:#!/bin/sh' "grown after the reply: the mount still reads"
+        # (A fresh daemon each time: a second call with the same signed root hash is served from the
+        # store, without copying or checking anything.)
+        for how in flip shrink; do
+                all=
+                for _ in 1 2 3 4 5 6; do
+                        stop_daemon
+                        start_daemon
+                        all+=$(as_sig race "$how" 1)$'\n'
+                done
+                if [[ $all == *XXXX* || $all != *'"SERVED 0:0:#!/bin/sh'* && $all != *REFUSED* ]]; then
+                        fail "rewritten ($how) while the daemon checks it: $all"
+                else
+                        pass "rewritten ($how) while the daemon checks it: checked bytes or refused: ${all//$'\n'/ }"
+                fi
+        done
+        out=$(as_sig wronly)
+        assert_contains "$out" 'wronly SERVED 0:0:#!/bin/sh' "an O_WRONLY fd of A's readable image: reopened with A's rights"
+        chmod 0200 "$AD/sig.raw"
+        out=$(as_sig wronly)
+        assert_contains "$out" 'wronly REFUSED' "an O_WRONLY fd of an image A may not read is refused"
+        chmod 0644 "$AD/sig.raw"
+        out=$(as_sig opath)
+        assert_contains "$out" 'opath REFUSED' "an O_PATH fd is refused"
+        out=$(as_sig memfd)
+        assert_contains "$out" 'memfd SERVED 0:0:#!/bin/sh' "a memfd holding the signed image is served"
+        assert_not_contains "$out" 'XXXX' "the memfd rewritten after the reply: the mount shows the checked bytes"
+        out=$(as_sig memfd-sealed)
+        assert_contains "$out" 'memfd-sealed SERVED 0:0:#!/bin/sh' "a sealed memfd is served"
+        out=$(as_sig fifo)
+        assert_contains "$out" 'fifo REFUSED' "a FIFO is refused"
+        out=$(as_sig socket)
+        assert_contains "$out" 'socket REFUSED' "a socket is refused"
+        out=$(as_sig procfd)
+        assert_not_contains "$out" 'SERVED' "fds of /proc and /sys files are refused"
+        log "  ($out)"
+        # On a user-writable tmpfs (/dev/shm): the same rules.
+        mkdir -p "$SCRATCH/shm" && mount -t tmpfs -o mode=1777 tmpfs "$SCRATCH/shm"
+        cp "$AD/sig.raw" "$SCRATCH/shm/sig.raw" && chown "$A_UID:$A_UID" "$SCRATCH/shm/sig.raw"
+        sig_after "$SCRATCH/shm/sig.raw"
+        assert_contains "$out" 'rewritten 0:0:#!/bin/sh
+echo "hello from sig"' "on a tmpfs A writes: rewritten after the reply, the checked bytes"
+        umount "$SCRATCH/shm"
+        # Tampered before the call: refused (by a daemon whose store does not hold its root hash yet;
+        # one that does serves the pinned, checked superblock: the same signed bytes).
+        stop_daemon
+        start_daemon
+        "$PY" - "$AD/sig.raw" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read()); i = d.find(b'hello from sig'); d[i:i + 5] = b'HELLO'
+open(sys.argv[1], 'wb').write(d)
+PY
+        out=$(as_a unshare --user --map-root-user --mount -- "$PY" "$CLIENT" "$SOCK" io.systemd.MountFileSystem.MountImage "$IMG" \
+                --fd="$AD/sig.raw" --userns=self --clone-read=bin/sig-hello 2>&1) || true
+        assert_not_contains "$out" 'HELLO' "a signed image tampered before the call is not served"
+        assert_contains "$out" 'does not match the root hash' "… refused: the data does not match the signed root hash"
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -218,6 +218,67 @@ PY
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Trust "by inode after open": the trusted image's path names another inode, or the trusted inode
+# is reached by another path. (Served = judged trusted: these images are unsigned, and unsigned
+# untrusted ones are refused.)
+TRUSTED=$ROOT/var/lib/extensions/hello.raw
+make_ext_erofs "$AD/own.raw" hello
+chown "$A_UID:$A_UID" "$AD/own.raw"
+OVER=(as_a unshare --user --map-root-user --mount -- bash -c 'mount --bind "$1" "$2" && exec "${@:3}"' _)
+vcall "${OVER[@]}" "$AD/own.raw" "$TRUSTED" @@ io.systemd.MountFileSystem.MountImage "$IMG" --fd="$TRUSTED" --userns=self
+refused "A's own image bind-mounted over the trusted one's path in A's mount namespace" '"partitions"'
+log "  ($out)"
+mkdir -p "$AD/extdir" && cp "$AD/own.raw" "$AD/extdir/hello.raw" && chown -R "$A_UID:$A_UID" "$AD/extdir"
+vcall "${OVER[@]}" "$AD/extdir" "$ROOT/var/lib/extensions" @@ io.systemd.MountFileSystem.MountImage "$IMG" \
+        --fd="$TRUSTED" --userns=self
+refused "A's directory bind-mounted over the system extension directory" '"partitions"'
+log "  ($out)"
+# A hard link of the trusted image in a directory of A's on the same file system: protected_hardlinks
+# stops A (A neither owns nor may write it); made by root (as where it is off), the path is A's: not
+# trusted.
+AH=$ROOT/home/a
+mkdir -p "$AH" && chown "$A_UID:$A_UID" "$AH"
+if as_a ln "$TRUSTED" "$AH/link.raw" 2>"$SCRATCH/ln.err"; then
+        log "  (protected_hardlinks is off: A linked the trusted image)"
+else
+        assert_contains "$(cat "$SCRATCH/ln.err")" "Operation not permitted" \
+                "A cannot hard-link the trusted image (protected_hardlinks=$(cat /proc/sys/fs/protected_hardlinks))"
+        ln "$TRUSTED" "$AH/link.raw"
+fi
+vcall as_a unshare --user --map-root-user -- @@ io.systemd.MountFileSystem.MountImage "$IMG" --fd="$AH/link.raw" --userns=self
+refused "the trusted inode through a hard link in A's directory is not trusted" '"partitions"'
+log "  ($out)"
+rm -f "$AH/link.raw"
+ln -s "$TRUSTED" "$AD/sym.raw"
+vcall as_a unshare --user --map-root-user -- @@ io.systemd.MountFileSystem.MountImage "$IMG" --fd="$AD/sym.raw" --userns=self
+assert_contains "$out" '"partitions"' "a symlink of A's to the trusted image opens the trusted inode (what A may open anyway)"
+rm -f "$AD/sym.raw"
+# A holds an fd of the trusted image; the administrator replaces it (a new inode), or moves it out.
+held() {        # held ADMIN-COMMAND...: A opens the trusted image, root runs the command, A passes the fd
+        rm -f "$SCRATCH/held.go"
+        as_a unshare --user --map-root-user -- bash -c 'exec 3<"$1"; until [[ -e $2 ]]; do sleep 0.05; done
+                exec "${@:3}"' _ "$TRUSTED" "$SCRATCH/held.go" "$PY" "$CLIENT" "$SOCK" \
+                io.systemd.MountFileSystem.MountImage "$IMG" --fd=/proc/self/fd/3 --userns=self >"$SCRATCH/held.out" 2>&1 &
+        local p=$!
+        sleep 0.3
+        "$@"
+        touch "$SCRATCH/held.go"
+        rc=0
+        wait "$p" || rc=$?
+        out=$(cat "$SCRATCH/held.out")
+}
+cp "$TRUSTED" "$SCRATCH/hello.orig"
+make_ext_erofs "$ROOT/var/lib/extensions/.new.raw" hello
+held mv "$ROOT/var/lib/extensions/.new.raw" "$TRUSTED"
+refused "an fd of the trusted image after the administrator replaced it (the old inode)" '"partitions"'
+log "  ($out)"
+mkdir -p "$ROOT/var/old"
+held mv "$TRUSTED" "$ROOT/var/old/hello.raw"
+refused "an fd of the trusted image after the administrator moved it out of the extension directory" '"partitions"'
+log "  ($out)"
+cp "$SCRATCH/hello.orig" "$TRUSTED"
+chmod 0644 "$TRUSTED"
+# ---------------------------------------------------------------------------------------------
 # A signed image of A's own, through the untrusted path (no kernel dm-verity here, or not used for
 # untrusted images: userspace check of a sealed private copy). Served; then rewritten, truncated,
 # grown after the reply, or while the daemon copies and checks it; and passed as fds of every

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <assert.h>
 #include <inttypes.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include "broker-internal.h"
 #include "image-class.h"
@@ -101,6 +103,29 @@ static int effective_policy(const BrokerConfig *cfg, bool trusted, const ImagePo
         return image_policy_intersect(base, caller ?: base, ret);
 }
 
+#ifndef PIDFS_MAGIC
+#define PIDFS_MAGIC 0x50494446
+#endif
+
+/* Kernel interfaces that show regular files: a namespace, a pidfd, /proc/PID/mem or environ. The
+ * image is reopened by its magic link, and such a file reopened by root opens what its inode names
+ * now (the memory of a setuid program that pid has since executed): never an image, never opened. */
+static bool fs_is_pseudo(int fd) {
+        static const long pseudo[] = {
+                PROC_SUPER_MAGIC, SYSFS_MAGIC, NSFS_MAGIC, PIDFS_MAGIC, ANON_INODE_FS_MAGIC, DEBUGFS_MAGIC,
+                TRACEFS_MAGIC, SECURITYFS_MAGIC, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, BPF_FS_MAGIC,
+                EFIVARFS_MAGIC,
+        };
+        struct statfs sfs;
+
+        if (fstatfs(fd, &sfs) < 0)
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(pseudo); i++)
+                if ((long) sfs.f_type == pseudo[i])
+                        return true;
+        return false;
+}
+
 static int image_fd_check(const BrokerCaller *who, int fd, struct stat *ret_st) {
         if (fstat(fd, ret_st) < 0)
                 return sx_error(negative_errno(), "cannot stat the image fd: %m");
@@ -108,6 +133,9 @@ static int image_fd_check(const BrokerCaller *who, int fd, struct stat *ret_st) 
                 return sx_error(-EACCES, "only root may have a block device mounted");
         if (!S_ISREG(ret_st->st_mode) && !S_ISBLK(ret_st->st_mode))
                 return sx_error(-EBADFD, "the image fd is not a regular file%s", who->uid == 0 ? " or block device" : "");
+        if (S_ISREG(ret_st->st_mode) && (ret_st->st_size <= 0 || fs_is_pseudo(fd)))
+                return sx_error(-EBADFD, "the image fd is not an image file (%s)",
+                                ret_st->st_size <= 0 ? "empty" : "a kernel interface file");
         return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "daemon.h"
+#include "subid.h"
 #include "worker.h"
 
 /* The connection is over a limit: say so (the client reads it as the answer to its first call)
@@ -133,10 +134,15 @@ int daemon_accept(Daemon *d, int listen_fd) {
         pidfd = peer_pidfd(fd);
         if (pidfd == -ESRCH)
                 cred.pid = 0;   /* gone: it lives in no namespace */
-        why = over_limit(d, cred.uid);
+        /* A user's subordinate uids are that user's: each uid of the range (each inside uid of its
+         * namespaces) is a connection to count against it, not a user of its own. */
+        uid_t account = cred.uid;
+        if (cred.uid != 0 && subid_owner(NULL, "etc/subuid", cred.uid, &account) <= 0)
+                account = cred.uid;
+        why = over_limit(d, account);
         if (why) {
-                fprintf(stderr, "sysext-idmapd: refusing a connection of uid %u (pid %d): %s\n",
-                        (unsigned) cred.uid, (int) cred.pid, why);
+                fprintf(stderr, "sysext-idmapd: refusing a connection of uid %u (pid %d, counted as uid %u): %s\n",
+                        (unsigned) cred.uid, (int) cred.pid, (unsigned) account, why);
                 refuse_connection(TAKE_FD(fd), why);
                 return 0;
         }
@@ -145,7 +151,7 @@ int daemon_accept(Daemon *d, int listen_fd) {
                 return negative_errno();
         if (pid == 0)
                 run_worker(d, TAKE_FD(fd), &cred, pidfd);
-        return add_worker(d, pid, cred.uid);
+        return add_worker(d, pid, account);
 }
 
 int daemon_reap(Daemon *d, size_t i) {

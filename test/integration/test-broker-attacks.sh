@@ -343,6 +343,38 @@ assert_eq "$(trusted_loops)" "" "no loop device of the trusted image is left onc
 start_daemon
 
 # ---------------------------------------------------------------------------------------------
+# The per-uid connection limit, spread over subordinate uids: every uid of A's subuid range is a
+# uid of A's to hold connections with (each inside uid of A's namespace connects as another outside
+# uid). Counted as separate users, A's subuids fill the total limit and lock B out.
+stop_daemon
+start_daemon --max-connections=8 --max-connections-per-uid=3
+holders=()
+for k in 1 2 3 4; do
+        as_a unshare --user --map-users="$A_SUB,0,65536" --map-groups="$A_SUB,0,65536" --setuid="$k" --setgid="$k" -- \
+                "$PY" -c 'import socket, sys, time
+l = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+for s in l:
+    s.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(60)' "$SOCK" >"$SCRATCH/hold.$k" 2>&1 &
+        holders+=($!)
+done
+for k in 1 2 3 4; do
+        for _ in $(seq 100); do grep -q held "$SCRATCH/hold.$k" && break; sleep 0.05; done
+done
+sleep 0.5
+vcall as_b @@ org.varlink.service.GetInfo
+if [[ $rc == 0 && $out != *TooManyRequests* ]]; then
+        pass "A's subuids count as A: B is still served with 4 of A's subuids holding 3 connections each"
+else
+        fail "A's subuids filled the daemon's connection limit, B is locked out: $out"
+fi
+kill "${holders[@]}" 2>/dev/null || true
+wait "${holders[@]}" 2>/dev/null || true
+stop_daemon
+start_daemon
+
+# ---------------------------------------------------------------------------------------------
 # A signed image of A's own, through the untrusted path (no kernel dm-verity here, or not used for
 # untrusted images: userspace check of a sealed private copy). Served; then rewritten, truncated,
 # grown after the reply, or while the daemon copies and checks it; and passed as fds of every

@@ -148,6 +148,10 @@ static void test_subid_files(void) {
         CHECK(write_string_at(AT_FDCWD, T("etc/subuid"), "# test\n61001:100000:65536\n", 0644) >= 0 &&
               write_string_at(AT_FDCWD, T("etc/subgid"), "61001:300000:1000\n", 0644) >= 0, "subuid/subgid written");
         CHECK(userns_check(sub, U1, G1, 0, tmpdir) == 0, "subuid/subgid ranges: allowed");
+        uid_t owner = 0;
+        CHECK(subid_owner(tmpdir, "etc/subuid", 100005, &owner) == 1 && owner == 61001, "subid_owner: a subordinate uid's user");
+        CHECK(subid_owner(tmpdir, "etc/subuid", 165536, &owner) == 0 && subid_owner(tmpdir, "etc/subuid", 99999, &owner) == 0,
+              "subid_owner: just past either end of the range: nobody's");
         /* A subordinate uid of the owner is served as the owner only from inside the namespace. */
         CHECK(userns_check(sub, 100005, 300005, getpid(), tmpdir) == -EPERM, "a uid the namespace maps, calling from outside it: refused");
         CHECK(userns_check(sub, 100005, 300005, 0, tmpdir) == -EPERM, "a uid the namespace maps, no pid: refused");

@@ -456,6 +456,15 @@ echo "hello from sig"' "rewritten after the reply: the mount shows the checked b
         assert_contains "$out" 'rewritten 0:0:#!/bin/sh
 echo "hello from sig"' "on a tmpfs A writes: rewritten after the reply, the checked bytes"
         umount "$SCRATCH/shm"
+        # Larger than PrivateCopyMax: refused, not served from the file.
+        mkdir -p "$ROOT/etc/sysext-idmap"
+        printf '[Broker]\nPrivateCopyMax=4K\n' >"$ROOT/etc/sysext-idmap/sysext-idmapd.conf"
+        stop_daemon
+        start_daemon
+        out=$(as_sig plain)
+        assert_contains "$out" 'plain REFUSED' "a signed image larger than PrivateCopyMax= is refused"
+        assert_contains "$out" 'exceed the limit' "… saying that it exceeds the private copy's limit"
+        rm -f "$ROOT/etc/sysext-idmap/sysext-idmapd.conf"
         # Tampered before the call: refused (by a daemon whose store does not hold its root hash yet;
         # one that does serves the pinned, checked superblock: the same signed bytes).
         stop_daemon

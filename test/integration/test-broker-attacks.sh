@@ -385,6 +385,31 @@ if command -v veritysetup >/dev/null && command -v sfdisk >/dev/null && command 
         cp "$TEST_CERT" "$ROOT/etc/verity.d/test.crt"
         chown "$A_UID:$A_UID" "$AD/sig.raw"
         as_sig() { as_a unshare --user --map-root-user --mount -- "$PY" "$SIGATK" "$CLIENT" "$SOCK" "$AD/sig.raw" "$@" 2>&1; }
+        # Root brings A's signed image (root may mount any image it names: root's own risk). The
+        # superblock it pins is shared under the signed root hash with every later caller of that
+        # hash; it must hold the checked bytes, not A's file, which A rewrites afterwards.
+        stop_daemon
+        start_daemon
+        vcall @@ io.systemd.MountFileSystem.MountImage '{"imageFileDescriptor":0}' --fd="$AD/sig.raw"
+        assert_contains "$out" '"partitions"' "root's call with A's signed image is served"
+        BD2=$ROOT/home/b
+        mkdir -p "$BD2" && cp "$AD/sig.raw" "$BD2/sig.raw" && chown -R "$B_UID:$B_UID" "$BD2"
+        "$PY" - "$AD/sig.raw" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read()); i = d.find(b'hello from sig'); d[i:i + 14] = b'X' * 14
+open(sys.argv[1], 'wb').write(d)
+PY
+        sync
+        echo 1 >/proc/sys/vm/drop_caches
+        out=$(as_b unshare --user --map-root-user --mount -- "$PY" "$SIGATK" "$CLIENT" "$SOCK" "$BD2/sig.raw" plain 2>&1)
+        assert_contains "$out" 'echo "hello from sig"' "B, with the same signed root hash, gets the checked bytes, not what A wrote into the file root brought"
+        "$PY" - "$AD/sig.raw" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], 'rb').read()); i = d.find(b'X' * 14); d[i:i + 14] = b'hello from sig'
+open(sys.argv[1], 'wb').write(d)
+PY
+        stop_daemon
+        start_daemon
         out=$(as_sig plain)
         assert_contains "$out" 'plain SERVED 0:0:#!/bin/sh' "a signed image of A's own is served"
         # after: A rewrites the file, then (as memory pressure would) the caches are dropped, then A reads.

@@ -204,10 +204,10 @@ static int check_entitlement(const UsernsMaps *m, uid_t uid, gid_t gid, const ch
 #define PIDFD_GET_USER_NAMESPACE _IO(0xFF, 9)   /* Linux 6.11 */
 #endif
 
-/* The user namespace of the process pidfd refers to (a new fd), or -ESRCH if it has exited. The
- * pid number read from fdinfo names that process only while it lives: so it must still live after
- * /proc/PID/ns/user was opened (a pidfd keeps the process's struct pid, not its number). */
-static int pidfd_user_ns(int pidfd) {
+/* Kernels 6.5 to 6.10: the pid number read from fdinfo names the pidfd's process only while it
+ * lives, so it must still live after /proc/PID/ns/user was opened (a pidfd keeps the process's
+ * struct pid, not its number). */
+int userns_of_pidfd_by_proc(int pidfd) {
         _cleanup_free_ char *info = NULL;
         _cleanup_close_ int ns = -EBADF;
         char path[64];
@@ -216,13 +216,6 @@ static int pidfd_user_ns(int pidfd) {
         size_t n = 0;
         int r;
 
-        ns = ioctl(pidfd, PIDFD_GET_USER_NAMESPACE, 0);
-        if (ns >= 0)
-                return TAKE_FD(ns);
-        if (errno == ESRCH)
-                return -ESRCH;
-        if (errno != ENOTTY && errno != EINVAL && errno != EOPNOTSUPP)
-                return negative_errno();
         snprintf(path, sizeof(path), "/proc/self/fdinfo/%i", pidfd);
         r = read_full_file_at(AT_FDCWD, path, 4096, &info, &n);
         if (r < 0)
@@ -239,6 +232,19 @@ static int pidfd_user_ns(int pidfd) {
         if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0)
                 return errno == ESRCH ? -ESRCH : negative_errno();
         return TAKE_FD(ns);
+}
+
+/* The user namespace of the process pidfd refers to (a new fd), or -ESRCH if it has exited. */
+static int pidfd_user_ns(int pidfd) {
+        int ns = ioctl(pidfd, PIDFD_GET_USER_NAMESPACE, 0);
+
+        if (ns >= 0)
+                return ns;
+        if (errno == ESRCH)
+                return -ESRCH;
+        if (errno != ENOTTY && errno != EINVAL && errno != EOPNOTSUPP)
+                return negative_errno();
+        return userns_of_pidfd_by_proc(pidfd);
 }
 
 /* A caller that is not the namespace's owner may still use it if it lives in it: the root of a

@@ -33,6 +33,11 @@ static inline int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid
         return userns_check_caller(userns_fd, caller_uid, caller_gid, caller_pid, -EBADF, root);
 }
 
+/* The user namespace (a new fd) of the process a pidfd refers to, through fdinfo's pid and
+ * /proc/PID/ns/user, the pidfd checked alive afterwards: what kernels without
+ * PIDFD_GET_USER_NAMESPACE (before 6.11) get. -ESRCH if the process has exited. For tests. */
+int userns_of_pidfd_by_proc(int pidfd);
+
 /* The namespace's maps as its parent sees them (the outside ids are the parent's): read by a
  * short-lived child that joins it. The child first closes every other fd and makes itself
  * non-dumpable, so the namespace's owner (who holds every capability in there, CAP_SYS_PTRACE

@@ -99,6 +99,11 @@ static void test_basic(void) {
  * number now: a child in the namespace, alive, passes the "in it" test (and then fails for want of
  * a user record of the owner, 61001); its pidfd after it died fails that test even with the pid of
  * a live process in the namespace. */
+static bool ns_same_for_test(int a, int b) {
+        struct stat sa, sb;
+        return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static void test_delegated_pidfd(int userns_fd) {
         _cleanup_close_ int dead_fd = -EBADF, live_fd = -EBADF;
         pid_t dead, live;
@@ -129,8 +134,15 @@ static void test_delegated_pidfd(int userns_fd) {
         r = userns_check_caller(userns_fd, 100005, 300005, live, dead_fd, tmpdir);
         CHECK(r == -EPERM && strstr(strna(sx_last_error()), "has exited"), "pidfd of an exited process, the pid of a live one: refused (%s)",
               strna(sx_last_error()));
+        /* The fallback for kernels before 6.11: the same namespace while it lives, -ESRCH after. */
+        _cleanup_close_ int by_proc = userns_of_pidfd_by_proc(live_fd);
+        _cleanup_close_ int by_proc_dead = userns_of_pidfd_by_proc(dead_fd);
+        CHECK(by_proc >= 0 && ns_same_for_test(by_proc, userns_fd), "fdinfo + /proc: the live process's namespace");
+        CHECK(by_proc_dead == -ESRCH, "fdinfo + /proc: an exited process has none (%d)", by_proc_dead);
         (void) kill(live, SIGKILL);
         (void) waitpid(live, NULL, 0);
+        int gone = userns_of_pidfd_by_proc(live_fd);
+        CHECK(gone == -ESRCH, "fdinfo + /proc: none once it exited (%d)", gone);
         r = userns_check_caller(userns_fd, 100005, 300005, 0, live_fd, tmpdir);
         CHECK(r == -EPERM && strstr(strna(sx_last_error()), "has exited"), "the same pidfd once it exited: refused (%s)",
               strna(sx_last_error()));

@@ -228,6 +228,9 @@ OVER=(as_a unshare --user --map-root-user --mount -- bash -c 'mount --bind "$1" 
 vcall "${OVER[@]}" "$AD/own.raw" "$TRUSTED" @@ io.systemd.MountFileSystem.MountImage "$IMG" --fd="$TRUSTED" --userns=self
 refused "A's own image bind-mounted over the trusted one's path in A's mount namespace" '"partitions"'
 log "  ($out)"
+vcall "${OVER[@]}" "$AD/own.raw" "$TRUSTED" @@ io.sysext-idmap.Broker.MountOverlay \
+        '{"imageFileDescriptors":[0],"userNamespaceFileDescriptor":1}' --fd="$TRUSTED" --userns=self
+refused "the same through MountOverlay" '"hierarchies"'
 mkdir -p "$AD/extdir" && cp "$AD/own.raw" "$AD/extdir/hello.raw" && chown -R "$A_UID:$A_UID" "$AD/extdir"
 vcall "${OVER[@]}" "$AD/extdir" "$ROOT/var/lib/extensions" @@ io.systemd.MountFileSystem.MountImage "$IMG" \
         --fd="$TRUSTED" --userns=self

@@ -50,7 +50,7 @@ stop_daemon() {
         wait "$DPID" 2>/dev/null || true
         DPID=
 }
-trap '_rc=$?; stop_daemon; (exit $_rc); _cleanup' EXIT
+trap '_rc=$?; stop_daemon; set +e; (exit $_rc); _cleanup' EXIT
 start_daemon
 
 # vcall CMD-PREFIX... @@ CLIENT-ARGS: output in $out, status in $rc

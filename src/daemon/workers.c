@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "daemon.h"
+#include "subid.h"
 #include "worker.h"
 
 /* The connection is over a limit: say so (the client reads it as the answer to its first call)
@@ -48,11 +49,11 @@ static const char *over_limit(const Daemon *d, uid_t uid) {
         return NULL;
 }
 
-static _Noreturn void run_worker(Daemon *d, int conn_fd, const struct ucred *cred) {
+static _Noreturn void run_worker(Daemon *d, int conn_fd, const struct ucred *cred, int pidfd) {
         sigset_t all;
         Worker w = {
                 .config = &d->config,
-                .caller = { .uid = cred->uid, .gid = cred->gid, .pid = cred->pid },
+                .caller = { .uid = cred->uid, .gid = cred->gid, .pid = cred->pid, .pidfd = pidfd },
                 .store = d->store,
                 .report_fd = d->report_fds[1],
                 /* a request begun must be finished soon; the runtime limit bounds the rest */
@@ -102,8 +103,23 @@ static int add_worker(Daemon *d, pid_t pid, uid_t uid) {
         return 0;
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77         /* Linux 6.5 */
+#endif
+
+/* A pidfd of the process that connected, -EBADF where the kernel cannot say (before 6.5: the pid
+ * is all there is), or -ESRCH: it has exited already (its pid number names nobody, or someone else). */
+static int peer_pidfd(int fd) {
+        int pidfd = -EBADF;
+        socklen_t l = sizeof(pidfd);
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &l) == 0 && l == sizeof(pidfd) && pidfd >= 0)
+                return pidfd;
+        return errno == ENOPROTOOPT || errno == EINVAL ? -EBADF : -ESRCH;
+}
+
 int daemon_accept(Daemon *d, int listen_fd) {
-        _cleanup_close_ int fd = -EBADF;
+        _cleanup_close_ int fd = -EBADF, pidfd = -EBADF;
         struct ucred cred = {};
         socklen_t l = sizeof(cred);
         const char *why;
@@ -115,10 +131,18 @@ int daemon_accept(Daemon *d, int listen_fd) {
         /* the caller is who connected, read once here, never anything the request says */
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0 || l != sizeof(cred))
                 return 0;
-        why = over_limit(d, cred.uid);
+        pidfd = peer_pidfd(fd);
+        if (pidfd == -ESRCH)
+                cred.pid = 0;   /* gone: it lives in no namespace */
+        /* A user's subordinate uids are that user's: each uid of the range (each inside uid of its
+         * namespaces) is a connection to count against it, not a user of its own. */
+        uid_t account = cred.uid;
+        if (cred.uid != 0 && subid_owner(NULL, "etc/subuid", cred.uid, &account) <= 0)
+                account = cred.uid;
+        why = over_limit(d, account);
         if (why) {
-                fprintf(stderr, "sysext-idmapd: refusing a connection of uid %u (pid %d): %s\n",
-                        (unsigned) cred.uid, (int) cred.pid, why);
+                fprintf(stderr, "sysext-idmapd: refusing a connection of uid %u (pid %d, counted as uid %u): %s\n",
+                        (unsigned) cred.uid, (int) cred.pid, (unsigned) account, why);
                 refuse_connection(TAKE_FD(fd), why);
                 return 0;
         }
@@ -126,8 +150,8 @@ int daemon_accept(Daemon *d, int listen_fd) {
         if (pid < 0)
                 return negative_errno();
         if (pid == 0)
-                run_worker(d, TAKE_FD(fd), &cred);
-        return add_worker(d, pid, cred.uid);
+                run_worker(d, TAKE_FD(fd), &cred, pidfd);
+        return add_worker(d, pid, account);
 }
 
 int daemon_reap(Daemon *d, size_t i) {

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <assert.h>
 #include <inttypes.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include "broker-internal.h"
 #include "image-class.h"
@@ -101,6 +103,29 @@ static int effective_policy(const BrokerConfig *cfg, bool trusted, const ImagePo
         return image_policy_intersect(base, caller ?: base, ret);
 }
 
+#ifndef PIDFS_MAGIC
+#define PIDFS_MAGIC 0x50494446
+#endif
+
+/* Kernel interfaces that show regular files: a namespace, a pidfd, /proc/PID/mem or environ. The
+ * image is reopened by its magic link, and such a file reopened by root opens what its inode names
+ * now (the memory of a setuid program that pid has since executed): never an image, never opened. */
+static bool fs_is_pseudo(int fd) {
+        static const long pseudo[] = {
+                PROC_SUPER_MAGIC, SYSFS_MAGIC, NSFS_MAGIC, PIDFS_MAGIC, ANON_INODE_FS_MAGIC, DEBUGFS_MAGIC,
+                TRACEFS_MAGIC, SECURITYFS_MAGIC, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, BPF_FS_MAGIC,
+                EFIVARFS_MAGIC,
+        };
+        struct statfs sfs;
+
+        if (fstatfs(fd, &sfs) < 0)
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(pseudo); i++)
+                if ((long) sfs.f_type == pseudo[i])
+                        return true;
+        return false;
+}
+
 static int image_fd_check(const BrokerCaller *who, int fd, struct stat *ret_st) {
         if (fstat(fd, ret_st) < 0)
                 return sx_error(negative_errno(), "cannot stat the image fd: %m");
@@ -108,6 +133,9 @@ static int image_fd_check(const BrokerCaller *who, int fd, struct stat *ret_st) 
                 return sx_error(-EACCES, "only root may have a block device mounted");
         if (!S_ISREG(ret_st->st_mode) && !S_ISBLK(ret_st->st_mode))
                 return sx_error(-EBADFD, "the image fd is not a regular file%s", who->uid == 0 ? " or block device" : "");
+        if (S_ISREG(ret_st->st_mode) && (ret_st->st_size <= 0 || fs_is_pseudo(fd)))
+                return sx_error(-EBADFD, "the image fd is not an image file (%s)",
+                                ret_st->st_size <= 0 ? "empty" : "a kernel interface file");
         return 0;
 }
 
@@ -185,13 +213,31 @@ int broker_extension_open(const BrokerConfig *cfg, const BrokerCaller *who, int 
         return 0;
 }
 
+/* Whether only root can change the image's bytes: a block device (only root may bring one), or a
+ * file whose path leads through root's directories to this inode. Root may have any image mounted,
+ * a user's too (trusted, as root's own mounts of it are), but not served to others from the file. */
+static bool image_root_controlled(const Extension *e, const struct stat *st) {
+        _cleanup_free_ char *path = NULL, *why = NULL;
+
+        if (S_ISBLK(st->st_mode))
+                return true;
+        if (!e->dissected || fd_get_path(e->dissected->fd, &path) < 0)
+                return false;
+        return path_is_root_controlled(path, st, &why) > 0;
+}
+
 /* The store key of partition d: its verified root hash (the same bytes whoever brings them), or
- * for the administrator's images the file's identity; NULL: not shared. */
-static int partition_key(const Extension *e, PartitionDesignator d, bool trusted, const struct stat *st, char **ret) {
+ * for the administrator's images the file's identity; NULL: not shared. stable: the bytes served
+ * cannot change (a sealed private copy, or a file only root can change); a trusted image of a
+ * root caller that a user could rewrite is served to that caller alone. */
+static int partition_key(const Extension *e, PartitionDesignator d, bool trusted, bool stable, const struct stat *st,
+                         char **ret) {
         const VerityData *v = e->verity ? verity_settings_get(e->verity, d) : NULL;
         const DissectedPartition *p = &e->dissected->partitions[d];
 
         *ret = NULL;
+        if (!stable)
+                return 0;
         if ((e->use[d] == PARTITION_POLICY_VERITY || e->use[d] == PARTITION_POLICY_SIGNED) && v && v->root_hash) {
                 _cleanup_free_ char *hex = verity_hexmem(v->root_hash, v->root_hash_size);
                 *ret = hex ? strjoin("verity:", hex) : NULL;
@@ -296,6 +342,8 @@ static int refuse_device_nodes(const Extension *e, const int plain_fds[2], const
 int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, const struct stat *st,
                            BrokerLayerStore *store, int plain_fds[2], bool is_new[2], char *keys[2]) {
         bool was_found[2] = {}, missing = false;
+        /* Untrusted images are served from a sealed private copy (mount_missing()). */
+        bool stable = !trusted || image_root_controlled(e, st);
         int r = 0;
 
         for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
@@ -303,7 +351,7 @@ int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, 
                 was_found[d] = e->dissected->partitions[d].found;
                 if (!was_found[d])
                         continue;
-                if ((r = partition_key(e, d, trusted, st, &keys[d])) < 0)
+                if ((r = partition_key(e, d, trusted, stable, st, &keys[d])) < 0)
                         break;
                 if (store && keys[d] && broker_store_lookup(store, keys[d], &pinned) > 0) {
                         plain_fds[d] = fcntl(pinned, F_DUPFD_CLOEXEC, 3);

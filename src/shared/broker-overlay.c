@@ -153,7 +153,7 @@ static int add_image(OverlayWork *w, const BrokerCaller *who, int fd, const Host
 
 /* The host's trusted extensions, as discovery finds them under cfg->root; others are skipped. */
 static int add_discovered(OverlayWork *w) {
-        static const BrokerCaller daemon_self = { .uid = 0, .gid = 0 };
+        static const BrokerCaller daemon_self = { .uid = 0, .gid = 0, .pidfd = -EBADF };
         _cleanup_(host_info_done) HostInfo host = {};
         Image **l = NULL;
         size_t n = 0;

@@ -90,7 +90,7 @@ int broker_target_open(const BrokerCaller *who, int userns_fd, BrokerTarget **re
                 return sx_error(-EACCES, "without a user namespace fd only root may mount");
         if (fd >= 0) {
                 /* The subuid files are the host's, whatever --root says: they name the host's users. */
-                r = userns_check(fd, who->uid, who->gid, who->pid, NULL);
+                r = userns_check_caller(fd, who->uid, who->gid, who->pid, who->pidfd, NULL);
                 if (r < 0)
                         return r;
         }

@@ -40,6 +40,7 @@ typedef struct BrokerCaller {
         uid_t uid;                              /* SO_PEERCRED */
         gid_t gid;
         pid_t pid;
+        int pidfd;                              /* SO_PEERPIDFD (borrowed), -EBADF where the kernel has none */
 } BrokerCaller;
 
 typedef struct BrokerConfig {                   /* /etc/sysext-idmap/sysext-idmapd.conf [Broker] */

@@ -65,16 +65,17 @@ static int user_name(uid_t uid, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int subid_load(const char *root, const char *file, uid_t uid, SubidRange **ret, size_t *ret_n, char **ret_ignored) {
-        _cleanup_free_ char *path = path_join_root(root, file), *text = NULL, *why = NULL, *name = NULL;
+/* The text of root + file if root alone can change it; NULL text if it does not exist or others
+ * could change it (*ret_ignored, may be NULL, then says why). */
+static int subid_read(const char *root, const char *file, char **ret_text, char **ret_ignored) {
+        _cleanup_free_ char *path = path_join_root(root, file), *why = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
         int r;
 
         if (!path)
                 return -ENOMEM;
-        *ret = NULL;
-        *ret_n = 0;
+        *ret_text = NULL;
         if (ret_ignored)
                 *ret_ignored = NULL;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
@@ -91,11 +92,58 @@ int subid_load(const char *root, const char *file, uid_t uid, SubidRange **ret, 
                         *ret_ignored = why ? TAKE_PTR(why) : strjoin(path, " is not a regular file");
                 return 0;
         }
-        r = read_full_fd(fd, SUBID_FILE_MAX, &text, NULL);
+        r = read_full_fd(fd, SUBID_FILE_MAX, ret_text, NULL);
         if (r < 0)
                 return sx_error(r, "%s: cannot read: %m", path);
+        return 0;
+}
+
+int subid_load(const char *root, const char *file, uid_t uid, SubidRange **ret, size_t *ret_n, char **ret_ignored) {
+        _cleanup_free_ char *text = NULL, *name = NULL;
+        int r;
+
+        *ret = NULL;
+        *ret_n = 0;
+        r = subid_read(root, file, &text, ret_ignored);
+        if (r < 0 || !text)
+                return r;
         r = user_name(uid, &name);
         if (r < 0)
                 return r;
         return subid_parse(text, name, uid, ret, ret_n);
+}
+
+int subid_owner(const char *root, const char *file, uid_t id, uid_t *ret_owner) {
+        _cleanup_free_ char *text = NULL;
+        char *save = NULL;
+        int r;
+
+        r = subid_read(root, file, &text, NULL);
+        if (r < 0 || !text)
+                return r;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *f[3], *fs = NULL;
+                uint32_t start, count, owner;
+                size_t n = 0;
+
+                if (line[0] == '#')
+                        continue;
+                for (char *p = strtok_r(line, ":", &fs); p && n < 3; p = strtok_r(NULL, ":", &fs))
+                        f[n++] = p;
+                if (n != 3 || strtok_r(NULL, ":", &fs) || idmap_parse_number(f[1], &start) < 0 ||
+                    idmap_parse_number(f[2], &count) < 0 || count == 0 || (uint64_t) start + count - 1 > IDMAP_ID_MAX)
+                        continue;
+                if ((uint64_t) id < start || (uint64_t) id - start >= count)
+                        continue;
+                if (idmap_parse_number(f[0], &owner) < 0) {
+                        struct passwd pw, *res = NULL;
+                        char buf[4096];
+                        if (getpwnam_r(f[0], &pw, buf, sizeof(buf), &res) != 0 || !res)
+                                continue;
+                        owner = res->pw_uid;
+                }
+                *ret_owner = owner;
+                return 1;
+        }
+        return 0;
 }

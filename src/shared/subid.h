@@ -23,3 +23,7 @@ int subid_parse(const char *text, const char *name, uid_t uid, SubidRange **ret,
  * root's, or writable by group or others) is ignored: no ranges, *ret_ignored (may be NULL) says
  * why. The user's name is looked up with getpwuid_r(). 0 or a negative errno. */
 int subid_load(const char *root, const char *file, uid_t uid, SubidRange **ret, size_t *ret_n, char **ret_ignored);
+
+/* The user whose range in root + file (as subid_load() reads it) holds id: 1 and *ret_owner, or 0
+ * (none, or the file is missing or not root's alone). The first matching line wins. */
+int subid_owner(const char *root, const char *file, uid_t id, uid_t *ret_owner);

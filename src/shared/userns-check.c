@@ -5,6 +5,7 @@
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -199,13 +200,61 @@ static int check_entitlement(const UsernsMaps *m, uid_t uid, gid_t gid, const ch
         return r;
 }
 
+#ifndef PIDFD_GET_USER_NAMESPACE
+#define PIDFD_GET_USER_NAMESPACE _IO(0xFF, 9)   /* Linux 6.11 */
+#endif
+
+/* Kernels 6.5 to 6.10: the pid number read from fdinfo names the pidfd's process only while it
+ * lives, so it must still live after /proc/PID/ns/user was opened (a pidfd keeps the process's
+ * struct pid, not its number). */
+int userns_of_pidfd_by_proc(int pidfd) {
+        _cleanup_free_ char *info = NULL;
+        _cleanup_close_ int ns = -EBADF;
+        char path[64];
+        const char *line;
+        long pid;
+        size_t n = 0;
+        int r;
+
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%i", pidfd);
+        r = read_full_file_at(AT_FDCWD, path, 4096, &info, &n);
+        if (r < 0)
+                return r;
+        line = strstr(info, "\nPid:");
+        if (!line || sscanf(line + strlen("\nPid:"), "%ld", &pid) != 1)
+                return -EIO;
+        if (pid <= 0)   /* -1: exited; 0: in a pid namespace we cannot see */
+                return -ESRCH;
+        snprintf(path, sizeof(path), "/proc/%ld/ns/user", pid);
+        ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns < 0)
+                return errno == ENOENT ? -ESRCH : negative_errno();
+        if (pidfd_send_signal(pidfd, 0, NULL, 0) < 0)
+                return errno == ESRCH ? -ESRCH : negative_errno();
+        return TAKE_FD(ns);
+}
+
+/* The user namespace of the process pidfd refers to (a new fd), or -ESRCH if it has exited. */
+static int pidfd_user_ns(int pidfd) {
+        int ns = ioctl(pidfd, PIDFD_GET_USER_NAMESPACE, 0);
+
+        if (ns >= 0)
+                return ns;
+        if (errno == ESRCH)
+                return -ESRCH;
+        if (errno != ENOTTY && errno != EINVAL && errno != EOPNOTSUPP)
+                return negative_errno();
+        return userns_of_pidfd_by_proc(pidfd);
+}
+
 /* A caller that is not the namespace's owner may still use it if it lives in it: the root of a
  * subuid-mapped container is, to us, one of the owner's subordinate uids (SO_PEERCRED says
  * 300000, the namespace belongs to 4251). It is then served as the owner, never as more: its own
  * uid must be one the namespace maps (an outside id of uid_map, so within the owner's entitlement
- * once that is checked), and the process that connected must be in that very namespace. */
-static int check_delegated(const UsernsMaps *m, int userns_fd, uid_t caller_uid, pid_t caller_pid, uid_t owner,
-                           gid_t *ret_owner_gid) {
+ * once that is checked), and the process that connected must be in that very namespace: judged
+ * through its pidfd where there is one, else by its pid. */
+static int check_delegated(const UsernsMaps *m, int userns_fd, uid_t caller_uid, pid_t caller_pid, int caller_pidfd,
+                           uid_t owner, gid_t *ret_owner_gid) {
         char path[64], buf[1024];
         _cleanup_close_ int ns = -EBADF;
         struct passwd pw, *res = NULL;
@@ -214,23 +263,31 @@ static int check_delegated(const UsernsMaps *m, int userns_fd, uid_t caller_uid,
 
         for (size_t i = 0; i < m->n_uid; i++)
                 mapped = mapped || (caller_uid >= m->uid[i].to && caller_uid - m->uid[i].to < m->uid[i].count);
-        if (!mapped || caller_pid <= 0)
+        if (!mapped || (caller_pid <= 0 && caller_pidfd < 0))
                 return sx_error(-EPERM, "namespace: owned by uid %u, not by the caller (uid %u)", (unsigned) owner,
                                 (unsigned) caller_uid);
-        snprintf(path, sizeof(path), "/proc/%ld/ns/user", (long) caller_pid);
-        ns = open(path, O_RDONLY | O_CLOEXEC);
-        r = ns < 0 ? -ESRCH : ns_same(ns, userns_fd);
+        if (caller_pidfd >= 0)
+                ns = pidfd_user_ns(caller_pidfd);
+        else {
+                snprintf(path, sizeof(path), "/proc/%ld/ns/user", (long) caller_pid);
+                ns = open(path, O_RDONLY | O_CLOEXEC);
+                if (ns < 0)
+                        ns = -ESRCH;
+        }
+        r = ns < 0 ? ns : ns_same(ns, userns_fd);
         if (r <= 0)
                 return sx_error(r < 0 && r != -ESRCH ? r : -EPERM,
-                                "namespace: owned by uid %u; the caller (uid %u) is neither its owner nor in it",
-                                (unsigned) owner, (unsigned) caller_uid);
+                                "namespace: owned by uid %u; the caller (uid %u) is neither its owner nor in it%s",
+                                (unsigned) owner, (unsigned) caller_uid,
+                                r == -ESRCH ? " (the process that connected has exited)" : "");
         if (getpwuid_r(owner, &pw, buf, sizeof(buf), &res) != 0 || !res)
                 return sx_error(-EPERM, "namespace: owned by uid %u, which has no user record", (unsigned) owner);
         *ret_owner_gid = pw.pw_gid;
         return 0;
 }
 
-int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller_pid, const char *root) {
+int userns_check_caller(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller_pid, int caller_pidfd,
+                        const char *root) {
         _cleanup_free_ UsernsMaps *m = calloc(1, sizeof(UsernsMaps));
         uid_t owner = caller_uid;
         int r;
@@ -250,7 +307,7 @@ int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller
         if (caller_uid == 0)
                 return 0;
         if (owner != caller_uid) {
-                r = check_delegated(m, userns_fd, caller_uid, caller_pid, owner, &caller_gid);
+                r = check_delegated(m, userns_fd, caller_uid, caller_pid, caller_pidfd, owner, &caller_gid);
                 if (r < 0)
                         return r;
                 caller_uid = owner;     /* served as the owner, with the owner's entitlement */

@@ -22,8 +22,21 @@
 #include "util.h"
 
 /* 0 if the rules allow it; -EPERM with a message starting "namespace" for every rule that fails;
- * other negative errnos if it could not be checked (-ENOMEM, ...). root NULL = "/". */
-int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller_pid, const char *root);
+ * other negative errnos if it could not be checked (-ENOMEM, ...). root NULL = "/".
+ * caller_pidfd (borrowed; -EBADF: none) is a pidfd of the process that connected (SO_PEERPIDFD):
+ * with it, "lives in it" is judged of that very process, and a process that has exited lives in
+ * no namespace. Without it caller_pid is used, whose number the kernel may already have given to
+ * another process (SECURITY.md, Known limits). */
+int userns_check_caller(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller_pid, int caller_pidfd,
+                        const char *root);
+static inline int userns_check(int userns_fd, uid_t caller_uid, gid_t caller_gid, pid_t caller_pid, const char *root) {
+        return userns_check_caller(userns_fd, caller_uid, caller_gid, caller_pid, -EBADF, root);
+}
+
+/* The user namespace (a new fd) of the process a pidfd refers to, through fdinfo's pid and
+ * /proc/PID/ns/user, the pidfd checked alive afterwards: what kernels without
+ * PIDFD_GET_USER_NAMESPACE (before 6.11) get. -ESRCH if the process has exited. For tests. */
+int userns_of_pidfd_by_proc(int pidfd);
 
 /* The namespace's maps as its parent sees them (the outside ids are the parent's): read by a
  * short-lived child that joins it. The child first closes every other fd and makes itself

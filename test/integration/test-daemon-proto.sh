@@ -55,7 +55,7 @@ stop_daemon() {         # the daemon and its workers (its children), by pid
         wait "$DPID" 2>/dev/null || true
         DPID=
 }
-trap '_rc=$?; release; stop_daemon; (exit $_rc); _cleanup' EXIT
+trap '_rc=$?; release; stop_daemon; set +e; (exit $_rc); _cleanup' EXIT
 
 vcall() {               # vcall USER-PREFIX... @@ ARGS: output in $out, exit status in $rc
         local -a who=()

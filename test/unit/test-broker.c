@@ -61,7 +61,7 @@ static int open_ro(const char *p) {
 }
 
 static void test_image(const BrokerConfig *cfg, BrokerLayerStore *store) {
-        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1 };
+        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1, .pidfd = -EBADF };
         _cleanup_(broker_target_freep) BrokerTarget *t = target_for(&who, "0 61001 1\n", "0 61101 1\n");
         _cleanup_close_ int fd = open_ro(T("root/etc/extensions/foo.raw"));
         BrokerImageResult a = {}, b = {};
@@ -105,7 +105,7 @@ static void check_image_refused(const BrokerConfig *cfg, const BrokerCaller *who
 }
 
 static void test_image_refusals(BrokerConfig *cfg) {
-        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1 };
+        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1, .pidfd = -EBADF };
         _cleanup_(broker_target_freep) BrokerTarget *t = target_for(&who, "0 61001 1\n", "0 61101 1\n");
         _cleanup_close_ int home = open_ro(T("home/foo.raw")), owned = open_ro(T("root/etc/extensions/bar.raw"));
         _cleanup_close_ int dir = open(T("root"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -134,7 +134,7 @@ static void test_image_refusals(BrokerConfig *cfg) {
 }
 
 static void test_directory(void) {
-        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1 }, root = { .uid = 0, .gid = 0, .pid = 1 };
+        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1, .pidfd = -EBADF }, root = { .uid = 0, .gid = 0, .pid = 1, .pidfd = -EBADF };
         _cleanup_(broker_target_freep) BrokerTarget *t = target_for(&who, "0 61001 1\n", "0 61101 1\n");
         _cleanup_(broker_target_freep) BrokerTarget *wide = target_for(&root, "0 200000 65536\n", "0 200000 65536\n");
         _cleanup_close_ int mine = open(T("dirs/mine"), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -198,7 +198,7 @@ static void test_store(BrokerLayerStore *store) {
 }
 
 static void test_overlay(const BrokerConfig *cfg, BrokerLayerStore *store) {
-        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1 };
+        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1, .pidfd = -EBADF };
         _cleanup_(broker_target_freep) BrokerTarget *t = target_for(&who, "0 61001 1\n", "0 61101 1\n");
         _cleanup_close_ int fd = open_ro(T("root/etc/extensions/foo.raw"));
         char *bad[] = { (char *) "/etc", NULL };

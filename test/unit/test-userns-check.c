@@ -95,6 +95,59 @@ static void test_basic(void) {
         free(m);
 }
 
+/* With a pidfd of the process that connected, that process is judged, never whoever has its pid
+ * number now: a child in the namespace, alive, passes the "in it" test (and then fails for want of
+ * a user record of the owner, 61001); its pidfd after it died fails that test even with the pid of
+ * a live process in the namespace. */
+static bool ns_same_for_test(int a, int b) {
+        struct stat sa, sb;
+        return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static void test_delegated_pidfd(int userns_fd) {
+        _cleanup_close_ int dead_fd = -EBADF, live_fd = -EBADF;
+        pid_t dead, live;
+        int r;
+
+        dead = fork();
+        if (dead == 0)
+                _exit(0);
+        dead_fd = sys_pidfd_open(dead, 0);
+        (void) waitpid(dead, NULL, 0);
+        live = fork();
+        if (live == 0) {
+                if (setns(userns_fd, CLONE_NEWUSER) < 0)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        live_fd = sys_pidfd_open(live, 0);
+        CHECK(dead_fd >= 0 && live_fd >= 0, "pidfds of a dead and a live process");
+        for (int i = 0; i < 100; i++) {         /* until the child has joined the namespace */
+                r = userns_check_caller(userns_fd, 100005, 300005, 0, live_fd, tmpdir);
+                if (!strstr(strna(sx_last_error()), "nor in it"))
+                        break;
+                usleep(10000);
+        }
+        CHECK(r == -EPERM && strstr(strna(sx_last_error()), "no user record"), "pidfd of a live process in the namespace: in it (%s)",
+              strna(sx_last_error()));
+        r = userns_check_caller(userns_fd, 100005, 300005, live, dead_fd, tmpdir);
+        CHECK(r == -EPERM && strstr(strna(sx_last_error()), "has exited"), "pidfd of an exited process, the pid of a live one: refused (%s)",
+              strna(sx_last_error()));
+        /* The fallback for kernels before 6.11: the same namespace while it lives, -ESRCH after. */
+        _cleanup_close_ int by_proc = userns_of_pidfd_by_proc(live_fd);
+        _cleanup_close_ int by_proc_dead = userns_of_pidfd_by_proc(dead_fd);
+        CHECK(by_proc >= 0 && ns_same_for_test(by_proc, userns_fd), "fdinfo + /proc: the live process's namespace");
+        CHECK(by_proc_dead == -ESRCH, "fdinfo + /proc: an exited process has none (%d)", by_proc_dead);
+        (void) kill(live, SIGKILL);
+        (void) waitpid(live, NULL, 0);
+        int gone = userns_of_pidfd_by_proc(live_fd);
+        CHECK(gone == -ESRCH, "fdinfo + /proc: none once it exited (%d)", gone);
+        r = userns_check_caller(userns_fd, 100005, 300005, 0, live_fd, tmpdir);
+        CHECK(r == -EPERM && strstr(strna(sx_last_error()), "has exited"), "the same pidfd once it exited: refused (%s)",
+              strna(sx_last_error()));
+}
+
 static void test_subid_files(void) {
         _cleanup_close_ int sub = make_userns(U1, G1, false, "0 61001 1\n1 100000 65536\n", "0 61101 1\n1 300000 1000\n");
         _cleanup_close_ int over = make_userns(U1, G1, false, "0 61001 1\n1 100000 65537\n", map1g);
@@ -107,10 +160,15 @@ static void test_subid_files(void) {
         CHECK(write_string_at(AT_FDCWD, T("etc/subuid"), "# test\n61001:100000:65536\n", 0644) >= 0 &&
               write_string_at(AT_FDCWD, T("etc/subgid"), "61001:300000:1000\n", 0644) >= 0, "subuid/subgid written");
         CHECK(userns_check(sub, U1, G1, 0, tmpdir) == 0, "subuid/subgid ranges: allowed");
+        uid_t owner = 0;
+        CHECK(subid_owner(tmpdir, "etc/subuid", 100005, &owner) == 1 && owner == 61001, "subid_owner: a subordinate uid's user");
+        CHECK(subid_owner(tmpdir, "etc/subuid", 165536, &owner) == 0 && subid_owner(tmpdir, "etc/subuid", 99999, &owner) == 0,
+              "subid_owner: just past either end of the range: nobody's");
         /* A subordinate uid of the owner is served as the owner only from inside the namespace. */
         CHECK(userns_check(sub, 100005, 300005, getpid(), tmpdir) == -EPERM, "a uid the namespace maps, calling from outside it: refused");
         CHECK(userns_check(sub, 100005, 300005, 0, tmpdir) == -EPERM, "a uid the namespace maps, no pid: refused");
         CHECK(userns_check(sub, 99, 99, getpid(), tmpdir) == -EPERM, "neither owner nor mapped: refused");
+        test_delegated_pidfd(sub);
         check_refused(sub, U1, G1, NULL, "the same without the files (host has none for this uid)");
         check_refused(over, U1, G1, tmpdir, "one id past the subuid range");
         CHECK(chmod(T("etc/subuid"), 0666) == 0, "subuid made world-writable");

@@ -245,9 +245,12 @@ static int partition_key(const Extension *e, PartitionDesignator d, bool trusted
         }
         if (!trusted)
                 return 0;
-        return asprintf_safe(ret, "file:%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%i", (uint64_t) st->st_dev,
-                             (uint64_t) st->st_ino, (uint64_t) st->st_size,
-                             (uint64_t) st->st_mtim.tv_sec * UINT64_C(1000000000) + (uint64_t) st->st_mtim.tv_nsec, p->partno);
+        /* ctime too: a rewrite in place that keeps size and mtime (cp + touch -r) still moves it,
+         * and nobody can set it back. */
+        return asprintf_safe(ret, "file:%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%i",
+                             (uint64_t) st->st_dev, (uint64_t) st->st_ino, (uint64_t) st->st_size,
+                             (uint64_t) st->st_mtim.tv_sec * UINT64_C(1000000000) + (uint64_t) st->st_mtim.tv_nsec,
+                             (uint64_t) st->st_ctim.tv_sec * UINT64_C(1000000000) + (uint64_t) st->st_ctim.tv_nsec, p->partno);
 }
 
 static int mount_missing(Extension *e, const BrokerConfig *cfg, bool trusted, int plain_fds[2], bool is_new[2]) {

@@ -75,7 +75,7 @@ int broker_target_userns_fd(const BrokerTarget *t);
 
 /* ---- layer store: pinned plain (not idmapped) detached mounts, by key ----
  * Keys: "verity:<roothash hex>" for verity-protected partitions (shared by every caller),
- *       "file:<st_dev>:<st_ino>:<size>:<mtime_nsec>:<partno>" (trusted images only). */
+ *       "file:<st_dev>:<st_ino>:<size>:<mtime_nsec>:<ctime_nsec>:<partno>" (trusted images only). */
 typedef struct BrokerLayerStore BrokerLayerStore;
 int broker_store_new(BrokerLayerStore **ret);
 BrokerLayerStore *broker_store_free(BrokerLayerStore *s);      /* closes the pinned fds */

@@ -91,8 +91,47 @@ static void test_image(const BrokerConfig *cfg, BrokerLayerStore *store) {
               streq(strna(b.partitions[0].store_key), strna(p->store_key)), "second call: the store's superblock reused");
         CHECK(r == 0 && fstat(p->mount_fd, &sa) == 0 && fstat(b.partitions[0].mount_fd, &sb) == 0 && sa.st_dev == sb.st_dev &&
               p->mount_fd != b.partitions[0].mount_fd, "same st_dev, a clone of its own");
+
         broker_image_result_done(&a);
         broker_image_result_done(&b);
+}
+
+/* Last: it changes foo.raw's ctime, which the other tests' store keys hold. */
+static void test_image_rewritten(const BrokerConfig *cfg) {
+        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1, .pidfd = -EBADF };
+        _cleanup_(broker_target_freep) BrokerTarget *t = target_for(&who, "0 61001 1\n", "0 61101 1\n");
+        _cleanup_(broker_store_freep) BrokerLayerStore *store = NULL;
+        _cleanup_close_ int fd = open_ro(T("root/etc/extensions/foo.raw"));
+        BrokerImageResult a = {};
+        struct stat sa = {};
+        int r;
+
+        CHECK(t && fd >= 0 && broker_store_new(&store) >= 0, "target, image, store");
+        if (!t || fd < 0 || !store)
+                return;
+        r = broker_mount_image(cfg, &who, t, fd, NULL, store, &a);
+        CHECK(r == 0 && a.n_partitions == 1 && a.partitions[0].store_key && fstat(a.partitions[0].mount_fd, &sa) == 0,
+              "trusted image pinned (r=%d)", r);
+        if (r < 0)
+                return;
+        const char *key = a.partitions[0].store_key;
+
+        /* Rewritten in place with size and mtime kept (cp + touch -r): ctime moves, so the key does. */
+        BrokerImageResult c = {};
+        struct stat before, sc = {};
+        struct timespec keep[2];
+        CHECK(fstat(fd, &before) == 0, "stat of the image");
+        keep[0] = before.st_atim;
+        keep[1] = before.st_mtim;
+        usleep(20 * 1000);      /* ctime has the file system's granularity */
+        CHECK(futimens(fd, keep) == 0, "mtime set back (ctime moves)");
+        r = broker_mount_image(cfg, &who, t, fd, NULL, store, &c);
+        CHECK(r == 0 && c.n_partitions == 1 && c.partitions[0].new_pinned_fd >= 0 &&
+              !streq(strna(c.partitions[0].store_key), key),
+              "same size and mtime, new ctime: a new key (%s) and superblock", strna(c.partitions[0].store_key));
+        CHECK(r == 0 && fstat(c.partitions[0].mount_fd, &sc) == 0 && sc.st_dev != sa.st_dev, "... with an st_dev of its own");
+        broker_image_result_done(&a);
+        broker_image_result_done(&c);
 }
 
 static void check_image_refused(const BrokerConfig *cfg, const BrokerCaller *who, BrokerTarget *t, int fd, int want,
@@ -272,6 +311,7 @@ int main(void) {
         test_directory();
         test_overlay(&cfg, store);
         test_store(store);
+        test_image_rewritten(&cfg);
         broker_config_done(&cfg);
         return test_result();
 }

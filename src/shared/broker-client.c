@@ -21,6 +21,7 @@ void broker_client_layers_done(BrokerClientLayers *l) {
                 for (size_t j = 0; j < l->hierarchies[i].n_layer_fds; j++)
                         safe_close(l->hierarchies[i].layer_fds[j]);
                 free(l->hierarchies[i].layer_fds);
+                safe_close(l->hierarchies[i].overlay_fd);
         }
         free(l->hierarchies);
         strv_free(l->extensions);
@@ -45,7 +46,7 @@ static struct json_object *index_array(size_t first, size_t n) {
 }
 
 static struct json_object *overlay_request(size_t n_images, bool with_userns, char * const *hierarchies,
-                                           const char *policy) {
+                                           const char *policy, bool want_overlay) {
         struct json_object *p = json_object_new_object();
 
         if (!p)
@@ -62,6 +63,8 @@ static struct json_object *overlay_request(size_t n_images, bool with_userns, ch
         }
         if (policy)
                 json_object_object_add(p, "imagePolicy", json_object_new_string(policy));
+        if (want_overlay)
+                json_object_object_add(p, "overlay", json_object_new_boolean(true));
         return p;
 }
 
@@ -107,7 +110,7 @@ static BrokerClientHierarchy *hierarchy_get(BrokerClientLayers *l, const char *p
         if (!a)
                 return NULL;
         l->hierarchies = a;
-        a[l->n_hierarchies] = (BrokerClientHierarchy) { .path = strdup(path) };
+        a[l->n_hierarchies] = (BrokerClientHierarchy) { .path = strdup(path), .overlay_fd = -EBADF };
         if (!a[l->n_hierarchies].path)
                 return NULL;
         return &a[l->n_hierarchies++];
@@ -115,7 +118,7 @@ static BrokerClientHierarchy *hierarchy_get(BrokerClientLayers *l, const char *p
 
 /* One entry of the reply's hierarchies[]: its layers go below the ones we have. */
 static int take_hierarchy(VarlinkReply *rep, struct json_object *h, BrokerClientLayers *l) {
-        struct json_object *path = NULL, *fds = NULL;
+        struct json_object *path = NULL, *fds = NULL, *ov = NULL;
         BrokerClientHierarchy *into;
         size_t n;
         int r;
@@ -127,6 +130,17 @@ static int take_hierarchy(VarlinkReply *rep, struct json_object *h, BrokerClient
         into = hierarchy_get(l, json_object_get_string(path));
         if (!into)
                 return -ENOMEM;
+        if (json_object_object_get_ex(h, "overlayFileDescriptor", &ov) && ov) {
+                if (into->overlay_fd >= 0 || into->n_layer_fds > 0)
+                        return sx_error(-EINVAL, "%s: the broker's finished overlay cannot be combined with other layers",
+                                        into->path);
+                r = varlink_reply_take_fd_index(rep, ov, &into->overlay_fd);
+                if (r < 0)
+                        return sx_error(r, "sysext-idmapd: %s: the overlay names no file descriptor of the reply",
+                                        into->path);
+        } else if (into->overlay_fd >= 0 && json_object_array_length(fds) > 0)
+                return sx_error(-EINVAL, "%s: the broker's finished overlay cannot be combined with other layers",
+                                into->path);
         n = json_object_array_length(fds);
         int *a = reallocarray(into->layer_fds, into->n_layer_fds + n, sizeof(int));
         if (!a)
@@ -183,7 +197,8 @@ static int take_reply(VarlinkReply *rep, BrokerClientLayers *l) {
 }
 
 int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t n_image_fds, int userns_fd,
-                                char * const *hierarchies, const char *policy, BrokerClientLayers *l) {
+                                char * const *hierarchies, const char *policy, bool want_overlay,
+                                BrokerClientLayers *l) {
         _cleanup_(varlink_freep) Varlink *v = NULL;
         _cleanup_(varlink_reply_done) VarlinkReply rep = {};
         int fds[BROKER_FDS_MAX];
@@ -203,7 +218,7 @@ int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t
                                 socket, strerror(-r));
         if (r < 0)
                 return sx_error(r, "cannot connect to the broker at %s: %m", socket);
-        struct json_object *params = overlay_request(n_image_fds, userns_fd >= 0, hierarchies, policy);
+        struct json_object *params = overlay_request(n_image_fds, userns_fd >= 0, hierarchies, policy, want_overlay);
         if (!params)
                 return -ENOMEM;
         r = varlink_call(v, "io.sysext-idmap.Broker.MountOverlay", params, fds, n_fds, BROKER_CALL_TIMEOUT_MS, &rep);
@@ -267,9 +282,10 @@ static int attach_prepare(const BrokerClientLayers *l, AttachState *s, char ***m
 
         for (size_t i = 0; i < l->n_hierarchies && s->n < HIERARCHIES_MAX; i++) {
                 const BrokerClientHierarchy *h = &l->hierarchies[i];
+                size_t k;
                 int t;
 
-                if (h->n_layer_fds == 0)
+                if (h->n_layer_fds == 0 && h->overlay_fd < 0)
                         continue;
                 t = open(h->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (t < 0 && (errno == ENOENT || errno == ENOTDIR)) {
@@ -279,28 +295,55 @@ static int attach_prepare(const BrokerClientLayers *l, AttachState *s, char ***m
                 }
                 if (t < 0)
                         return sx_error(negative_errno(), "%s: %m", h->path);
-                s->targets[s->n] = t;
-                s->overlays[s->n] = -EBADF;
-                s->specs[s->n].layers = NULL;
-                s->specs[s->n].n_layers = 0;
-                s->n++;
-                r = spec_prepare(h, t, &s->specs[s->n - 1]);
+                k = s->n++;
+                s->targets[k] = t;
+                s->overlays[k] = -EBADF;
+                s->specs[k] = (OverlaySpec) { .hierarchy = h->path };
+                if (h->overlay_fd >= 0) {       /* the broker's, finished: attached as it is */
+                        s->overlays[k] = fcntl(h->overlay_fd, F_DUPFD_CLOEXEC, 3);
+                        if (s->overlays[k] < 0)
+                                return negative_errno();
+                        continue;
+                }
+                r = spec_prepare(h, t, &s->specs[k]);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
+/* The overlays the broker did not send, built here. */
+static int attach_build(AttachState *s) {
+        OverlaySpec specs[HIERARCHIES_MAX];
+        size_t idx[HIERARCHIES_MAX], n = 0;
+        int fds[HIERARCHIES_MAX];
+        bool fallback;
+        int r;
+
+        for (size_t i = 0; i < s->n; i++)
+                if (s->overlays[i] < 0) {
+                        idx[n] = i;
+                        specs[n++] = s->specs[i];
+                }
+        if (n == 0)
+                return 0;
+        r = overlays_make(specs, n, fds, &fallback);
+        if (r < 0)
+                return r;
+        for (size_t j = 0; j < n; j++)
+                s->overlays[idx[j]] = fds[j];
+        return 0;
+}
+
 int broker_client_layers_attach(const BrokerClientLayers *l, char ***ret_missing) {
         _cleanup_strv_free_ char **missing = NULL;
         AttachState s = {};
-        bool fallback;
         int r;
 
         assert(l);
         r = attach_prepare(l, &s, &missing);
-        if (r >= 0 && s.n > 0)
-                r = overlays_make(s.specs, s.n, s.overlays, &fallback);
+        if (r >= 0)
+                r = attach_build(&s);
         /* Attached last: every overlay was built before the first one becomes visible. */
         for (size_t i = 0; r >= 0 && i < s.n; i++) {
                 r = mount_attach(s.overlays[i], s.targets[i], false);

@@ -20,6 +20,7 @@ typedef struct BrokerClientHierarchy {
         char *path;                     /* "/usr" */
         int *layer_fds;                 /* top first: detached idmapped mounts of each layer's subtree */
         size_t n_layer_fds;
+        int overlay_fd;                 /* the broker's finished overlay (asked for with want_overlay), or -EBADF */
 } BrokerClientHierarchy;
 
 typedef struct BrokerClientLayers {
@@ -38,17 +39,22 @@ int broker_socket_exists(const char *path);
 /* Calls MountOverlay on the broker at socket: image_fds (borrowed; NULL/0 = the host's trusted
  * extensions), userns_fd (borrowed; -EBADF = no idmapping, root only), hierarchies (NULL = the
  * broker's default), policy (NULL = none; can only tighten the broker's). The received layers are
- * put *below* those already in *l (so a second call adds lower layers). Errors: -ENOTCONN with a
+ * put *below* those already in *l (so a second call adds lower layers). want_overlay: also ask for
+ * the broker's finished overlay of each hierarchy (over the host's own hierarchy, for kernels whose
+ * overlayfs takes no layer fds); a call that gets one must be the only call for *l (-EINVAL
+ * otherwise: overlays from two calls do not stack). Errors: -ENOTCONN with a
  * message saying the broker is not running when nobody listens at socket; the broker's error name
  * and message otherwise (-EPERM for PermissionDenied/NotEntitled, -ERFKILL for
  * DeniedByImagePolicy, -EINVAL for InvalidParameter, -EIO for the rest). */
 int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t n_image_fds, int userns_fd,
-                                char * const *hierarchies, const char *policy, BrokerClientLayers *l);
+                                char * const *hierarchies, const char *policy, bool want_overlay,
+                                BrokerClientLayers *l);
 
 /* In the current mount namespace (which must be owned by the user namespace the layers are mapped
  * into, or by an ancestor): clone each layer (a mount made in another namespace must be cloned
  * before overlayfs takes it), build one read-only, nodev, nosuid overlay per hierarchy with the
- * namespace's own hierarchy as the bottom layer, then attach them all. A hierarchy without layers,
+ * namespace's own hierarchy as the bottom layer (a hierarchy with the broker's finished overlay
+ * gets that one instead), then attach them all. A hierarchy without layers,
  * or missing in this namespace, is left alone and named in *ret_missing (may be NULL). Returns
  * the number of overlays attached. */
 int broker_client_layers_attach(const BrokerClientLayers *l, char ***ret_missing);

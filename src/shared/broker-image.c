@@ -6,9 +6,14 @@
 #include <linux/magic.h>
 #include <sys/vfs.h>
 
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+
 #include "broker-internal.h"
 #include "image-class.h"
 #include "mountapi.h"
+#include "namespace.h"
 #include "verity.h"
 
 const char * const broker_trusted_dirs[] = {
@@ -17,22 +22,140 @@ const char * const broker_trusted_dirs[] = {
         NULL,
 };
 
-int broker_clone_for_target(int mount_fd, const BrokerTarget *t, bool recursive, int *ret_fd) {
-        _cleanup_close_ int fd = -EBADF;
-        int userns_fd = broker_target_userns_fd(t);
+/* The file systems a pinned superblock can be mounted again by its device (what images carry). */
+static const char *bdev_fs_name(int fd) {
+        static const struct { unsigned long magic; const char *name; } fs[] = {
+                { 0xE0F5E1E2UL, "erofs" }, { 0x73717368UL, "squashfs" }, { 0xEF53UL, "ext4" },
+                { 0x58465342UL, "xfs" }, { 0x9123683EUL, "btrfs" }, { 0x4d44UL, "vfat" },
+        };
+        struct statfs sf;
+
+        if (fstatfs(fd, &sf) < 0)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(fs); i++)
+                if ((unsigned long) sf.f_type == fs[i].magic)
+                        return fs[i].name;
+        return NULL;
+}
+
+typedef struct Remount {
+        const char *fstype, *sub, *staging;
+        struct stat root;               /* of the pinned mount: its device and root inode */
+} Remount;
+
+/* In a private mount namespace: a node for the device in a private tmpfs, a new mount of it (the
+ * kernel gives back the superblock the pin holds: same device, same root inode), attached there so
+ * that open_tree() may clone the subtree, and the clone passed back. */
+static int remount_in_child(void *userdata, int *ret_fds, size_t max_fds) {
+        const Remount *m = userdata;
+        _cleanup_close_ int tfs = -EBADF, tmp = -EBADF, fs = -EBADF, mnt = -EBADF, top = -EBADF, dir = -EBADF;
+        _cleanup_free_ char *node = NULL;
+        struct stat st;
+
+        if (max_fds < 1)
+                return -E2BIG;
+        tfs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (tfs < 0 || sys_fsconfig(tfs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+            sys_fsconfig(tfs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return sx_error(negative_errno(), "cannot create a staging area: %m");
+        tmp = sys_fsmount(tfs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        if (tmp < 0 || sys_move_mount(tmp, "", AT_FDCWD, m->staging, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return sx_error(negative_errno(), "cannot attach a staging area at %s: %m", m->staging);
+        if (mknodat(tmp, "dev", S_IFBLK | 0600, m->root.st_dev) < 0 || sys_mkdirat(tmp, "m", 0700) < 0)
+                return sx_error(negative_errno(), "cannot make a device node in the staging area: %m");
+        if (asprintf_safe(&node, "%s/dev", m->staging) < 0)
+                return -ENOMEM;
+        fs = sys_fsopen(m->fstype, FSOPEN_CLOEXEC);
+        if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", node, 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 || sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return sx_error(negative_errno(), "cannot mount %s from device %u:%u again: %m", m->fstype,
+                                major(m->root.st_dev), minor(m->root.st_dev));
+        mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID);
+        if (mnt < 0)
+                return sx_error(negative_errno(), "cannot mount %s from device %u:%u again: fsmount: %m", m->fstype,
+                                major(m->root.st_dev), minor(m->root.st_dev));
+        if (fstat(mnt, &st) < 0)
+                return negative_errno();
+        if (st.st_dev != m->root.st_dev || st.st_ino != m->root.st_ino)
+                return sx_error(-ESTALE, "device %u:%u gave another file system than the pinned one",
+                                major(m->root.st_dev), minor(m->root.st_dev));
+        if (sys_move_mount(mnt, "", tmp, "m", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return negative_errno();
+        top = openat_beneath(tmp, "m", O_PATH | O_DIRECTORY, false);
+        if (top < 0)
+                return top;
+        dir = isempty(m->sub) ? TAKE_FD(top) : openat_beneath(top, m->sub, O_PATH | O_DIRECTORY, false);
+        if (dir < 0)
+                return sx_error(dir, "cannot open %s in the image: %m", m->sub);
+        ret_fds[0] = sys_open_tree(dir, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        return ret_fds[0] < 0 ? sx_error(negative_errno(), "cannot clone the mount: %m") : 1;
+}
+
+/* 1 and *ret_fd: a clone made that way; 0: not possible for this mount. Kernels before 6.15 clone no mount outside the caller's mount namespace, so neither the store's
+ * detached pins nor their subtrees: a new mount of the pinned superblock (by its block device) is
+ * made and cloned in a helper instead. The same superblock: one loop device, one page cache. */
+static int clone_by_remount(int mount_fd, const char *sub, int *ret_fd) {
+        _cleanup_free_ char *staging = NULL;
+        Remount m = { .sub = sub };
+        int fd, r;
+
+        m.fstype = bdev_fs_name(mount_fd);
+        if (!m.fstype || fstat(mount_fd, &m.root) < 0 || major(m.root.st_dev) == 0)
+                return 0;               /* no block device file system: the clone's own error stands */
+        staging = strjoin(sx_runtime_dir(), "/staging");
+        if (!staging)
+                return -ENOMEM;
+        r = mkdir_p(staging, 0700);
+        if (r < 0)
+                return sx_error(r, "failed to create %s: %m", staging);
+        m.staging = staging;
+        r = run_in_private_mntns(remount_in_child, &m, &fd, 1);
+        if (r < 0)
+                return r;
+        if (r != 1)
+                return -EIO;
+        *ret_fd = fd;
+        return 1;
+}
+
+int broker_clone_for_target_sub(int mount_fd, const char *sub, const BrokerTarget *t, bool recursive, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF, dir = -EBADF;
+        int userns_fd = broker_target_userns_fd(t), r;
         struct mount_attr attr = {
                 .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
                 .userns_fd = userns_fd >= 0 ? (uint64_t) userns_fd : 0,
         };
 
-        fd = sys_open_tree(mount_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
-        if (fd < 0)
-                return sx_error(negative_errno(), "cannot clone the mount: %m");
+        if (!isempty(sub)) {
+                dir = openat_beneath(mount_fd, sub, O_PATH | O_DIRECTORY, /* in_root= */ false);
+                if (dir == -ENOENT)
+                        return dir;     /* the caller's to judge */
+                if (dir < 0)
+                        return sx_error(dir, "cannot open %s in the image: %m", sub);
+        }
+        if (TEST_HOOK(force_clone_by_remount, false) && !recursive)
+                fd = (errno = EINVAL, -1);
+        else
+                fd = sys_open_tree(dir >= 0 ? dir : mount_fd, "",
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
+        if (fd < 0) {
+                int k;
+                r = negative_errno();
+                k = r == -EINVAL && !recursive ? clone_by_remount(mount_fd, sub, &fd) : 0;
+                if (k == 0)
+                        return sx_error(r, "cannot clone the mount: %m");
+                if (k < 0)
+                        return sx_error_prefix(k, "cannot clone the mount by mounting its device again");
+        }
         if (sys_mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) < 0)
                 return sx_error(negative_errno(), "cannot make the clone read-only, nodev, nosuid%s: %m",
                                 userns_fd >= 0 ? " and idmapped into the caller's namespace" : "");
         *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+int broker_clone_for_target(int mount_fd, const BrokerTarget *t, bool recursive, int *ret_fd) {
+        return broker_clone_for_target_sub(mount_fd, NULL, t, recursive, ret_fd);
 }
 
 int broker_image_fd_trusted(const char *root, int fd, const struct stat *st, char **ret_path, char **ret_why) {

@@ -12,6 +12,11 @@ extern const char * const broker_trusted_dirs[];
 /* A detached clone of mount_fd (its whole tree if recursive), read-only, nodev, nosuid, and
  * idmapped with the target's namespace (none for a target without one). */
 int broker_clone_for_target(int mount_fd, const BrokerTarget *t, bool recursive, int *ret_fd);
+/* The same for the directory sub (NULL or "": the root) beneath mount_fd, opened beneath it
+ * (-ENOENT, unrecorded, when it is not there). Where the kernel cannot clone a mount outside our
+ * mount namespace (before 6.15: a detached pin), a block device file system's superblock is mounted
+ * again by its device in a helper and the clone made there. */
+int broker_clone_for_target_sub(int mount_fd, const char *sub, const BrokerTarget *t, bool recursive, int *ret_fd);
 
 /* Whether the image fd is the administrator's: a root-owned file directly inside one of the
  * trusted directories under root, every component root's and not writable by others, and the

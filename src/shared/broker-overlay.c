@@ -189,21 +189,19 @@ static bool hierarchy_is_valid(const char *h) {
 
 /* The layer of hierarchy h in x: a clone of that subtree, idmapped. 0 and -EBADF: x has none. */
 static int ext_layer(const OverlayExt *x, const char *h, const BrokerTarget *t, int *ret_fd) {
-        _cleanup_close_ int dir = -EBADF;
         const char *rest = startswith_ptr(h, "/usr");
         bool in_usr = x->plain[PARTITION_USR] >= 0 && rest && (*rest == 0 || *rest == '/');
         int mnt = in_usr ? x->plain[PARTITION_USR] : x->plain[PARTITION_ROOT];
         const char *sub = in_usr ? rest + (*rest == '/') : h + 1;
+        int r;
 
         *ret_fd = -EBADF;
         if (mnt < 0)
                 return 0;
-        dir = openat_beneath(mnt, isempty(sub) ? "." : sub, O_PATH | O_DIRECTORY, /* in_root= */ false);
-        if (dir == -ENOENT)
+        r = broker_clone_for_target_sub(mnt, sub, t, false, ret_fd);
+        if (r == -ENOENT)
                 return 0;
-        if (dir < 0)
-                return sx_error(dir, "%s: cannot open %s in the image: %m", x->e->image->name, h);
-        return broker_clone_for_target(dir, t, false, ret_fd);
+        return r < 0 ? sx_error_prefix(r, "%s: %s", x->e->image->name, h) : 0;
 }
 
 /* Optionally the finished overlay: the layers over the host's hierarchy (its base, under root). */

@@ -96,7 +96,7 @@ int merge_broker_extensions(const MergeContext *c, const char *socket, const cha
         r = open_images(c, fds, &n);
         if (r >= 0)
                 r = broker_client_mount_overlay(socket ?: BROKER_SOCKET_DEFAULT, fds, n, userns, c->hierarchies,
-                                                policy, &l);
+                                                policy, false, &l);
         for (size_t i = 0; i < n; i++)
                 safe_close(fds[i]);
         if (r < 0)

@@ -220,6 +220,26 @@ static int overlay_make_fd(const OverlaySpec *s, int *ret_fd) {
         return overlay_finish(fs, s, ret_fd);
 }
 
+int overlay_fd_layers_supported(void) {
+        _cleanup_close_ int fs = -EBADF, dir = -EBADF;
+        int r;
+
+        if (TEST_HOOK(force_path_layers, false))
+                return 0;
+        fs = sys_fsopen("overlay", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                return sx_error(negative_errno(), "overlayfs is not available: %m");
+        dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0)
+                return negative_errno();
+        /* Only configures the context; nothing is created. EINVAL: the new API without "lowerdir+"
+         * (6.5-6.6) or a legacy context, which takes no fds (before 6.5); EOPNOTSUPP likewise. */
+        if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, dir) >= 0)
+                return 1;
+        r = negative_errno();
+        return r == -EINVAL || r == -EOPNOTSUPP ? 0 : sx_error(r, "overlayfs: probing for layer fds: %m");
+}
+
 typedef struct FallbackContext {
         const OverlaySpec *specs;
         size_t n;

@@ -59,6 +59,11 @@ int mount_make_idmapped(int mnt_fd, int userns_fd, uint64_t extra_attrs, const c
  * hierarchy's root looks as before). */
 int meta_layer_make(const struct stat *like, int *ret_fd);
 
+/* Does this kernel's overlayfs take layers as file descriptors ("lowerdir+", Linux 6.7+)? 1 yes, 0 no
+ * (also with the force_path_layers test hook). Needs the right to mount in the current mount
+ * namespace (an ordinary user: in a mount namespace its own user namespace owns). */
+int overlay_fd_layers_supported(void);
+
 /* Build the overlays for n specs. ret_fds[i] receives a detached, read-only overlay mount.
  * *ret_path_fallback says whether the staging fallback was used. Nothing is left behind on failure. */
 int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_path_fallback);

@@ -16,6 +16,7 @@
 #include "broker-client.h"
 #include "mountapi.h"
 #include "namespace.h"
+#include "overlay.h"
 #include "run-broker.h"
 #include "subid.h"
 
@@ -260,24 +261,58 @@ _printf_(2, 3) static void notice(const RunOptions *o, const char *fmt, ...) {
         o->notice(m, o->notice_userdata);
 }
 
-/* The given images on top, the host's trusted ones (--discover) below them. */
+/* Can the command's overlays be built from layer fds here (Linux 6.7+)? Asked where they will be
+ * built: an ordinary user may open an overlayfs context only in a mount namespace of its own user
+ * namespace, so a child joins it and makes one. 1 yes, 0 no. */
+static int fd_layers_supported(const BrokerRun *b) {
+        int status, r;
+        pid_t pid;
+
+        if (!b->join_first)
+                return overlay_fd_layers_supported();
+        pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                r = sys_setns(b->userns_fd, CLONE_NEWUSER) < 0 ? negative_errno() : namespace_new_mount(NAMESPACE_PRIVATE);
+                if (r >= 0)
+                        r = overlay_fd_layers_supported();
+                _exit(r < 0 ? 2 : r);
+        }
+        if (waitpid(pid, &status, 0) < 0)
+                return negative_errno();
+        if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+                return sx_error(-EIO, "cannot find out whether overlayfs takes layer file descriptors here");
+        return WEXITSTATUS(status);
+}
+
+/* The given images on top, the host's trusted ones (--discover) below them. Where overlayfs takes
+ * no layer fds (before Linux 6.7) the broker's finished overlay is used instead: one call only. */
 static int get_layers(BrokerRun *b) {
         const RunOptions *o = b->o;
+        bool want_overlay;
         int r;
 
         if (b->n_image_fds == 0 && !o->discover) {
                 notice(o, "No extension images given or found; running the command without.");
                 return 1;
         }
+        r = fd_layers_supported(b);
+        if (r < 0)
+                return r;
+        want_overlay = r == 0;
+        if (want_overlay && b->n_image_fds > 0 && o->discover)
+                return sx_error(-EOPNOTSUPP, "run through the broker: --image= with --discover needs overlayfs "
+                                "with layer file descriptors (Linux 6.7 or newer)");
         if (b->n_image_fds > 0) {
                 r = broker_client_mount_overlay(o->broker, b->image_fds, b->n_image_fds, b->userns_fd,
-                                                o->hierarchies, o->broker_policy, &b->layers);
+                                                o->hierarchies, o->broker_policy, want_overlay, &b->layers);
                 if (r < 0)
                         return r;
         }
         if (o->discover) {
                 r = broker_client_mount_overlay(o->broker, NULL, 0, b->userns_fd, o->hierarchies,
-                                                o->broker_policy, &b->layers);
+                                                o->broker_policy, want_overlay, &b->layers);
                 if (r < 0)
                         return r;
         }

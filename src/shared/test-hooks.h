@@ -17,6 +17,7 @@ typedef struct TestHooks {
         bool force_path_layers;         /* SYSEXT_IDMAP_FORCE_PATH_LAYERS=1: the staging fallback */
         bool no_beneath;                /* SYSEXT_IDMAP_NO_BENEATH=1: refresh by unmerge + merge */
         bool force_attached_submounts;  /* SYSEXT_IDMAP_ATTACHED_SUBMOUNTS=1: carry sub-mounts as before Linux 6.15 */
+        bool force_clone_by_remount;    /* unit tests only: the broker clones its pins as before Linux 6.15 */
 } TestHooks;
 
 #if SYSEXT_IDMAP_TEST_HOOKS

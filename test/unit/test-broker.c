@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <sched.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 
 #include "broker.h"
 #include "idmap.h"
@@ -269,6 +270,64 @@ static void test_overlay(const BrokerConfig *cfg, BrokerLayerStore *store) {
         CHECK(r == -EINVAL, "refused: hierarchy /etc (r=%d)", r);
 }
 
+/* Kernels before 6.15 clone no detached mount: the pins' superblocks are mounted again by their
+ * block device and cloned in a helper (the test hook takes that path here). An ext4 image, as
+ * erofs on this kernel may mount the file itself, without a block device. */
+static void test_clone_by_remount(const BrokerConfig *cfg) {
+#if SYSEXT_IDMAP_TEST_HOOKS
+        _cleanup_(broker_store_freep) BrokerLayerStore *store = NULL;
+        BrokerCaller who = { .uid = U1, .gid = G1, .pid = 1, .pidfd = -EBADF };
+        _cleanup_(broker_target_freep) BrokerTarget *t = target_for(&who, "0 61001 1\n", "0 61101 1\n");
+        _cleanup_close_ int fd = -EBADF;
+        BrokerImageResult a = {}, b = {};
+        BrokerOverlayResult o = {};
+        struct stat sa = {}, sp = {};
+        int r, pin = -EBADF;
+
+        if (!have("mkfs.ext4")) {
+                SKIP("remount: mkfs.ext4 missing");
+                return;
+        }
+        r = run("mkdir -p srcx/usr/lib/extension-release.d srcx/usr/share && echo ID=_any > srcx/usr/lib/extension-release.d/extension-release.fooext && "
+                "echo x > srcx/usr/share/other && chown 5:5 srcx/usr/share/other && mkdir -p root/run/extensions && "
+                "truncate -s 8M root/run/extensions/fooext.raw && mkfs.ext4 -q -F -d srcx root/run/extensions/fooext.raw");
+        fd = open_ro(T("root/run/extensions/fooext.raw"));
+        CHECK(r == 0 && fd >= 0 && t && broker_store_new(&store) == 0, "remount: an ext4 image, a namespace, a store");
+        if (r != 0 || fd < 0 || !t || !store)
+                return;
+        test_hooks.force_clone_by_remount = true;
+        r = broker_mount_image(cfg, &who, t, fd, NULL, store, &a);
+        CHECK(r == 0 && a.n_partitions == 1 && a.partitions[0].new_pinned_fd >= 0, "remount: MountImage of a new superblock (r=%d: %s)",
+              r, r < 0 ? strna(sx_last_error()) : "");
+        if (r == 0)
+                r = broker_mount_image(cfg, &who, t, fd, NULL, store, &b);
+        CHECK(r == 0 && b.n_partitions == 1 && b.partitions[0].new_pinned_fd < 0, "remount: again, from the store's pin (r=%d: %s)",
+              r, r < 0 ? strna(sx_last_error()) : "");
+        if (r == 0) {
+                BrokerPartition *p = &b.partitions[0];
+                CHECK(broker_store_lookup(store, p->store_key, &pin) > 0 && fstat(pin, &sp) == 0 && fstat(p->mount_fd, &sa) == 0 &&
+                      major(sp.st_dev) != 0 && sa.st_dev == sp.st_dev && sa.st_ino == sp.st_ino,
+                      "remount: the clone has the pin's superblock (same block device %u:%u and root inode)",
+                      major(sp.st_dev), minor(sp.st_dev));
+                CHECK(fd_is_detached(p->mount_fd) && mount_flags_ok(p->mount_fd), "remount: the clone is detached, read-only, nosuid, nodev");
+                CHECK(owner_of(p->mount_fd, "usr/lib/extension-release.d/extension-release.fooext") == U1 &&
+                      owner_of(p->mount_fd, "usr/share/other") == IDMAP_NOBODY_ID, "remount: the clone is idmapped");
+        }
+        r = broker_mount_overlay(cfg, &who, t, &fd, 1, NULL, NULL, false, store, &o);
+        CHECK(r == 0 && o.n_hierarchies == 2 && o.hierarchies[0].n_layer_fds == 1 && fd_is_detached(o.hierarchies[0].layer_fds[0]) &&
+              owner_of(o.hierarchies[0].layer_fds[0], "lib/extension-release.d/extension-release.fooext") == U1 &&
+              owner_of(o.hierarchies[0].layer_fds[0], "share/other") == IDMAP_NOBODY_ID && broker_store_size(store) == 1,
+              "remount: MountOverlay's /usr layer is the image's usr subtree, detached, idmapped, from the pin (r=%d: %s)", r,
+              r < 0 ? strna(sx_last_error()) : "");
+        test_hooks.force_clone_by_remount = false;
+        broker_image_result_done(&a);
+        broker_image_result_done(&b);
+        broker_overlay_result_done(&o);
+#else
+        SKIP("remount: a build without test hooks");
+#endif
+}
+
 static int setup_tree(void) {
         return run("mkdir -p root/usr/lib && printf 'ID=debian\\nVERSION_ID=12\\n' > root/usr/lib/os-release && "
                    "mkdir -p src/usr/lib/extension-release.d src/usr/share root/etc/extensions home dirs/mine/foreign dirs/theirs/foreign && "
@@ -311,6 +370,7 @@ int main(void) {
         test_directory();
         test_overlay(&cfg, store);
         test_store(store);
+        test_clone_by_remount(&cfg);
         test_image_rewritten(&cfg);
         broker_config_done(&cfg);
         return test_result();

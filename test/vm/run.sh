@@ -210,11 +210,12 @@ trap - EXIT
 phase_done boot
 
 # ---- results
-n_pass=0 n_fail=0
+n_pass=0 n_fail=0 n_skip=0
 if [[ -f $RES ]]; then
         tr -d '\r' <"$RES" >"$RES.txt"
         sed 's/^/    /' "$RES.txt"
-        n_pass=$(grep -c '^ok ' "$RES.txt" || true)
+        n_skip=$(grep -c '^ok .* # SKIP ' "$RES.txt" || true)
+        n_pass=$(( $(grep -c '^ok ' "$RES.txt" || true) - n_skip ))
         n_fail=$(grep -c '^not ok ' "$RES.txt" || true)
 else
         : >"$RES.txt"
@@ -244,5 +245,5 @@ if ((n_fail > 0)) && [[ -f $CON ]]; then
         tr -d '\r' <"$CON" | tail -n 60 | sed 's/^/    console: /'
 fi
 echo "vm: total $((SECONDS - T_START)) s"
-summary "$n_pass" "$n_fail" 0
+summary "$n_pass" "$n_fail" "$n_skip"
 ((n_fail == 0))

@@ -117,6 +117,9 @@ make_ext_erofs "$SRV/vmrun.raw" vmrun "${REL[@]}"
 make_ext_squashfs "$SRV/vmsqrun.raw" vmsqrun "${REL[@]}"
 EXT_UID=1000 make_ext_erofs "$SRV/vmuid.raw" vmuid "${REL[@]}"
 EXT_UID=1000 make_ext_squashfs "$SRV/vmuidsq.raw" vmuidsq "${REL[@]}"
+# The broker test (guest/daemon.sh): copied into /run/extensions (trusted) at test time; erofs, as
+# the 6.1 kernel cannot idmap squashfs.
+make_ext_erofs "$SRV/vmd.raw" vmd "${REL[@]}"
 
 # Signed DDIs, then tampered: one byte of a file's data, and one byte of the squashfs superblock
 # (its mkfs time: the file system would still mount without verity).
@@ -207,6 +210,9 @@ install -D -m 0755 "$VM_DIR/guest/holders.sh" "$ROOT/usr/lib/sysext-idmap-vmtest
 install -D -m 0644 "$VM_DIR/guest/logins.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/logins.sh"
 install -D -m 0644 "$VM_DIR/guest/homed.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/homed.sh"
 install -D -m 0755 "$VM_DIR/guest/session-probe.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/session-probe.sh"
+install -D -m 0644 "$VM_DIR/guest/daemon.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/daemon.sh"
+install -D -m 0755 "$VM_DIR/guest/vmd-probe.sh" "$ROOT/usr/lib/sysext-idmap-vmtest/vmd-probe.sh"
+install -m 0644 "$VM_DIR"/guest/vmd-*.service.in "$ROOT/usr/lib/sysext-idmap-vmtest/"
 for u in "$VM_DIR"/guest/*.service; do
         install -m 0644 "$u" "$ROOT/etc/systemd/system/"
 done

@@ -319,6 +319,12 @@ say "tests before the logins took $((SECONDS - T0)) s"
 . /usr/lib/sysext-idmap-vmtest/logins.sh
 
 # ---------------------------------------------------------------------------------------------
+# The broker sysext-idmapd under PID 1: a user's systemd --user services on an extension
+# (daemon.sh).
+# shellcheck source=test/vm/guest/daemon.sh
+. /usr/lib/sysext-idmap-vmtest/daemon.sh
+
+# ---------------------------------------------------------------------------------------------
 # systemd-sysext sees the merge; unmerge and merge by hand; leave it merged for the shutdown check.
 run_cmd systemd-sysext status
 printf '%s\n' "$OUT" | diag

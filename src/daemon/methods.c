@@ -121,7 +121,8 @@ static int reply_broker_error(VarlinkCall *c, int e, const char *field) {
                 break;
         case -EINVAL:
         case -EBADFD:
-                return varlink_reply_invalid_parameter(c, field);
+                /* with the library's reason: a kernel refusal reads differently from a bad argument */
+                return varlink_reply_invalid_parameter_message(c, field, m);
         default:
                 name = "io.sysext-idmap.Broker.Failed";
         }

@@ -440,11 +440,18 @@ int varlink_reply_error(VarlinkCall *c, const char *error, struct json_object *p
 }
 
 int varlink_reply_invalid_parameter(VarlinkCall *c, const char *parameter) {
+        return varlink_reply_invalid_parameter_message(c, parameter, NULL);
+}
+
+int varlink_reply_invalid_parameter_message(VarlinkCall *c, const char *parameter, const char *message) {
         struct json_object *p = json_object_new_object();
         int r;
 
-        if (p)
+        if (p) {
                 json_object_object_add(p, "parameter", json_object_new_string(parameter));
+                if (!isempty(message))
+                        json_object_object_add(p, "message", json_object_new_string(message));
+        }
         r = varlink_reply_error(c, "org.varlink.service.InvalidParameter", p);
         return r < 0 ? r : -EINVAL;
 }

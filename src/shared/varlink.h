@@ -128,6 +128,9 @@ struct json_object *varlink_object_with_array(const char *key, struct json_objec
 int varlink_reply(VarlinkCall *c, struct json_object *params);
 int varlink_reply_error(VarlinkCall *c, const char *error, struct json_object *params);
 int varlink_reply_invalid_parameter(VarlinkCall *c, const char *parameter);
+/* The same with a "message" field beside "parameter" (clients that know only the spec's field
+ * ignore it), saying what was wrong with it; NULL or "" = none. */
+int varlink_reply_invalid_parameter_message(VarlinkCall *c, const char *parameter, const char *message);
 /* Refuses every field of the parameters not in the NULL-terminated list (InvalidParameter naming
  * it). Returns -EINVAL after replying, 0 if all are known. */
 int varlink_call_check_fields(VarlinkCall *c, const char * const *known);

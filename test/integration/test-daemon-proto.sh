@@ -262,6 +262,10 @@ else
                 '{"imageFileDescriptor":0,"userNamespaceFileDescriptor":1}' \
                 --fd="$R/var/lib/extensions/hello.raw" --userns=self --clone-read=usr/share/hello/greeting
         expect "a trusted erofs image for an ordinary user's namespace" 0 'CLONE 0 0:0:from the image'
+        vcall "${U1[@]}" unshare --user --map-root-user --mount -- @@ io.systemd.MountFileSystem.MountImage \
+                '{"imageFileDescriptor":0,"userNamespaceFileDescriptor":1}' --fd=/etc --userns=self
+        expect "a directory as image: InvalidParameter" 3 '"parameter": "imageFileDescriptor"'
+        expect "... with the broker's reason" 3 '"message": "'
         vcall "${U1[@]}" @@ io.systemd.MountFileSystem.MountImage \
                 '{"imageFileDescriptor":0,"userNamespaceFileDescriptor":1}' \
                 --fd="$R/var/lib/extensions/hello.raw" --userns=self

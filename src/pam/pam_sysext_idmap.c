@@ -9,7 +9,11 @@
  * that namespace, so it gets trusted layers only: images on a path only root can change, or images
  * signed by a trusted certificate whose bytes cannot change after the check. Anything else is left
  * out with one log line; the login never fails because of extensions. The module reads no
- * environment variable: in su it is the user's. */
+ * environment variable: in su it is the user's.
+ *
+ * When the broker sysext-idmapd runs (broker=, default its usual socket), the trusted system
+ * images' partitions come from its layer store (layer-provider.h): every session shares one
+ * superblock per image, each idmapped to its own user. */
 
 #include <assert.h>
 #include <pwd.h>
@@ -19,6 +23,7 @@
 #include <sys/mount.h>
 #include <syslog.h>
 
+#include "broker-client.h"
 #include "extension.h"
 #include "image.h"
 #include "markers.h"
@@ -42,6 +47,7 @@ typedef struct Options {
         const char *image_policy;
         const char *verity;
         const char *hierarchies;
+        const char *broker;             /* the broker's socket, NULL = none (broker=no) */
         uint64_t copy_limit;
         bool debug;
 } Options;
@@ -58,6 +64,7 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Option
                 .system_dir = DEFAULT_SYSTEM_DIR,
                 .user_dir = DEFAULT_USER_DIR,
                 .hierarchies = DEFAULT_HIERARCHIES,
+                .broker = BROKER_SOCKET_DEFAULT,
                 .copy_limit = DEFAULT_COPY_LIMIT,
         };
         for (int i = 0; i < argc; i++) {
@@ -74,6 +81,8 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Option
                         o->verity = v;
                 else if ((v = startswith_ptr(argv[i], "hierarchies=")))
                         o->hierarchies = v;
+                else if ((v = startswith_ptr(argv[i], "broker=")))
+                        o->broker = streq(v, "no") ? NULL : v;
                 else if ((v = startswith_ptr(argv[i], "copy_limit="))) {
                         if (parse_size(v, &o->copy_limit) < 0) {
                                 pam_syslog(pamh, LOG_ERR, "copy_limit=%s is not a size", v);
@@ -86,6 +95,10 @@ static int parse_options(pam_handle_t *pamh, int argc, const char **argv, Option
         }
         if (!isempty(o->system_dir) && !path_is_absolute(o->system_dir)) {
                 pam_syslog(pamh, LOG_ERR, "system_dir=%s is not absolute", o->system_dir);
+                return -EINVAL;
+        }
+        if (o->broker && !path_is_absolute(o->broker)) {
+                pam_syslog(pamh, LOG_ERR, "broker=%s is neither an absolute path nor 'no'", o->broker);
                 return -EINVAL;
         }
         if (!isempty(o->user_dir) && (path_is_absolute(o->user_dir) || strstr(o->user_dir, ".."))) {
@@ -212,6 +225,9 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
                 .notice = log_notice_cb,
                 .notice_userdata = pamh,
                 .private_copy_max = o->copy_limit,
+                /* Trusted system images from the broker's layer store when it runs: one loop device
+                 * and superblock per image for all sessions. Nobody there: mounted here. */
+                .broker = o->broker,
         };
         r = merge_session_open(&c, &s);
         if (r >= 0)

@@ -2,9 +2,11 @@
 
 #include <assert.h>
 #include <json-c/json.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "broker-client.h"
+#include "merge-broker.h"
 #include "mountapi.h"
 #include "overlay.h"
 #include "varlink.h"
@@ -196,6 +198,45 @@ static int take_reply(VarlinkReply *rep, BrokerClientLayers *l) {
         return r;
 }
 
+/* Root of the initial user namespace: every uid there is the real one. */
+static bool root_of_initial_userns(void) {
+        return geteuid() == 0 && merge_broker_in_container() == 0;
+}
+
+/* A root client takes mounts from the broker and layers them where root runs: the socket must be
+ * served by root, not by whoever bound a socket at that path. (In a user namespace the broker's
+ * uid shows as the overflow uid: there the caller has no privilege a fake broker could abuse.) */
+static int check_peer(Varlink *v, const char *socket) {
+        struct ucred cred = {};
+        socklen_t l = sizeof(cred);
+
+        if (!root_of_initial_userns())
+                return 0;
+        if (getsockopt(varlink_get_fd(v), SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0 || l != sizeof(cred))
+                return sx_error(negative_errno(), "%s: cannot tell who serves the socket: %m", socket);
+        if (cred.uid != 0)
+                return sx_error(-EACCES, "%s is served by uid %u (pid %d), not by root: not the broker, not used",
+                                socket, (unsigned) cred.uid, (int) cred.pid);
+        return 0;
+}
+
+static int broker_connect(const char *socket, Varlink **ret) {
+        _cleanup_(varlink_freep) Varlink *v = NULL;
+        int r;
+
+        r = varlink_connect(socket, 0, &v);
+        if (r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR)
+                return sx_error(-ENOTCONN, "the broker sysext-idmapd is not running (no one listens at %s: %s)",
+                                socket, strerror(-r));
+        if (r < 0)
+                return sx_error(r, "cannot connect to the broker at %s: %m", socket);
+        r = check_peer(v, socket);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
 int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t n_image_fds, int userns_fd,
                                 char * const *hierarchies, const char *policy, bool want_overlay,
                                 BrokerClientLayers *l) {
@@ -212,12 +253,9 @@ int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t
                 fds[n_fds++] = image_fds[i];
         if (userns_fd >= 0)
                 fds[n_fds++] = userns_fd;
-        r = varlink_connect(socket, 0, &v);
-        if (r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR)
-                return sx_error(-ENOTCONN, "the broker sysext-idmapd is not running (no one listens at %s: %s)",
-                                socket, strerror(-r));
+        r = broker_connect(socket, &v);
         if (r < 0)
-                return sx_error(r, "cannot connect to the broker at %s: %m", socket);
+                return r;
         struct json_object *params = overlay_request(n_image_fds, userns_fd >= 0, hierarchies, policy, want_overlay);
         if (!params)
                 return -ENOMEM;
@@ -226,6 +264,99 @@ int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t
         if (r < 0)
                 return sx_error(r, "sysext-idmapd at %s: MountOverlay failed: %m", socket);
         return take_reply(&rep, l);
+}
+
+/* ---- MountImage, for root front ends ---- */
+
+void broker_client_image_done(BrokerClientImage *i) {
+        if (!i)
+                return;
+        for (size_t k = 0; k < i->n_partitions; k++) {
+                safe_close(i->partitions[k].mount_fd);
+                free(i->partitions[k].designator);
+                free(i->partitions[k].fstype);
+        }
+        free(i->policy_used);
+        *i = (BrokerClientImage) {};
+}
+
+static const char *json_string_of(struct json_object *o, const char *field) {
+        struct json_object *v = NULL;
+
+        if (!json_object_object_get_ex(o, field, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+static int json_u64_of(struct json_object *o, const char *field, uint64_t *ret) {
+        struct json_object *v = NULL;
+
+        if (!json_object_object_get_ex(o, field, &v) || !json_object_is_type(v, json_type_int) ||
+            json_object_get_int64(v) < 0)
+                return -EBADMSG;
+        *ret = (uint64_t) json_object_get_int64(v);
+        return 0;
+}
+
+static int take_partition(VarlinkReply *rep, struct json_object *o, BrokerClientPartition *p) {
+        const char *d = json_string_of(o, "designator"), *fs = json_string_of(o, "fileSystemType");
+        struct json_object *n = NULL;
+
+        if (!d || !fs || json_u64_of(o, "offset", &p->offset) < 0 || json_u64_of(o, "size", &p->size) < 0)
+                return sx_error(-EBADMSG, "sysext-idmapd: a partition in the reply lacks its designator, type, offset or size");
+        p->partno = json_object_object_get_ex(o, "partitionNumber", &n) && json_object_is_type(n, json_type_int) ?
+                    json_object_get_int(n) : -1;
+        p->designator = strdup(d);
+        p->fstype = strdup(fs);
+        if (!p->designator || !p->fstype)
+                return -ENOMEM;
+        if (varlink_reply_take_fd(rep, o, "mountFileDescriptor", &p->mount_fd) < 0)
+                return sx_error(-EBADMSG, "sysext-idmapd: partition %s names no file descriptor of the reply", d);
+        return 0;
+}
+
+int broker_client_mount_image(const char *socket, int image_fd, const char *policy, BrokerClientImage *ret) {
+        _cleanup_(varlink_freep) Varlink *v = NULL;
+        _cleanup_(varlink_reply_done) VarlinkReply rep = {};
+        _cleanup_(broker_client_image_done) BrokerClientImage img = {};
+        struct json_object *params, *parts = NULL;
+        const char *used;
+        int r;
+
+        assert(socket && image_fd >= 0 && ret);
+        r = broker_connect(socket, &v);
+        if (r < 0)
+                return r;
+        params = json_object_new_object();
+        if (!params)
+                return -ENOMEM;
+        json_object_object_add(params, "imageFileDescriptor", json_object_new_int(0));
+        json_object_object_add(params, "readOnly", json_object_new_boolean(true));
+        if (policy)
+                json_object_object_add(params, "imagePolicy", json_object_new_string(policy));
+        r = varlink_call(v, "io.systemd.MountFileSystem.MountImage", params, &image_fd, 1, BROKER_CALL_TIMEOUT_MS, &rep);
+        json_object_put(params);
+        if (r < 0)
+                return sx_error(r, "sysext-idmapd at %s: MountImage failed: %m", socket);
+        if (rep.error)
+                return reply_error(&rep);
+        if (!json_object_object_get_ex(rep.parameters, "partitions", &parts) || !json_object_is_type(parts, json_type_array))
+                return sx_error(-EBADMSG, "sysext-idmapd: the reply has no partitions");
+        for (size_t i = 0; i < json_object_array_length(parts); i++) {
+                if (img.n_partitions >= ELEMENTSOF(img.partitions))
+                        return sx_error(-EBADMSG, "sysext-idmapd: the reply has more than %zu partitions",
+                                        ELEMENTSOF(img.partitions));
+                img.partitions[img.n_partitions] = (BrokerClientPartition) { .mount_fd = -EBADF };
+                r = take_partition(&rep, json_object_array_get_idx(parts, i), &img.partitions[img.n_partitions++]);
+                if (r < 0)
+                        return r;
+        }
+        used = json_string_of(rep.parameters, "imagePolicy");
+        if (used && !(img.policy_used = strdup(used)))
+                return -ENOMEM;
+        *ret = img;
+        img = (BrokerClientImage) {};
+        return 0;
 }
 
 /* ---- the overlays, built here ---- */

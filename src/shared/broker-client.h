@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -49,6 +50,32 @@ int broker_socket_exists(const char *path);
 int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t n_image_fds, int userns_fd,
                                 char * const *hierarchies, const char *policy, bool want_overlay,
                                 BrokerClientLayers *l);
+
+/* MountImage without a user namespace (root front ends: the PAM module, merge --namespace-of):
+ * plain, read-only, detached clones of the broker's shared superblock mount of each partition. */
+typedef struct BrokerClientPartition {
+        char *designator;               /* "root", "usr", as the broker says */
+        int mount_fd;
+        char *fstype;
+        uint64_t offset, size;          /* of the partition in the image, as the broker found it */
+        int partno;                     /* -1 if not given (a bare file system) */
+} BrokerClientPartition;
+
+typedef struct BrokerClientImage {
+        BrokerClientPartition partitions[2];
+        size_t n_partitions;
+        char *policy_used;              /* the broker's effective policy, or NULL */
+} BrokerClientImage;
+void broker_client_image_done(BrokerClientImage *i);
+
+/* Calls io.systemd.MountFileSystem.MountImage for image_fd (borrowed) with policy (NULL = none; it
+ * can only tighten the broker's). Errors as broker_client_mount_overlay(). *ret untouched on
+ * failure.
+ *
+ * Both calls check, for root of the initial user namespace, that root serves the socket
+ * (SO_PEERCRED uid 0), before anything is sent: -EACCES with a message naming the uid otherwise
+ * (no error the broker replies with maps to -EACCES). */
+int broker_client_mount_image(const char *socket, int image_fd, const char *policy, BrokerClientImage *ret);
 
 /* In the current mount namespace (which must be owned by the user namespace the layers are mapped
  * into, or by an ancestor): clone each layer (a mount made in another namespace must be cloned

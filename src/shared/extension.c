@@ -45,6 +45,7 @@ Extension *extension_free(Extension *e) {
         free(e->release_path);
         free(e->reason);
         free(e->policy_refusal);
+        free(e->provider_notice);
         free(e);
         return NULL;
 }
@@ -222,6 +223,23 @@ static int extension_mount(Extension *e, const ExtensionOptions *o) {
         int r;
 
         e->verity_ctx = VERITY_CONTEXT_INIT(e->verity, o->verity_mode);
+        r = o->provide ? o->provide(e, o, o->provide_userdata, &e->mounts) : 0;
+        if (r > 0) {
+                e->from_broker = true;
+                return 0;
+        }
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                /* The broker is a way to share, not a condition: mount it here, and say why. */
+                e->provider_notice = strjoin(e->image->path, ": not from the broker's layer store (",
+                                             strna(sx_last_error()), "), mounted here");
+                if (!e->provider_notice)
+                        return -ENOMEM;
+                verity_context_done(&e->verity_ctx);
+                e->verity_ctx = VERITY_CONTEXT_INIT(e->verity, o->verity_mode);
+                sx_clear_error();
+        }
         /* A user may rewrite the file after a userspace check: then serve what was checked. */
         e->verity_ctx.private_copy = o->user_controlled;
         e->verity_ctx.private_copy_max = o->private_copy_max;

@@ -39,11 +39,20 @@ typedef struct Extension {
         PartitionPolicyFlags use[2];            /* what the policy let us use */
         char *policy_refusal;                   /* report_policy: why the policy refuses the image */
         uint64_t mount_attrs[2];                /* extra MOUNT_ATTR_* per [PARTITION_ROOT], [PARTITION_USR] */
+
+        bool from_broker;                       /* partitions from the broker's layer store */
+        char *provider_notice;                  /* why the broker could not provide them, or NULL */
 } Extension;
 
 Extension *extension_free(Extension *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Extension *, extension_free);
 void extension_array_free(Extension **v, size_t n);
+
+struct ExtensionOptions;
+/* For e (dissected, trust checked, e->verity_ctx initialised): 1 with *ret the mounts of the
+ * partitions e uses; 0: not provided, mount here silently; negative errno with a message: not
+ * provided, mount here and say why (e->provider_notice). */
+typedef int (*ExtensionProvideFunc)(Extension *e, const struct ExtensionOptions *o, void *userdata, ImageMounts *ret);
 
 typedef struct ExtensionOptions {
         const HostInfo *host;
@@ -64,6 +73,10 @@ typedef struct ExtensionOptions {
         bool user_controlled;
         const char *user_controlled_why;        /* for messages, or NULL */
         uint64_t private_copy_max;
+        /* Another source of the image's partitions than mounting them here, asked first (root
+         * front ends: the broker's layer store, layer-provider.h); NULL = always mount here. */
+        ExtensionProvideFunc provide;
+        void *provide_userdata;
 } ExtensionOptions;
 
 /* Switch the filesystem ids for opening files a user named (undone by fsids_restore). */

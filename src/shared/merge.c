@@ -14,6 +14,7 @@
 #include "extension.h"
 #include "idmap-auto.h"
 #include "inputs-stamp.h"
+#include "layer-provider.h"
 #include "markers.h"
 #include "merge.h"
 #include "mountapi.h"
@@ -324,6 +325,14 @@ static int ext_push(Extension ***exts, size_t *n, Extension *e) {
         return 0;
 }
 
+/* Where the partitions came from, if not from here as always. */
+static void provider_notice(const MergeContext *c, const Extension *e) {
+        if (e->provider_notice)
+                notice(c, "%s", e->provider_notice);
+        else if (e->from_broker)
+                sx_debug("%s: partitions from the broker's layer store", e->image->path);
+}
+
 /* Open a named image as its source says (as the user, under the name discovery gave it). */
 static int image_open_source(const ImageSource *src, const ExtensionOptions *eo, Image **ret) {
         Image *img = NULL;
@@ -406,6 +415,7 @@ static int open_explicit(const MergeContext *c, const ExtensionOptions *o, const
                 return r;
         }
         memcpy(e->mount_attrs, src->attrs, sizeof(e->mount_attrs));
+        provider_notice(c, e);
         return ext_push(exts, n, e);
 }
 
@@ -520,6 +530,7 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
                         r = skip_record(c, skips, j->e->image->name, j->e->image->path, j->e->reason, 0);
                         continue;
                 }
+                provider_notice(c, j->e);
                 r = ext_push(exts, n, TAKE_PTR(j->e));  /* taken, or freed on failure */
         }
         open_jobs_free(jobs, n_jobs);
@@ -539,10 +550,15 @@ static int collect_extensions(const MergeContext *c, const HostInfo *host, Exten
                 .verity_mode = c->verity_mode,
                 .verity_root = c->namespace_of > 0 ? NULL : c->root,
         };
+        LayerProvider provider = { .broker = c->broker };
         Extension **exts = NULL;
         size_t n = 0;
         int r;
 
+        if (c->broker) {
+                o.provide = layer_provider_mount;
+                o.provide_userdata = &provider;
+        }
         r = c->images ? collect_explicit(c, &o, &exts, &n, skips) : collect_discovered(c, &o, &exts, &n, skips);
         if (r < 0) {
                 extension_array_free(exts, n);

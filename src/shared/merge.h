@@ -61,6 +61,9 @@ typedef struct MergeContext {
         NoexecMode noexec;              /* MOUNT_ATTR_NOEXEC on the overlays */
         const char *overlay_options;    /* $SYSTEMD_SYSEXT_OVERLAYFS_MOUNT_OPTIONS: replaces the writable
                                          * merge's OVERLAY_MUTABLE_OPTIONS; NULL = the default */
+        const char *broker;             /* root front ends (PAM, --namespace-of): the broker's socket; trusted
+                                         * images' partitions come from its layer store when it runs
+                                         * (layer-provider.h). NULL = always mounted here */
         NoticeFunc notice;              /* NULL = quiet */
         void *notice_userdata;
 } MergeContext;

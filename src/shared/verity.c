@@ -45,6 +45,7 @@ const char *verity_checked_by_to_string(VerityCheckedBy c) {
                 [VERITY_CHECKED_KERNEL]    = "kernel",
                 [VERITY_CHECKED_USERSPACE] = "userspace",
                 [VERITY_CHECKED_USERSPACE_COPY] = "userspace-copy",
+                [VERITY_CHECKED_BROKER]    = "broker",
         };
         return c >= 0 && c < _VERITY_CHECKED_MAX ? table[c] : NULL;
 }
@@ -185,7 +186,7 @@ static int verity_areas(const DissectedImage *m, PartitionDesignator d, const Ve
         return 0;
 }
 
-static int fill_result(const VerityData *v, VerityResult *res) {
+int verity_result_fill(const VerityData *v, VerityResult *res) {
         assert(v && res);
         res->has_verity = true;
         res->root_hash = verity_hexmem(v->root_hash, v->root_hash_size);
@@ -323,7 +324,7 @@ static int open_partition_checked(const DissectedImage *m, PartitionDesignator d
         r = verity_setup_supported(m->path);
         if (r < 0)
                 return r;
-        r = fill_result(v, res);
+        r = verity_result_fill(v, res);
         if (r < 0)
                 return r;
         r = resolve_mode(m->path, c->mode, &mode);
@@ -356,7 +357,7 @@ static int open_partition_verified(const DissectedImage *m, PartitionDesignator 
         if (!v || !v->root_hash)
                 return -EOPNOTSUPP;
         if (c->mode == VERITY_MODE_OFF)
-                return fill_result(v, res) < 0 ? -ENOMEM : -EOPNOTSUPP;
+                return verity_result_fill(v, res) < 0 ? -ENOMEM : -EOPNOTSUPP;
         return open_partition_checked(m, d, c, v, ret_block_fd);
 }
 

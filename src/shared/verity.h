@@ -29,6 +29,7 @@ typedef enum VerityCheckedBy {
         VERITY_CHECKED_KERNEL,
         VERITY_CHECKED_USERSPACE,
         VERITY_CHECKED_USERSPACE_COPY,  /* checked in userspace and served from a private sealed copy */
+        VERITY_CHECKED_BROKER,          /* set up by the broker (sysext-idmapd), shared with its other users */
         _VERITY_CHECKED_MAX,
 } VerityCheckedBy;
 
@@ -140,6 +141,9 @@ int verity_open_partition(const DissectedImage *m, PartitionDesignator d, void *
 /* Call right after dissected_image_mount() succeeded: marks dm devices for deferred removal, so they
  * disappear with the last mount. */
 int verity_context_relinquish(VerityContext *c);
+
+/* What verity_open_partition() records before it checks: root hash and signer of v. */
+int verity_result_fill(const VerityData *v, VerityResult *res);
 
 /* Whether dm-verity activation is possible here (cached). */
 bool verity_kernel_available(void);

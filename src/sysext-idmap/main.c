@@ -29,6 +29,7 @@ static pid_t arg_namespace_of = 0;
 static ImagePolicy *arg_image_policy = NULL;
 static const char *arg_image_policy_string = NULL;     /* as given, for the broker */
 static const char *arg_broker = NULL;                  /* --broker=PATH */
+static bool arg_broker_no = false;                      /* --broker=no */
 static VerityMode arg_verity = VERITY_MODE_AUTO;
 static bool arg_validate = false;
 static ImageArg *arg_images = NULL;
@@ -134,6 +135,9 @@ static int make_context(MergeContext *c, char **images) {
         c->noexec = arg_noexec;
         c->overlay_options = arg_overlay_options;
         c->always_refresh = arg_always_refresh;
+        /* root's --namespace-of: trusted images from the broker's layer store when it runs */
+        if (arg_namespace_of > 0 && !arg_broker_no)
+                c->broker = arg_broker ?: BROKER_SOCKET_DEFAULT;
         c->notice = print_notice;
         return 0;
 }
@@ -245,8 +249,11 @@ static int verb_mutate(int argc, char **argv) {
         if (r < 0)
                 return r;
         /* root of an unprivileged container: the host's broker mounts, we attach in our namespace */
-        if (streq(argv[0], "merge") && merge_broker_in_container() > 0)
+        if (streq(argv[0], "merge") && merge_broker_in_container() > 0) {
+                if (arg_broker_no)
+                        return sx_error(-EINVAL, "--broker=no: merge as root of a user namespace needs the broker.");
                 return merge_broker_extensions(&c, arg_broker, arg_image_policy_string);
+        }
         if (streq(argv[0], "merge"))
                 return merge_extensions(&c);
         if (streq(argv[0], "unmerge"))
@@ -283,9 +290,13 @@ static int verb_run(int argc, char **argv) {
                 .broker_policy = arg_image_policy_string,
         };
         /* an ordinary user always goes through the broker; root when it runs (run-broker.h) */
-        r = run_broker_choose(&o, arg_broker, geteuid() == 0, &o.broker, &o.broker_optional);
-        if (r < 0)
-                return r;
+        if (arg_broker_no && geteuid() != 0)
+                return sx_error(-EINVAL, "run: --broker=no: an ordinary user's run needs the broker.");
+        if (!arg_broker_no) {
+                r = run_broker_choose(&o, arg_broker, geteuid() == 0, &o.broker, &o.broker_optional);
+                if (r < 0)
+                        return r;
+        }
         r = run_command(&o, &status);
         if (r < 0 && status > 0) {
                 /* The command could not be executed: say why, exit as a shell would (126/127). */
@@ -366,8 +377,9 @@ static void help(void) {
                "     --private-users=no|pick|subuid|INSIDE:OUTSIDE:COUNT|userns:PATH\n"
                "                         User namespace of the command; layers are idmapped into it\n"
                "                         (an ordinary user: own ids -> 0, or subuid: its /etc/subuid range)\n"
-               "     --broker=PATH       The broker's socket (sysext-idmapd), for an ordinary user's run\n"
-               "                         and merge in a container (default " BROKER_SOCKET_DEFAULT ")\n"
+               "     --broker=PATH|no    The broker's socket (sysext-idmapd), for run, merge in a\n"
+               "                         container and --namespace-of's shared layers\n"
+               "                         (default " BROKER_SOCKET_DEFAULT "; no: never)\n"
                "     --user=NAME         Run as NAME, layers mapped user:NAME (nosuid,nodev)\n\n"
                "See the sysext-idmap(1) man page for details.\n",
                cls->program, cls->what, cls->where, cls->where, cls->where);
@@ -580,9 +592,10 @@ static int parse_argv(int argc, char **argv) {
                                 return sx_error(-EINVAL, "--class=: unknown image class '%s' (sysext, confext)", optarg);
                         break;
                 case ARG_BROKER:
-                        if (!path_is_absolute(optarg))
-                                return sx_error(-EINVAL, "--broker=: '%s' is not an absolute path", optarg);
-                        arg_broker = optarg;
+                        arg_broker_no = streq(optarg, "no");
+                        if (!arg_broker_no && !path_is_absolute(optarg))
+                                return sx_error(-EINVAL, "--broker=: '%s' is neither an absolute path nor 'no'", optarg);
+                        arg_broker = arg_broker_no ? NULL : optarg;
                         break;
                 case ARG_NAMESPACE_OF: {
                         uint32_t pid;

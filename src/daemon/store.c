@@ -102,8 +102,13 @@ int daemon_store_gc(Daemon *d) {
         int r;
 
         r = broker_store_gc(d->store, &removed);
-        STRV_FOREACH(k, removed)
+        STRV_FOREACH(k, removed) {
+                bool dormant = broker_store_lookup_dormant(d->store, *k, NULL, NULL) > 0;
                 fdstore_remove(d, *k);
+                fprintf(stderr, "sysext-idmapd: layer %s: %s\n", *k,
+                        dormant ? "in no mount table but still in use (an overlay's layer): its device is kept"
+                                : "in use nowhere: released");
+        }
         return r;
 }
 

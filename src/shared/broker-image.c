@@ -23,7 +23,7 @@ const char * const broker_trusted_dirs[] = {
 };
 
 /* The file systems a pinned superblock can be mounted again by its device (what images carry). */
-static const char *bdev_fs_name(int fd) {
+const char *broker_bdev_fs_name(int fd) {
         static const struct { unsigned long magic; const char *name; } fs[] = {
                 { 0xE0F5E1E2UL, "erofs" }, { 0x73717368UL, "squashfs" }, { 0xEF53UL, "ext4" },
                 { 0x58465342UL, "xfs" }, { 0x9123683EUL, "btrfs" }, { 0x4d44UL, "vfat" },
@@ -99,7 +99,7 @@ static int clone_by_remount(int mount_fd, const char *sub, int *ret_fd) {
         Remount m = { .sub = sub };
         int fd, r;
 
-        m.fstype = bdev_fs_name(mount_fd);
+        m.fstype = broker_bdev_fs_name(mount_fd);
         if (!m.fstype || fstat(mount_fd, &m.root) < 0 || major(m.root.st_dev) == 0)
                 return 0;               /* no block device file system: the clone's own error stands */
         staging = strjoin(sx_runtime_dir(), "/staging");
@@ -116,6 +116,37 @@ static int clone_by_remount(int mount_fd, const char *sub, int *ret_fd) {
                 return -EIO;
         *ret_fd = fd;
         return 1;
+}
+
+/* The device node is made in a detached private tmpfs (no path anyone else sees) and named through
+ * our fd of it; the mount is what the pin was: a detached read-only nodev mount of the superblock. */
+int broker_remount_dormant(const char *fstype, const struct stat *root, int *ret_fd) {
+        _cleanup_close_ int tfs = -EBADF, tmp = -EBADF, fs = -EBADF, mnt = -EBADF;
+        char node[STRLEN("/proc/self/fd//dev") + 12];
+        struct stat st;
+
+        tfs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (tfs < 0 || sys_fsconfig(tfs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+            sys_fsconfig(tfs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return sx_error(negative_errno(), "cannot create a staging area: %m");
+        tmp = sys_fsmount(tfs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        if (tmp < 0 || mknodat(tmp, "dev", S_IFBLK | 0600, root->st_dev) < 0)
+                return sx_error(negative_errno(), "cannot make a device node in a staging area: %m");
+        (void) snprintf(node, sizeof(node), "/proc/self/fd/%i/dev", tmp);
+        fs = sys_fsopen(fstype, FSOPEN_CLOEXEC);
+        if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", node, 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 || sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return sx_error(negative_errno(), "cannot mount %s from device %u:%u again: %m", fstype,
+                                major(root->st_dev), minor(root->st_dev));
+        mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV);
+        if (mnt < 0 || fstat(mnt, &st) < 0)
+                return sx_error(negative_errno(), "cannot mount %s from device %u:%u again: %m", fstype,
+                                major(root->st_dev), minor(root->st_dev));
+        if (st.st_dev != root->st_dev || st.st_ino != root->st_ino)
+                return sx_error(-ESTALE, "device %u:%u gave another file system than the pinned one",
+                                major(root->st_dev), minor(root->st_dev));
+        *ret_fd = TAKE_FD(mnt);
+        return 0;
 }
 
 int broker_clone_for_target_sub(int mount_fd, const char *sub, const BrokerTarget *t, bool recursive, int *ret_fd) {
@@ -473,6 +504,8 @@ int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, 
         int r = 0;
 
         for (PartitionDesignator d = PARTITION_ROOT; d <= PARTITION_USR; d++) {
+                const char *fstype = NULL;
+                struct stat root;
                 int pinned = -EBADF;
                 was_found[d] = e->dissected->partitions[d].found;
                 if (!was_found[d])
@@ -486,9 +519,19 @@ int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, 
                                 break;
                         }
                         e->dissected->partitions[d].found = false;     /* shared: not mounted again */
-                } else
+                } else if (store && keys[d] && broker_store_lookup_dormant(store, keys[d], &root, &fstype) > 0 &&
+                           broker_remount_dormant(fstype, &root, &plain_fds[d]) >= 0) {
+                        /* its superblock back from the device the store holds: pinned again */
+                        is_new[d] = true;
+                        e->dissected->partitions[d].found = false;
+                } else {
+                        sx_clear_error();
                         missing = true;
+                }
         }
+        /* a superblock the store keeps must be on a block device: only so can a gc that finds it in
+         * use only through overlays keep it findable (broker_store_gc()) */
+        e->dissected->block_device_only = store && (keys[PARTITION_ROOT] || keys[PARTITION_USR]);
         if (r >= 0 && missing)
                 r = mount_missing(e, cfg, trusted, plain_fds, is_new);
         if (r >= 0)

@@ -18,6 +18,13 @@ int broker_clone_for_target(int mount_fd, const BrokerTarget *t, bool recursive,
  * again by its device in a helper and the clone made there. */
 int broker_clone_for_target_sub(int mount_fd, const char *sub, const BrokerTarget *t, bool recursive, int *ret_fd);
 
+/* The name of the block device file system mount fd is on ("erofs", "squashfs", ...), or NULL. */
+const char *broker_bdev_fs_name(int fd);
+/* A new plain detached mount of a dormant store entry's device (broker_store_lookup_dormant()),
+ * checked to have root's device and root inode: while the superblock lives, the kernel gives back
+ * that one. */
+int broker_remount_dormant(const char *fstype, const struct stat *root, int *ret_fd);
+
 /* Whether the image fd is the administrator's: a root-owned file directly inside one of the
  * trusted directories under root, every component root's and not writable by others, and the
  * path still naming this very inode. 1 yes; 0 no with *ret_why; negative errno. *ret_path (may be

@@ -5,12 +5,26 @@
 #include <sys/sysmacros.h>
 
 #include "broker-internal.h"
+#include "mountapi.h"
+#include "namespace.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
+/* An entry holds a pin (a plain detached mount of the superblock), or, once gc found the
+ * superblock in no mount table but still alive (an overlay's private lower layer), it is dormant:
+ * the pin is gone and an fd of the superblock's block device is held instead, so that the device
+ * keeps its contents (a loop device is not cleared, a dm device not removed, while it is open) and
+ * a new mount of it gives back the live superblock (broker_remount_dormant()). */
+typedef struct StoreEntry {
+        char *key;
+        int fd;                 /* the pin, or -EBADF if dormant */
+        int bdev_fd;            /* dormant only: the block device */
+        struct stat root;       /* dormant only: the pin's root (device and inode) */
+        const char *fstype;     /* dormant only */
+} StoreEntry;
+
 struct BrokerLayerStore {
-        char **keys;
-        int *fds;
+        StoreEntry *e;
         size_t n;
 };
 
@@ -23,22 +37,25 @@ int broker_store_new(BrokerLayerStore **ret) {
         return 0;
 }
 
+static void entry_done(StoreEntry *e) {
+        free(e->key);
+        safe_close(e->fd);
+        safe_close(e->bdev_fd);
+}
+
 BrokerLayerStore *broker_store_free(BrokerLayerStore *s) {
         if (!s)
                 return NULL;
-        for (size_t i = 0; i < s->n; i++) {
-                free(s->keys[i]);
-                safe_close(s->fds[i]);
-        }
-        free(s->keys);
-        free(s->fds);
+        for (size_t i = 0; i < s->n; i++)
+                entry_done(&s->e[i]);
+        free(s->e);
         free(s);
         return NULL;
 }
 
 static ssize_t store_find(const BrokerLayerStore *s, const char *key) {
         for (size_t i = 0; i < s->n; i++)
-                if (streq(s->keys[i], key))
+                if (streq(s->e[i].key, key))
                         return (ssize_t) i;
         return -1;
 }
@@ -48,8 +65,22 @@ int broker_store_lookup(BrokerLayerStore *s, const char *key, int *ret_pinned_fd
 
         assert(s && key && ret_pinned_fd);
         i = store_find(s, key);
-        *ret_pinned_fd = i >= 0 ? s->fds[i] : -EBADF;
-        return i >= 0;
+        *ret_pinned_fd = i >= 0 ? s->e[i].fd : -EBADF;
+        return *ret_pinned_fd >= 0;
+}
+
+int broker_store_lookup_dormant(BrokerLayerStore *s, const char *key, struct stat *ret_root, const char **ret_fstype) {
+        ssize_t i;
+
+        assert(s && key);
+        i = store_find(s, key);
+        if (i < 0 || s->e[i].fd >= 0)
+                return 0;
+        if (ret_root)
+                *ret_root = s->e[i].root;
+        if (ret_fstype)
+                *ret_fstype = s->e[i].fstype;
+        return 1;
 }
 
 int broker_store_insert(BrokerLayerStore *s, const char *key, int pinned_fd) {
@@ -62,21 +93,19 @@ int broker_store_insert(BrokerLayerStore *s, const char *key, int pinned_fd) {
                 return -EINVAL;
         i = store_find(s, key);
         if (i >= 0) {
-                safe_close(s->fds[i]);
-                s->fds[i] = TAKE_FD(fd);
+                safe_close(s->e[i].fd);
+                s->e[i].fd = TAKE_FD(fd);
+                s->e[i].bdev_fd = safe_close(s->e[i].bdev_fd);
                 return 0;
         }
         k = strdup(key);
-        char **nk = reallocarray(s->keys, s->n + 1, sizeof(char *));
-        if (nk)
-                s->keys = nk;
-        int *nf = reallocarray(s->fds, s->n + 1, sizeof(int));
-        if (nf)
-                s->fds = nf;
-        if (!k || !nk || !nf)
+        if (!k)
                 return -ENOMEM;
-        s->keys[s->n] = TAKE_PTR(k);
-        s->fds[s->n++] = TAKE_FD(fd);
+        StoreEntry *ne = reallocarray(s->e, s->n + 1, sizeof(StoreEntry));
+        if (!ne)
+                return -ENOMEM;
+        s->e = ne;
+        s->e[s->n++] = (StoreEntry) { .key = TAKE_PTR(k), .fd = TAKE_FD(fd), .bdev_fd = -EBADF };
         return 0;
 }
 
@@ -88,17 +117,15 @@ int broker_store_get(const BrokerLayerStore *s, size_t i, const char **ret_key, 
         if (!s || i >= s->n)
                 return -ENXIO;
         if (ret_key)
-                *ret_key = s->keys[i];
+                *ret_key = s->e[i].key;
         if (ret_fd)
-                *ret_fd = s->fds[i];
+                *ret_fd = s->e[i].fd;
         return 0;
 }
 
 static void store_drop(BrokerLayerStore *s, size_t i) {
-        free(s->keys[i]);
-        safe_close(s->fds[i]);
-        memmove(s->keys + i, s->keys + i + 1, (s->n - i - 1) * sizeof(char *));
-        memmove(s->fds + i, s->fds + i + 1, (s->n - i - 1) * sizeof(int));
+        entry_done(&s->e[i]);
+        memmove(s->e + i, s->e + i + 1, (s->n - i - 1) * sizeof(StoreEntry));
         s->n--;
 }
 
@@ -190,6 +217,64 @@ static int collect_mounted_devs(const char *proc, DevSet *devs) {
         return 0;
 }
 
+/* In a private mount namespace: the block device dev opened through a node in a private tmpfs
+ * (the host's /dev is not asked: it may lack the node, or be someone else's). */
+static int open_bdev_in_child(void *userdata, int *ret_fds, size_t max_fds) {
+        const dev_t *dev = userdata;
+        _cleanup_close_ int fs = -EBADF, tmp = -EBADF;
+
+        if (max_fds < 1)
+                return -E2BIG;
+        fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return negative_errno();
+        tmp = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        if (tmp < 0 || mknodat(tmp, "dev", S_IFBLK | 0600, *dev) < 0)
+                return negative_errno();
+        ret_fds[0] = openat(tmp, "dev", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+        return ret_fds[0] < 0 ? negative_errno() : 1;
+}
+
+/* 1: a file system still holds the block device bdev_fd is open on (it claims it exclusively as
+ * long as its superblock lives, however few mounts of it any table shows); 0: nothing does. */
+static int bdev_in_use(int bdev_fd) {
+        char path[STRLEN("/proc/self/fd/") + 12];
+        int fd;
+
+        (void) snprintf(path, sizeof(path), "/proc/self/fd/%i", bdev_fd);
+        fd = open(path, O_RDONLY | O_EXCL | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0) {
+                safe_close(fd);
+                return 0;
+        }
+        return errno == EBUSY ? 1 : negative_errno();
+}
+
+/* The pin of entry e, whose superblock no mount table shows, is closed. For a superblock on a
+ * block device: first that device is opened; then, if the superblock outlives the pin (an
+ * overlay's private layer still holds it), the entry stays, dormant. 1 dormant, 0 to drop. */
+static int entry_try_dormant(StoreEntry *e) {
+        _cleanup_close_ int bdev = -EBADF;
+        const char *fstype = broker_bdev_fs_name(e->fd);
+        struct stat root;
+        int r;
+
+        if (!fstype || fstat(e->fd, &root) < 0 || major(root.st_dev) == 0)
+                return 0;               /* no block device (file-backed erofs): cannot be found again */
+        r = run_in_private_mntns(open_bdev_in_child, &root.st_dev, &bdev, 1);
+        if (r != 1)
+                return 0;
+        e->fd = safe_close(e->fd);
+        r = bdev_in_use(bdev);
+        if (r <= 0)
+                return 0;
+        e->bdev_fd = TAKE_FD(bdev);
+        e->root = root;
+        e->fstype = fstype;
+        return 1;
+}
+
 int broker_store_gc_in(BrokerLayerStore *s, const char *proc, char ***ret_removed_keys) {
         _cleanup_strv_free_ char **removed = NULL;
         DevSet devs = {};
@@ -198,15 +283,31 @@ int broker_store_gc_in(BrokerLayerStore *s, const char *proc, char ***ret_remove
         assert(s);
         r = collect_mounted_devs(proc, &devs);
         for (size_t i = 0; r >= 0 && i < s->n;) {
+                StoreEntry *e = &s->e[i];
                 struct stat st;
-                if (fstat(s->fds[i], &st) < 0 || devset_has(&devs, st.st_dev)) {
+
+                if (e->fd < 0) {        /* dormant: kept while a file system holds its device */
+                        if (bdev_in_use(e->bdev_fd) != 0) {
+                                i++;
+                                continue;
+                        }
+                        if (ret_removed_keys && (r = strv_extend(&removed, e->key)) < 0)
+                                break;
+                        n++;
+                        store_drop(s, i);
+                        continue;
+                }
+                if (fstat(e->fd, &st) < 0 || devset_has(&devs, st.st_dev)) {
                         i++;
                         continue;
                 }
-                if (ret_removed_keys && (r = strv_extend(&removed, s->keys[i])) < 0)
+                if (ret_removed_keys && (r = strv_extend(&removed, e->key)) < 0)
                         break;
-                store_drop(s, i);
                 n++;
+                if (entry_try_dormant(e) > 0)
+                        i++;
+                else
+                        store_drop(s, i);
         }
         free(devs.v);
         if (r < 0)

@@ -82,17 +82,29 @@ BrokerLayerStore *broker_store_free(BrokerLayerStore *s);      /* closes the pin
 DEFINE_TRIVIAL_CLEANUP_FUNC(BrokerLayerStore *, broker_store_free);
 /* 1 found (*ret_pinned_fd borrowed, stays owned by the store), 0 not found (*ret = -EBADF). */
 int broker_store_lookup(BrokerLayerStore *s, const char *key, int *ret_pinned_fd);
-/* Takes pinned_fd (also on failure). An existing entry of the same key is replaced (its fd closed).
+/* 1: key's entry is dormant (gc closed its pin while the superblock lived on, only through mounts no
+ * mount table shows, such as an overlay's layers): *ret_root (the pin's root: device, inode) and
+ * *ret_fstype tell broker_remount_dormant() how to get the superblock back; 0: not dormant. */
+int broker_store_lookup_dormant(BrokerLayerStore *s, const char *key, struct stat *ret_root, const char **ret_fstype);
+/* Takes pinned_fd (also on failure). An existing entry of the same key is replaced (its fd closed;
+ * a dormant one becomes pinned again).
  * -EINVAL for an empty key or a negative fd. */
 int broker_store_insert(BrokerLayerStore *s, const char *key, int pinned_fd);
 size_t broker_store_size(const BrokerLayerStore *s);
-/* Entry i (0 ≤ i < size), key and fd borrowed; -ENXIO for i out of range. */
+/* Entry i (0 ≤ i < size), key and fd borrowed (-EBADF: dormant); -ENXIO for i out of range. */
 int broker_store_get(const BrokerLayerStore *s, size_t i, const char **ret_key, int *ret_fd);
 /* 1 removed, 0 no such key. */
 int broker_store_remove(BrokerLayerStore *s, const char *key);
-/* Drops every entry whose superblock is mounted nowhere but in the pin: no mount of its st_dev in
- * the mountinfo of any mount namespace (walks /proc/PID/mountinfo once per distinct mount namespace).
- * ret_removed_keys (may be NULL) gets the dropped keys. Returns the number dropped. */
+/* Closes the pin of every entry whose superblock is mounted nowhere but in the pin: no mount of its
+ * st_dev in the mountinfo of any mount namespace (walks /proc/PID/mountinfo once per distinct mount
+ * namespace). An overlay's layers are in no mountinfo, so for a superblock on a block device the
+ * entry then stays, dormant, holding the device open, as long as a file system still claims that
+ * device (an O_EXCL open fails with EBUSY): the superblock lives on, and a later caller gets it back
+ * by mounting the device again. A dormant entry whose device nothing claims any more is dropped
+ * (its device closed: an autoclear loop device goes). A superblock without a block device
+ * (file-backed erofs) cannot be found again: its entry is dropped with its pin.
+ * ret_removed_keys (may be NULL) gets the keys whose pins were closed or whose entries went
+ * (broker_store_lookup_dormant() tells which are dormant now). Returns their number. */
 int broker_store_gc(BrokerLayerStore *s, char ***ret_removed_keys);
 /* Same, with the /proc to walk given (tests); proc NULL = "/proc". */
 int broker_store_gc_in(BrokerLayerStore *s, const char *proc, char ***ret_removed_keys);

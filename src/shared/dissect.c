@@ -676,14 +676,15 @@ static int open_loop(const DissectedImage *m, const DissectedPartition *p, LoopD
  * CONFIG_EROFS_FS_BACKED_BY_FILE): the source is then a path the kernel opens itself, our fd's
  * magic link, so it is the very file we probed. Only for images with nothing to verify: a verified
  * one is mounted from the verified block device (re-probed in mount_partition()), never from the
- * file. 1 mounted; 0 not possible here (a kernel without it, a GPT partition, or a file system the
+ * file, nor where the caller asked for a block device (block_device_only). 1 mounted; 0 not possible
+ * here (a kernel without it, a GPT partition, or a file system the
  * kernel cannot read erofs from, such as tmpfs: -ENOTBLK), use a loop device. */
 static int mount_file_backed(const DissectedImage *m, const DissectedPartition *p, int *ret_mnt) {
         char source[STRLEN("/proc/self/fd/") + 12];
         struct stat st;
         int r;
 
-        if (m->kind != DISSECT_FILESYSTEM || !streq(p->fstype, "erofs") || p->offset != 0 || p->size != m->size ||
+        if (m->block_device_only || m->kind != DISSECT_FILESYSTEM || !streq(p->fstype, "erofs") || p->offset != 0 || p->size != m->size ||
             fstat(m->fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return 0;
         (void) snprintf(source, sizeof(source), "/proc/self/fd/%i", m->fd);

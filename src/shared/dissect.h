@@ -66,6 +66,9 @@ typedef struct DissectedImage {
         uint64_t size;          /* image file size in bytes */
         char *table_uuid;       /* GPT disk UUID */
         DissectedPartition partitions[_PARTITION_DESIGNATOR_MAX];
+        /* Set by the caller before mounting: never mount the file itself (erofs on 6.12+), always a
+         * block device, so that the superblock can be found again by its device (the broker's store). */
+        bool block_device_only;
 } DissectedImage;
 
 DissectedImage *dissected_image_free(DissectedImage *m);

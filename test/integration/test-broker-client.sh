@@ -6,7 +6,8 @@
 # this test's private mount namespace. Checks: the extension's files are visible and root-owned
 # inside, nothing shows in our mount table (also while the sandbox runs), an image the user cannot
 # read is not opened, the command's exit status passes through, and without a daemon a user gets
-# one line saying so.
+# one line saying so. Last, the store's gc: a superblock sandboxes use only through overlays stays
+# shared across a gc and is released after the last one.
 set -euo pipefail
 source "$TEST_LIB"
 enter_private_ns "$@"
@@ -201,5 +202,75 @@ run as_user unshare --user --map-users="$SUB,0,65536" --map-groups="$SUB,0,65536
 check_container "subuid container" "0 $SUB 65536"
 assert_state_unchanged "$SCRATCH/state.before" "after the containers"
 
+# ---------------------------------------------------------------------------------------------
+# The store's garbage collection: a sandbox uses the daemon's superblock only through its overlay,
+# whose layers are in no mount table. A gc meanwhile must not lose it (the next sandbox gets the
+# same superblock: one loop device in all); once both are gone a gc releases it (no loop device
+# left) and the idle daemon exits.
+log "gc while a sandbox uses a layer only through its overlay"
 stop_daemon
+HOSTIMG=$ROOT/var/lib/extensions/hostext.raw
+loops_on() { losetup -j "$1" 2>/dev/null | grep -c . || true; }
+wait_no_loops_on() {
+        local i
+        for i in $(seq 1 100); do
+                (($(loops_on "$1") == 0)) && break
+                sleep 0.1
+        done
+        assert_eq "$(loops_on "$1")" 0 "$2: no loop device left on ${1##*/}"
+}
+wait_no_loops_on "$HOSTIMG" "the first daemon stopped"
+GCLOG=$SCRATCH/daemon-gc.log
+rm -f "$SOCK"
+"${DAEMON[@]}" --listen="$SOCK" --root="$ROOT" --idle-exit=2 >"$GCLOG" 2>&1 &
+DAEMON_PID=$!
+while [[ ! -S $SOCK ]]; do
+        kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$GCLOG"; fail "the daemon died at start"; finish; }
+        sleep 0.05
+done
+# wait_log N TEXT: until the daemon has logged TEXT N times (bounded: 60 s, or its exit).
+wait_log() {
+        local i
+        for i in $(seq 1 600); do
+                (($(grep -c -- "$2" "$GCLOG" || true) >= $1)) && return 0
+                kill -0 "$DAEMON_PID" 2>/dev/null || return 1
+                sleep 0.1
+        done
+        return 1
+}
+GC_SANDBOX='d=$1
+hostext-hello >"$d/hello" 2>&1
+touch "$d/ready"
+while [ ! -e "$d/go" ]; do sleep 0.05; done'
+# gc_sandbox VAR WHAT: starts one, waits until it runs; VAR gets its directory, GC_PIDS its pid.
+GC_PIDS=()
+gc_sandbox() {
+        local d
+        d=$(mktemp -d "$PUB/gc.XXXXXX")
+        chmod 1777 "$d"
+        as_user "$SYSEXT_IDMAP" run --image="$HOSTIMG" -- sh -c "$GC_SANDBOX" sh "$d" 2>"$d/stderr" &
+        GC_PIDS+=($!)
+        while [[ ! -e $d/ready ]] && kill -0 "${GC_PIDS[-1]}" 2>/dev/null; do sleep 0.05; done
+        [[ -e $d/ready ]] || sed 's/^/    stderr: /' "$d/stderr"
+        assert_eq "$(cat "$d/hello" 2>/dev/null)" "hello from hostext" "$2: the extension's command runs"
+        printf -v "$1" %s "$d"
+}
+gc_sandbox A "first sandbox"
+assert_eq "$(loops_on "$HOSTIMG")" 1 "first sandbox: one loop device"
+wait_log 1 "still in use" && pass "a gc ran while the first sandbox runs, and kept the device" ||
+        { fail "no gc kept the layer of the running sandbox"; sed 's/^/    daemon: /' "$GCLOG"; }
+gc_sandbox B "second sandbox"
+assert_eq "$(loops_on "$HOSTIMG")" 1 "second sandbox after a gc: the same superblock (one loop device in all)"
+touch "$A/go" "$B/go"
+rc=0
+for p in "${GC_PIDS[@]}"; do wait "$p" || rc=$?; done
+assert_eq "$rc" 0 "both sandboxes exit 0"
+wait_log 1 "in use nowhere: released" && pass "a gc released the layer after the last sandbox" ||
+        { fail "no gc released the layer"; sed 's/^/    daemon: /' "$GCLOG"; }
+wait_no_loops_on "$HOSTIMG" "after the gc"
+rc=0
+wait "$DAEMON_PID" || rc=$?
+assert_eq "$rc" 0 "the daemon, its store empty, exits when idle"
+assert_state_unchanged "$SCRATCH/state.before" "after the gc checks"
+
 finish

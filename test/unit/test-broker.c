@@ -232,8 +232,14 @@ static void test_store(BrokerLayerStore *store) {
         CHECK(r == 0 && broker_store_size(store) == 1, "gc: an attached superblock is kept (r=%d)", r);
         CHECK(umount2(T("attach"), MNT_DETACH) == 0, "detached again");
         r = broker_store_gc(store, &removed);
+        CHECK(r == 1 && broker_store_size(store) == 1 && broker_store_lookup_dormant(store, k, NULL, NULL) == 1 &&
+              strv_length(removed) == 1 && streq(removed[0], k),
+              "gc: in no mount table, but an fd still holds the unmounted clone: the pin closed, the entry dormant (r=%d)", r);
+        clone = safe_close(clone);
+        removed = strv_free(removed);
+        r = broker_store_gc(store, &removed);
         CHECK(r == 1 && broker_store_size(store) == 0 && strv_length(removed) == 1 && streq(removed[0], k),
-              "gc: mounted nowhere but in the pin: dropped (r=%d)", r);
+              "gc: used nowhere: dropped (r=%d)", r);
         CHECK(broker_store_insert(store, "k", -EBADF) == -EINVAL && broker_store_remove(store, "nope") == 0, "insert/remove edge cases");
 }
 
@@ -269,6 +275,42 @@ static void test_overlay(const BrokerConfig *cfg, BrokerLayerStore *store) {
         r = broker_mount_overlay(cfg, &who, t, &fd, 1, bad, NULL, false, store, &a);
         CHECK(r == -EINVAL, "refused: hierarchy /etc (r=%d)", r);
 }
+
+#if SYSEXT_IDMAP_TEST_HOOKS
+/* gc while the pin's superblock is used only by a detached clone (o's layer, as an overlay's
+ * private layer: in no mount table): the entry stays dormant, the next MountImage gets the same
+ * superblock back (pinned again); once nothing uses it a gc drops it. *sp: the pin's stat. */
+static void test_gc_dormant(const BrokerConfig *cfg, const BrokerCaller *who, BrokerTarget *t, int fd,
+                            BrokerLayerStore *store, BrokerOverlayResult *o, const struct stat *sp) {
+        _cleanup_strv_free_ char **removed = NULL;
+        BrokerImageResult c = {};
+        struct stat sc = {}, root = {};
+        const char *key = NULL, *fstype = NULL;
+        int pin = -EBADF, r;
+
+        if (o->n_hierarchies < 1 || o->hierarchies[0].n_layer_fds < 1 || broker_store_get(store, 0, &key, NULL) < 0)
+                return;
+        _cleanup_free_ char *k = strdup(key);
+        r = broker_store_gc(store, &removed);
+        CHECK(r == 1 && broker_store_size(store) == 1 && broker_store_lookup(store, k, &pin) == 0 &&
+              broker_store_lookup_dormant(store, k, &root, &fstype) == 1 && root.st_dev == sp->st_dev && fstype && streq(fstype, "ext4"),
+              "gc: used only by a detached clone: the pin closed, the entry dormant (r=%d)", r);
+        r = broker_mount_image(cfg, who, t, fd, NULL, store, &c);
+        CHECK(r == 0 && c.n_partitions == 1 && c.partitions[0].new_pinned_fd >= 0 && fstat(c.partitions[0].mount_fd, &sc) == 0 &&
+              sc.st_dev == sp->st_dev && sc.st_ino == sp->st_ino && broker_store_lookup(store, k, &pin) == 1,
+              "gc: MountImage of a dormant entry gets its superblock back, pinned again (r=%d: %s)", r,
+              r < 0 ? strna(sx_last_error()) : "");
+        broker_image_result_done(&c);
+        removed = strv_free(removed);
+        r = broker_store_gc(store, &removed);
+        CHECK(r == 1 && broker_store_lookup_dormant(store, k, NULL, NULL) == 1, "gc: dormant again (r=%d)", r);
+        broker_overlay_result_done(o);
+        removed = strv_free(removed);
+        r = broker_store_gc(store, &removed);
+        CHECK(r == 1 && broker_store_size(store) == 0 && strv_length(removed) == 1 && streq(removed[0], k),
+              "gc: the last user gone: the dormant entry dropped (r=%d)", r);
+}
+#endif
 
 /* Kernels before 6.15 clone no detached mount: the pins' superblocks are mounted again by their
  * block device and cloned in a helper (the test hook takes that path here). An ext4 image, as
@@ -319,13 +361,45 @@ static void test_clone_by_remount(const BrokerConfig *cfg) {
               owner_of(o.hierarchies[0].layer_fds[0], "share/other") == IDMAP_NOBODY_ID && broker_store_size(store) == 1,
               "remount: MountOverlay's /usr layer is the image's usr subtree, detached, idmapped, from the pin (r=%d: %s)", r,
               r < 0 ? strna(sx_last_error()) : "");
-        test_hooks.force_clone_by_remount = false;
         broker_image_result_done(&a);
         broker_image_result_done(&b);
+        test_gc_dormant(cfg, &who, t, fd, store, &o, &sp);
+        test_hooks.force_clone_by_remount = false;
         broker_overlay_result_done(&o);
 #else
         SKIP("remount: a build without test hooks");
 #endif
+}
+
+/* A trusted erofs image on a disk file system, where the kernel (6.12+) could mount the file
+ * itself: what the store pins is still on a block device (a loop device), so that a gc can keep it
+ * findable (test_gc_dormant()). */
+static void test_store_block_device(const BrokerConfig *cfg) {
+        _cleanup_(broker_store_freep) BrokerLayerStore *store = NULL;
+        BrokerCaller who = { .uid = 0, .gid = 0, .pid = 1, .pidfd = -EBADF };
+        _cleanup_close_ int fd = -EBADF;
+        BrokerImageResult a = {};
+        struct stat st = {};
+        int r;
+
+        if (!have("mkfs.ext4")) {
+                SKIP("block device: mkfs.ext4 missing");
+                return;
+        }
+        r = run("truncate -s 16M disk.img && mkfs.ext4 -q -F disk.img && mkdir -p root/var/lib/extensions && "
+                "mount -o loop disk.img root/var/lib/extensions && cp root/etc/extensions/foo.raw root/var/lib/extensions/foo.raw");
+        fd = open_ro(T("root/var/lib/extensions/foo.raw"));
+        CHECK(r == 0 && fd >= 0 && broker_store_new(&store) == 0, "block device: a trusted erofs image on ext4, a store");
+        if (r != 0 || fd < 0 || !store)
+                return;
+        r = broker_mount_image(cfg, &who, NULL, fd, NULL, store, &a);
+        CHECK(r == 0 && a.n_partitions == 1 && a.partitions[0].new_pinned_fd >= 0 && fstat(a.partitions[0].new_pinned_fd, &st) == 0 &&
+              major(st.st_dev) != 0, "block device: the pinned erofs superblock is on a block device (%u:%u; r=%d: %s)",
+              major(st.st_dev), minor(st.st_dev), r, r < 0 ? strna(sx_last_error()) : "");
+        broker_image_result_done(&a);
+        store = broker_store_free(store);
+        fd = safe_close(fd);
+        (void) umount2(T("root/var/lib/extensions"), MNT_DETACH);
 }
 
 static int setup_tree(void) {
@@ -370,6 +444,7 @@ int main(void) {
         test_directory();
         test_overlay(&cfg, store);
         test_store(store);
+        test_store_block_device(&cfg);
         test_clone_by_remount(&cfg);
         test_image_rewritten(&cfg);
         broker_config_done(&cfg);

@@ -12,6 +12,10 @@
 #include "varlink.h"
 
 #define BROKER_CALL_TIMEOUT_MS (300 * 1000)     /* one call may verify a large image in userspace */
+/* MountImage serves root front ends, a login among them, which falls back to mounting the image
+ * itself: the broker mounts one image (the kernel checks verity) in well under a second, and one
+ * that has not answered in this long is wedged, not busy. Also the bound for connecting. */
+#define BROKER_IMAGE_TIMEOUT_MS (10 * 1000)
 #define BROKER_FDS_MAX 250                      /* images + namespace in one message (SCM_MAX_FD 253) */
 #define HIERARCHIES_MAX 16
 
@@ -220,11 +224,11 @@ static int check_peer(Varlink *v, const char *socket) {
         return 0;
 }
 
-static int broker_connect(const char *socket, Varlink **ret) {
+static int broker_connect(const char *socket, int timeout_ms, Varlink **ret) {
         _cleanup_(varlink_freep) Varlink *v = NULL;
         int r;
 
-        r = varlink_connect(socket, 0, &v);
+        r = varlink_connect(socket, 0, timeout_ms, &v);
         if (r == -ENOENT || r == -ECONNREFUSED || r == -ENOTDIR)
                 return sx_error(-ENOTCONN, "the broker sysext-idmapd is not running (no one listens at %s: %s)",
                                 socket, strerror(-r));
@@ -253,7 +257,7 @@ int broker_client_mount_overlay(const char *socket, const int *image_fds, size_t
                 fds[n_fds++] = image_fds[i];
         if (userns_fd >= 0)
                 fds[n_fds++] = userns_fd;
-        r = broker_connect(socket, &v);
+        r = broker_connect(socket, 0, &v);
         if (r < 0)
                 return r;
         struct json_object *params = overlay_request(n_image_fds, userns_fd >= 0, hierarchies, policy, want_overlay);
@@ -324,7 +328,7 @@ int broker_client_mount_image(const char *socket, int image_fd, const char *poli
         int r;
 
         assert(socket && image_fd >= 0 && ret);
-        r = broker_connect(socket, &v);
+        r = broker_connect(socket, BROKER_IMAGE_TIMEOUT_MS, &v);
         if (r < 0)
                 return r;
         params = json_object_new_object();
@@ -334,7 +338,7 @@ int broker_client_mount_image(const char *socket, int image_fd, const char *poli
         json_object_object_add(params, "readOnly", json_object_new_boolean(true));
         if (policy)
                 json_object_object_add(params, "imagePolicy", json_object_new_string(policy));
-        r = varlink_call(v, "io.systemd.MountFileSystem.MountImage", params, &image_fd, 1, BROKER_CALL_TIMEOUT_MS, &rep);
+        r = varlink_call(v, "io.systemd.MountFileSystem.MountImage", params, &image_fd, 1, BROKER_IMAGE_TIMEOUT_MS, &rep);
         json_object_put(params);
         if (r < 0)
                 return sx_error(r, "sysext-idmapd at %s: MountImage failed: %m", socket);

@@ -129,8 +129,8 @@ int layer_provider_mount(Extension *e, const ExtensionOptions *o, void *userdata
                 sx_clear_error();
                 return 0;
         }
-        if (r == -EACCES)
-                atomic_store(&p->gone, true);   /* not root's socket: never again in this merge */
+        if (r == -EACCES || r == -ETIMEDOUT)
+                atomic_store(&p->gone, true);   /* not root's socket, or wedged: never again in this merge */
         if (r >= 0)
                 r = take_mounts(e, &img, ret);
         return r < 0 ? r : 1;

@@ -20,7 +20,7 @@
 /* Shared by the threads that open discovered images in parallel (merge.c): the flag is atomic. */
 typedef struct LayerProvider {
         const char *broker;             /* the broker's socket (borrowed); NULL = never */
-        atomic_bool gone;               /* nobody listened, or not root: not asked again */
+        atomic_bool gone;               /* nobody listened, not root, or wedged: not asked again */
 } LayerProvider;
 
 /* An ExtensionProvideFunc (userdata: a LayerProvider): 1 and *ret the clones of the broker's

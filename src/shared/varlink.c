@@ -2,6 +2,7 @@
 
 #include <json-c/json.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -719,7 +720,7 @@ int varlink_serve(Varlink *v, const VarlinkService *s, int timeout_ms, void *use
 
 /* ---- client side ---- */
 
-int varlink_connect(const char *path, size_t max_message, Varlink **ret) {
+int varlink_connect(const char *path, size_t max_message, int timeout_ms, Varlink **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
 
@@ -729,8 +730,15 @@ int varlink_connect(const char *path, size_t max_message, Varlink **ret) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return negative_errno();
+        /* A listener that does not accept (stopped, wedged) and whose backlog is full holds a
+         * blocking connect() for good; SO_SNDTIMEO bounds it (and sends, which retry anyway). */
+        if (timeout_ms > 0) {
+                struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+                if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+                        return negative_errno();
+        }
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return negative_errno();
+                return errno == EAGAIN ? -ETIMEDOUT : negative_errno();
         return varlink_new(TAKE_FD(fd), max_message ?: VARLINK_CLIENT_MESSAGE_MAX, VARLINK_FDS_MAX_KERNEL,
                            ret);
 }
@@ -778,9 +786,14 @@ int varlink_call(Varlink *v, const char *method, struct json_object *params, con
         int r;
 
         r = send_call(v, method, params, fds, n_fds, false);
-        if (r < 0)
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET)
                 return r;
-        r = varlink_receive(v, timeout_ms, &m);
+        /* A server that refused the connection (over a limit) said why before it closed it: that
+         * is the answer, if it is there. */
+        int q = varlink_receive(v, r < 0 ? 0 : timeout_ms, &m);
+        if (r < 0 && q <= 0)
+                return r;
+        r = q;
         if (r == 0)
                 return -ECONNRESET;
         if (r < 0)

@@ -138,8 +138,9 @@ int varlink_call_check_fields(VarlinkCall *c, const char * const *known);
 /* ---- client side ---- */
 
 /* Connects to an AF_UNIX socket path (SOCK_STREAM, O_CLOEXEC). Replies may carry up to
- * VARLINK_FDS_MAX_KERNEL fds and max_message bytes (0: 16 MiB). */
-int varlink_connect(const char *path, size_t max_message, Varlink **ret);
+ * VARLINK_FDS_MAX_KERNEL fds and max_message bytes (0: 16 MiB). timeout_ms > 0 bounds the wait
+ * for room in the listener's backlog (-ETIMEDOUT); 0 waits as long as it takes. */
+int varlink_connect(const char *path, size_t max_message, int timeout_ms, Varlink **ret);
 
 typedef struct VarlinkReply {
         VarlinkMessage message;         /* owned */

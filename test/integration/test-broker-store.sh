@@ -6,7 +6,8 @@
 # daemon's), each still idmapped its own way; without the daemon everything is as before (one loop
 # device each, nothing logged about a broker); an image the broker refuses is mounted locally with
 # a notice; a socket served by an ordinary user is never trusted by root's clients (nothing is even
-# sent to it).
+# sent to it); a stopped daemon, or one whose connections an ordinary user holds, delays a login by
+# at most the client's 10 s bound (not 300 s per image), and the module mounts the image itself.
 set -euo pipefail
 source "$TEST_LIB"
 source "$(dirname "$TEST_LIB")/lib-merge.sh"
@@ -55,7 +56,7 @@ make_root "$ROOT"
 DAEMON_PID=
 start_daemon() {
         mkdir -p "$SOCK_DIR"
-        "$SYSEXT_IDMAPD" --listen="$SOCK" --root="$ROOT" --idle-exit=0 >>"$SCRATCH/daemon.log" 2>&1 &
+        "$SYSEXT_IDMAPD" --listen="$SOCK" --root="$ROOT" --idle-exit=0 ${DAEMON_ARGS:-} >>"$SCRATCH/daemon.log" 2>&1 &
         DAEMON_PID=$!
         while [[ ! -S $SOCK ]]; do
                 kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$SCRATCH/daemon.log"; fail "the daemon died at start"; finish; }
@@ -320,5 +321,60 @@ stop_daemon
 signed_merge
 assert_eq "$V_LOOPS" 2 "signed DDI, 2 targets, no daemon: a loop device each"
 assert_eq "$V_LAYER" "signed userspace $DDI_ROOTHASH" "signed DDI without the daemon: checked here in userspace"
+
+# ---------------------------------------------------------------------------------------------
+# A wedged daemon (stopped: it still owns the socket, the kernel still queues connections) must
+# not hold up a login: the module waits a short bound for the broker, then mounts the image itself.
+log "a stopped daemon: the login is not held up"
+start_daemon
+kill -STOP "$DAEMON_PID"
+t0=$(date +%s%N)
+session sxstore sxst3 stat -c %u /usr/bin/sysq-hello
+elapsed=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$DAEMON_PID"
+log "login with the daemon stopped took ${elapsed} ms"
+assert_eq "$LAST_RC" 0 "daemon stopped: the session runs"
+assert_eq "$LAST_STDOUT" 4603 "daemon stopped: merged by the module, sxst3's files"
+assert_eq "$((elapsed < 30000))" 1 "daemon stopped: the login took ${elapsed} ms, under 30 s"
+assert_log "not from the broker's layer store" "daemon stopped: says why the module mounted it"
+stop_daemon
+
+# An ordinary user holds every connection the daemon takes (here the global limit is 4; a user with
+# subordinate uids can reach the default 128 the same way): root's MountImage is refused at once
+# (TooManyRequests), and the module mounts the image itself without waiting.
+log "the daemon's connections all held by an ordinary user"
+DAEMON_ARGS="--max-connections=4 --max-connections-per-uid=4"
+start_daemon
+DAEMON_ARGS=
+HOLD=$SCRATCH/hold
+install -d -o 4605 -g 4605 -m 0755 "$HOLD"
+setpriv --reuid=4605 --regid=4605 --clear-groups -- /usr/bin/python3 -c '
+import socket, sys, time
+held = []
+for i in range(8):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1]); held.append(s)
+open(sys.argv[2], "w").close()
+time.sleep(120)
+' "$SOCK" "$HOLD/ready" 2>"$SCRATCH/hold.err" &
+HOLD_PID=$!
+BG_PIDS="$BG_PIDS $HOLD_PID"
+for i in $(seq 1 100); do
+        [[ -e $HOLD/ready ]] && break
+        sleep 0.1
+done
+sleep 0.5       # the daemon has accepted (and counted) them
+t0=$(date +%s%N)
+session sxstore sxst4 stat -c %u /usr/bin/sysq-hello
+elapsed=$((($(date +%s%N) - t0) / 1000000))
+log "login with all connections held took ${elapsed} ms"
+assert_eq "$LAST_RC" 0 "connections held: the session runs"
+assert_eq "$LAST_STDOUT" 4604 "connections held: merged by the module, sxst4's files"
+assert_eq "$((elapsed < 30000))" 1 "connections held: the login took ${elapsed} ms, under 30 s"
+assert_log "too many connections" "connections held: says the broker refused"
+kill "$HOLD_PID" 2>/dev/null || true
+wait "$HOLD_PID" 2>/dev/null || true
+bg_pids_remove "$HOLD_PID"
+stop_daemon
 
 finish

@@ -377,4 +377,33 @@ wait "$HOLD_PID" 2>/dev/null || true
 bg_pids_remove "$HOLD_PID"
 stop_daemon
 
+# Idle exit with a session open: the daemon's gc sees only mounted devices, and a session's layer
+# is below its overlay, so the pin goes and the daemon exits (sharing with later sessions is lost:
+# they get a superblock of their own). Nothing the session uses goes with it: its files stay
+# readable, and the image's loop device stays until the session closes, then goes.
+log "idle exit of the daemon while a session uses its layer"
+DAEMON_ARGS="--idle-exit=2"
+start_daemon
+DAEMON_ARGS=
+bg_session_start sxstore sxst6 'stat -c %u /usr/bin/sysq-hello; /usr/bin/sysq-hello'
+for i in $(seq 1 100); do
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+done
+if kill -0 "$DAEMON_PID" 2>/dev/null; then
+        log "idle exit: the daemon kept running with the session open (its pin is seen in use)"
+else
+        log "idle exit: the daemon exited with the session open (its pin was not seen in use)"
+        wait "$DAEMON_PID" 2>/dev/null || true
+        DAEMON_PID=
+        rm -f "$SOCK"
+fi
+assert_eq "$(loops_on "$SYS/sysq.raw")" 1 "idle exit, session open: its loop device stays"
+bg_session_stop
+assert_eq "$BG_RC" 0 "idle exit: the session ran to its end"
+assert_eq "$BG_OUT" "4606
+hello from sysq" "idle exit: the session still reads its layer, as sxst6's"
+stop_daemon
+wait_no_loops_on "$SYS/sysq.raw" "idle exit, session closed"
+
 finish

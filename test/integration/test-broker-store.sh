@@ -406,4 +406,55 @@ hello from sysq" "idle exit: the session still reads its layer, as sxst6's"
 stop_daemon
 wait_no_loops_on "$SYS/sysq.raw" "idle exit, session closed"
 
+# Which files root's clients hand to a broker: a root-served socket that records the path of every
+# image fd it receives (and then hangs up: the module mounts the image itself). A user's own signed
+# image and a signed image a symlink in the system directory leads to in the user's home are merged
+# locally, never sent; the root-owned one next to them is the only file sent.
+log "what root's clients send to the broker: never a user's file"
+UDIR=$(user_dir_of sxst7)
+EXT_UID=65534 make_ext_ddi --sign "$SCRATCH/sysu.raw" sysu "${ext_lines[@]}"
+install -o 4607 -g 4607 -m 0644 "$SCRATCH/sysu.raw" "$UDIR/sysu.raw"
+install -d -o 4607 -g 4607 -m 0755 "$HOMES/sxst7/other"
+EXT_UID=65534 make_ext_ddi --sign "$SCRATCH/sysl.raw" sysl "${ext_lines[@]}"
+install -o 4607 -g 4607 -m 0644 "$SCRATCH/sysl.raw" "$HOMES/sxst7/other/sysl.raw"
+LDIR=$PRIV/link
+mkdir -m 0755 "$LDIR"
+ln -s "$HOMES/sxst7/other/sysl.raw" "$LDIR/sysl.raw"
+install -o 0 -g 0 -m 0644 "$SCRATCH/sysq.raw" "$LDIR/sysq.raw"
+RSOCK=$PRIV/recorder.sock
+/usr/bin/python3 -c '
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(8)
+log = open(sys.argv[2], "a", buffering=1)
+while True:
+    c, _ = s.accept()
+    c.settimeout(5)
+    try:
+        msg, anc, _, _ = c.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i"); fds.frombytes(data[:len(data) - len(data) % 4])
+                for fd in fds:
+                    log.write("sent %s\n" % os.readlink("/proc/self/fd/%d" % fd)); os.close(fd)
+    except OSError:
+        pass
+    c.close()
+' "$RSOCK" "$SCRATCH/recorder.log" 2>"$SCRATCH/recorder.err" &
+REC_PID=$!
+BG_PIDS="$BG_PIDS $REC_PID"
+while [[ ! -S $RSOCK ]]; do
+        kill -0 "$REC_PID" 2>/dev/null || { fail "the recorder died: $(cat "$SCRATCH/recorder.err")"; finish; }
+        sleep 0.05
+done
+: >"$SCRATCH/recorder.log"
+service sxstore-sent "system_dir=$LDIR" "broker=$RSOCK" debug
+session sxstore-sent sxst7 stat -c %u /usr/bin/sysu-hello /usr/bin/sysl-hello /usr/bin/sysq-hello
+assert_eq "$(tr '\n' ' ' <<<"$LAST_STDOUT")" "4607 4607 4607 " "recorder: all three merged, as sxst7's"
+sleep 0.2
+assert_eq "$(cat "$SCRATCH/recorder.log")" "sent $LDIR/sysq.raw" "recorder: only the root-owned image was sent"
+kill "$REC_PID" 2>/dev/null || true
+wait "$REC_PID" 2>/dev/null || true
+bg_pids_remove "$REC_PID"
+
 finish

@@ -377,10 +377,10 @@ wait "$HOLD_PID" 2>/dev/null || true
 bg_pids_remove "$HOLD_PID"
 stop_daemon
 
-# Idle exit with a session open: the daemon's gc sees only mounted devices, and a session's layer
-# is below its overlay, so the pin goes and the daemon exits (sharing with later sessions is lost:
-# they get a superblock of their own). Nothing the session uses goes with it: its files stay
-# readable, and the image's loop device stays until the session closes, then goes.
+# Idle exit with a session open: the session's layer lies below its overlay, in no mountinfo.
+# Whether the daemon's gc keeps the pin (it does since the gc sees overlays' layers) or drops it
+# and exits (before: sharing with later sessions lost), nothing the session uses may go: its files
+# stay readable, and the image's loop device stays until the session closes, then goes.
 log "idle exit of the daemon while a session uses its layer"
 DAEMON_ARGS="--idle-exit=2"
 start_daemon

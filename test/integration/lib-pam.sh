@@ -117,6 +117,8 @@ import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind("/dev/log")
 os.chmod("/dev/log", 0o666)
+with open(sys.argv[1] + ".pid", "w") as p:
+    p.write("%d\n" % os.getpid())
 f = open(sys.argv[1], "ab", buffering=0)
 while True:
     f.write(s.recv(65536).rstrip(b"\n") + b"\n")
@@ -124,6 +126,10 @@ while True:
         BG_PIDS="$BG_PIDS $!"
         for i in $(seq 1 100); do [[ -S /dev/log ]] && break; sleep 0.1; done
         [[ -S /dev/log ]] || { fail "no /dev/log listener after 10 s"; finish; }
+        # $! may be a launcher's pid (a pyenv shim runs python3 as a child of its own): the
+        # listener's own pid is what cleanup must kill, or it keeps meson's output open.
+        for i in $(seq 1 100); do [[ -s $SYSLOG.pid ]] && break; sleep 0.1; done
+        [[ -s $SYSLOG.pid ]] && BG_PIDS="$BG_PIDS $(cat "$SYSLOG.pid")"
         log_start
         logger --socket=/dev/log -- "sxtest hello"
         assert_contains "$(log_since)" "sxtest hello" "syslog capture through /dev/log"

@@ -14,6 +14,10 @@ TEST_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export SYSEXT_IDMAP
 # Never let the caller's debug switch change what ends up on stderr.
 unset SYSEXT_IDMAP_DEBUG
+# The distribution's tools first: a python3 launcher (a pyenv shim) earlier in $PATH runs the
+# interpreter as its child, so the $! of a background helper would not be the helper, and killing it
+# would leave the helper holding the test's output open.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 # DPS partition type GUIDs (x86-64 flavour where it matters) and Linux data.
 GPT_ROOT_X86_64=4f68bce3-e8cd-4db1-96e7-fbcaf984b709

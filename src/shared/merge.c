@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <json-c/json.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -20,7 +21,6 @@
 #include "mountapi.h"
 #include "namespace.h"
 #include "overlay.h"
-#include "parallel.h"
 #include "reload.h"
 #include "submounts.h"
 #include "test-hooks.h"
@@ -452,9 +452,9 @@ static int image_cmp(const void *a, const void *b) {
 }
 
 /* Opening a discovered image (dissect, check, mount, read its extension-release) is mostly the
- * kernel's work, and images are independent: they are opened in parallel (parallel.h).
- * Everything that decides (skips, notices, order) stays on the calling thread, in discovery order,
- * afterwards. */
+ * kernel's work (file system set-up, lookups in the image), and images are independent: with
+ * enough of them they are opened by a few threads at once. Everything that decides (skips,
+ * notices, order) stays on the calling thread, in discovery order, afterwards. */
 typedef struct OpenJob {
         Image *img;             /* in; extension_open() takes it */
         char *name, *path;      /* copies, for the skip list */
@@ -463,20 +463,55 @@ typedef struct OpenJob {
         char *error;            /* sx_last_error() of a failure (thread-local there) */
 } OpenJob;
 
-typedef struct OpenJobs {
+typedef struct OpenPool {
         const ExtensionOptions *o;
-        OpenJob *v;
-} OpenJobs;
+        OpenJob *jobs;
+        size_t n;
+        size_t next;            /* the next job to take, atomically */
+} OpenPool;
 
-static void open_job_run(size_t i, void *userdata) {
-        OpenJobs *jobs = userdata;
-        OpenJob *j = &jobs->v[i];
+#define OPEN_THREADS_MAX 4
+#define OPEN_PARALLEL_MIN 4     /* fewer images: not worth a thread */
 
+static void open_job_run(const ExtensionOptions *o, OpenJob *j) {
         sx_clear_error();
-        j->r = extension_open(TAKE_PTR(j->img), jobs->o, &j->e);
+        j->r = extension_open(TAKE_PTR(j->img), o, &j->e);
         if (j->r < 0 && sx_last_error())
                 j->error = strdup(sx_last_error());
         sx_clear_error();
+}
+
+static void *open_pool_work(void *userdata) {
+        OpenPool *pool = userdata;
+
+        for (;;) {
+                size_t i = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED);
+
+                if (i >= pool->n)
+                        return NULL;
+                open_job_run(pool->o, &pool->jobs[i]);
+        }
+}
+
+/* Runs every job, on up to OPEN_THREADS_MAX threads (this one included). Sequential if there are
+ * few jobs, one CPU, or fault injection is armed (its step numbers must name the same step in
+ * every run). A thread that cannot be started just leaves its share to the others. */
+static void open_pool_run(const ExtensionOptions *o, OpenJob *jobs, size_t n) {
+        OpenPool pool = { .o = o, .jobs = jobs, .n = n };
+        pthread_t threads[OPEN_THREADS_MAX - 1];
+        size_t n_threads = 0, want = 0;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+        if (n >= OPEN_PARALLEL_MIN && cpus > 1 && !test_hooks_faults_armed())
+                want = (cpus < OPEN_THREADS_MAX ? (size_t) cpus : OPEN_THREADS_MAX) - 1;
+        for (size_t i = 0; i < want; i++) {
+                if (pthread_create(&threads[n_threads], NULL, open_pool_work, &pool) != 0)
+                        break;
+                n_threads++;
+        }
+        (void) open_pool_work(&pool);
+        for (size_t i = 0; i < n_threads; i++)
+                (void) pthread_join(threads[i], NULL);
 }
 
 static void open_jobs_free(OpenJob *jobs, size_t n) {
@@ -516,7 +551,7 @@ static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, 
         }
         image_array_free(images, n_images);
         if (r >= 0)
-                parallel_for(n_jobs, open_job_run, &(OpenJobs) { .o = o, .v = jobs });
+                open_pool_run(o, jobs, n_jobs);
         for (size_t i = 0; r >= 0 && i < n_jobs; i++) {
                 OpenJob *j = &jobs[i];
 
@@ -1436,18 +1471,9 @@ static int refresh_one(const MergeContext *c, int root_fd, Plan *p, Submounts *s
         return refresh_by_unmerge(c, root_fd, p, subs);
 }
 
-static void extension_free_at(size_t i, void *userdata) {
-        Extension **v = userdata;
-
-        v[i] = extension_free(v[i]);
-}
-
 void merge_session_free(MergeSession *s) {
         if (!s)
                 return;
-        /* Each image's detached mounts go with it, each teardown waiting for a grace period: in
-         * parallel, so that the waits overlap. */
-        parallel_for(s->n_exts, extension_free_at, s->exts);
         extension_array_free(s->exts, s->n_exts);
         skip_list_done(&s->skips);
         host_info_done(&s->host);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <dlfcn.h>
-#include <pthread.h>
 
 #include "dlopen-util.h"
 
@@ -31,15 +30,11 @@ static void clear_symbols(const DlopenSymbol *syms, size_t n) {
                 *syms[i].fn = NULL;
 }
 
-/* Images are opened by several threads at once (merge.c): the first to need a library loads it,
- * the others wait, and nobody sees the handle before the symbols. */
-static pthread_mutex_t dlopen_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int dlopen_many_locked(void **handle, const char *soname, const char *purpose, const DlopenSymbol *syms,
-                              size_t n) {
+int dlopen_many(void **handle, const char *soname, const char *purpose, const DlopenSymbol *syms, size_t n) {
         void *dl;
         int r;
 
+        assert(handle && soname && purpose && (syms || n == 0));
         if (*handle)
                 return 0;
         r = check_root(soname);
@@ -59,18 +54,6 @@ static int dlopen_many_locked(void **handle, const char *soname, const char *pur
                                         syms[i].name);
                 }
         }
-        __atomic_store_n(handle, dl, __ATOMIC_RELEASE);
+        *handle = dl;
         return 0;
-}
-
-int dlopen_many(void **handle, const char *soname, const char *purpose, const DlopenSymbol *syms, size_t n) {
-        int r;
-
-        assert(handle && soname && purpose && (syms || n == 0));
-        if (__atomic_load_n(handle, __ATOMIC_ACQUIRE))
-                return 0;
-        (void) pthread_mutex_lock(&dlopen_lock);
-        r = dlopen_many_locked(handle, soname, purpose, syms, n);
-        (void) pthread_mutex_unlock(&dlopen_lock);
-        return r;
 }

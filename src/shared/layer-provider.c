@@ -20,7 +20,7 @@ static bool partition_eligible(const Extension *e, const ExtensionOptions *o, Pa
 static bool eligible(const LayerProvider *p, const Extension *e, const ExtensionOptions *o) {
         struct stat st;
 
-        if (!p || !p->broker || atomic_load(&p->gone) || geteuid() != 0)
+        if (!p || !p->broker || p->gone || geteuid() != 0)
                 return false;
         /* The broker trusts a root caller's image as root's: a user's file never goes there. */
         if (o->user_controlled || o->open_as_user)
@@ -125,12 +125,12 @@ int layer_provider_mount(Extension *e, const ExtensionOptions *o, void *userdata
                 return r;
         r = broker_client_mount_image(p->broker, e->dissected->fd, policy, &img);
         if (r == -ENOTCONN) {
-                atomic_store(&p->gone, true);
+                p->gone = true;
                 sx_clear_error();
                 return 0;
         }
         if (r == -EACCES || r == -ETIMEDOUT)
-                atomic_store(&p->gone, true);   /* not root's socket, or wedged: never again in this merge */
+                p->gone = true;   /* not root's socket, or wedged: never again in this merge */
         if (r >= 0)
                 r = take_mounts(e, &img, ret);
         return r < 0 ? r : 1;

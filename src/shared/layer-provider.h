@@ -12,15 +12,14 @@
  * partitions dissect selected (designator, file system type, offset and size). Never for an image
  * a user controls (those keep their private copy or verity here), never for a directory. */
 
-#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "extension.h"
 
-/* Shared by the threads that open discovered images in parallel (merge.c): the flag is atomic. */
+/* One per merge (merge.c), asked for each image in turn. */
 typedef struct LayerProvider {
         const char *broker;             /* the broker's socket (borrowed); NULL = never */
-        atomic_bool gone;               /* nobody listened, not root, or wedged: not asked again */
+        bool gone;                      /* nobody listened, not root, or wedged: not asked again */
 } LayerProvider;
 
 /* An ExtensionProvideFunc (userdata: a LayerProvider): 1 and *ret the clones of the broker's

@@ -4,13 +4,11 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
 #include <json-c/json.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <unistd.h>
 
 #include "extension.h"
 #include "idmap-auto.h"
@@ -23,7 +21,6 @@
 #include "overlay.h"
 #include "reload.h"
 #include "submounts.h"
-#include "test-hooks.h"
 #include "version.h"
 
 #define MAX_HIERARCHIES 32
@@ -451,124 +448,51 @@ static int image_cmp(const void *a, const void *b) {
         return version_compare(x->image->name, y->image->name);
 }
 
-/* Opening a discovered image (dissect, check, mount, read its extension-release) is mostly the
- * kernel's work (file system set-up, lookups in the image), and images are independent: with
- * enough of them they are opened by a few threads at once. Everything that decides (skips,
- * notices, order) stays on the calling thread, in discovery order, afterwards. */
-typedef struct OpenJob {
-        Image *img;             /* in; extension_open() takes it */
-        char *name, *path;      /* copies, for the skip list */
-        Extension *e;           /* out */
-        int r;
-        char *error;            /* sx_last_error() of a failure (thread-local there) */
-} OpenJob;
-
-typedef struct OpenPool {
-        const ExtensionOptions *o;
-        OpenJob *jobs;
-        size_t n;
-        size_t next;            /* the next job to take, atomically */
-} OpenPool;
-
-#define OPEN_THREADS_MAX 4
-#define OPEN_PARALLEL_MIN 4     /* fewer images: not worth a thread */
-
-static void open_job_run(const ExtensionOptions *o, OpenJob *j) {
-        sx_clear_error();
-        j->r = extension_open(TAKE_PTR(j->img), o, &j->e);
-        if (j->r < 0 && sx_last_error())
-                j->error = strdup(sx_last_error());
-        sx_clear_error();
-}
-
-static void *open_pool_work(void *userdata) {
-        OpenPool *pool = userdata;
-
-        for (;;) {
-                size_t i = __atomic_fetch_add(&pool->next, 1, __ATOMIC_RELAXED);
-
-                if (i >= pool->n)
-                        return NULL;
-                open_job_run(pool->o, &pool->jobs[i]);
-        }
-}
-
-/* Runs every job, on up to OPEN_THREADS_MAX threads (this one included). Sequential if there are
- * few jobs, one CPU, or fault injection is armed (its step numbers must name the same step in
- * every run). A thread that cannot be started just leaves its share to the others. */
-static void open_pool_run(const ExtensionOptions *o, OpenJob *jobs, size_t n) {
-        OpenPool pool = { .o = o, .jobs = jobs, .n = n };
-        pthread_t threads[OPEN_THREADS_MAX - 1];
-        size_t n_threads = 0, want = 0;
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-        if (n >= OPEN_PARALLEL_MIN && cpus > 1 && !test_hooks_faults_armed())
-                want = (cpus < OPEN_THREADS_MAX ? (size_t) cpus : OPEN_THREADS_MAX) - 1;
-        for (size_t i = 0; i < want; i++) {
-                if (pthread_create(&threads[n_threads], NULL, open_pool_work, &pool) != 0)
-                        break;
-                n_threads++;
-        }
-        (void) open_pool_work(&pool);
-        for (size_t i = 0; i < n_threads; i++)
-                (void) pthread_join(threads[i], NULL);
-}
-
-static void open_jobs_free(OpenJob *jobs, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                image_free(jobs[i].img);
-                extension_free(jobs[i].e);
-                free(jobs[i].name);
-                free(jobs[i].path);
-                free(jobs[i].error);
-        }
-        free(jobs);
-}
-
 /* Every discovered image that cannot be used is left out with a notice (skips): one broken
  * download must not keep the others from being merged at boot. */
 static int collect_discovered(const MergeContext *c, const ExtensionOptions *o, Extension ***exts, size_t *n,
                               SkipList *skips) {
         Image **images = NULL;
-        size_t n_images = 0, n_jobs = 0;
-        OpenJob *jobs = NULL;
+        size_t n_images = 0, i;
         int r;
 
         r = image_discover_in(c->root, image_class_info(c->image_class)->search_dirs, &images, &n_images);
         if (r < 0)
                 return r;
-        if (n_images > 0 && !(jobs = calloc(n_images, sizeof(OpenJob))))
-                r = -ENOMEM;
-        for (size_t i = 0; r >= 0 && i < n_images; i++) {
-                if (images[i]->masked)
+        for (i = 0; i < n_images; i++) {
+                Extension *e = NULL;
+                Image *img = TAKE_PTR(images[i]);
+
+                if (img->masked) {
+                        image_free(img);
                         continue;
-                OpenJob *j = &jobs[n_jobs++];
-                j->name = strdup(images[i]->name);
-                j->path = strdup(images[i]->path);
-                j->img = TAKE_PTR(images[i]);
-                if (!j->name || !j->path)
+                }
+                _cleanup_free_ char *name = strdup(img->name), *path = strdup(img->path);
+                if (!name || !path) {
+                        image_free(img);
                         r = -ENOMEM;
+                        break;
+                }
+                r = extension_open(img, o, &e);
+                if (r < 0) {
+                        r = skip_broken(c, skips, name, path, r);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (!e->compatible) {
+                        r = skip_record(c, skips, e->image->name, e->image->path, e->reason, 0);
+                        extension_free(e);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                provider_notice(c, e);
+                r = ext_push(exts, n, e);
+                if (r < 0)
+                        break;
         }
         image_array_free(images, n_images);
-        if (r >= 0)
-                open_pool_run(o, jobs, n_jobs);
-        for (size_t i = 0; r >= 0 && i < n_jobs; i++) {
-                OpenJob *j = &jobs[i];
-
-                if (j->r < 0) {
-                        if (j->error)
-                                (void) sx_error(j->r, "%s", j->error);
-                        r = skip_broken(c, skips, j->name, j->path, j->r);
-                        continue;
-                }
-                if (!j->e->compatible) {
-                        r = skip_record(c, skips, j->e->image->name, j->e->image->path, j->e->reason, 0);
-                        continue;
-                }
-                provider_notice(c, j->e);
-                r = ext_push(exts, n, TAKE_PTR(j->e));  /* taken, or freed on failure */
-        }
-        open_jobs_free(jobs, n_jobs);
         return r < 0 ? r : 0;
 }
 

@@ -40,7 +40,3 @@ bool fault_inject(const char *step) {
         fprintf(stderr, "sysext-idmap: injected fault at step %ld (%s)\n", n, step);
         return true;
 }
-
-bool test_hooks_faults_armed(void) {
-        return fault_count;
-}

@@ -26,14 +26,9 @@ extern TestHooks test_hooks;
  * through a mountapi.h wrapper with EIO; list prints every step. target <= 0 and !list: off. */
 void test_hooks_arm_faults(long target, bool list);
 bool fault_inject(const char *step);
-/* Whether fault injection is armed: steps must then happen in the same order in every run. */
-bool test_hooks_faults_armed(void);
 #define TEST_HOOK(field, fallback) (test_hooks.field ? test_hooks.field : (fallback))
 #else
 static inline bool fault_inject(const char *step) {
-        return false;
-}
-static inline bool test_hooks_faults_armed(void) {
         return false;
 }
 #define TEST_HOOK(field, fallback) (fallback)

@@ -6,7 +6,6 @@
  * Built only when meson finds libcryptsetup. */
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 
@@ -94,17 +93,15 @@ static void crypt_log_cb(int level, const char *msg, void *userdata) {
         sx_debug("libcryptsetup: %s", crypt_last_message);
 }
 
-static void crypt_log_setup_once(void) {
-        sym_crypt_set_log_callback(NULL, crypt_log_cb, NULL);
-        if (sx_debug_enabled)
-                sym_crypt_set_debug_level(CRYPT_DEBUG_ALL);
-}
-
-/* Once per process, whichever thread opens an image first (merge.c opens several at once). */
 static void crypt_log_setup(void) {
-        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        static bool done;
 
-        (void) pthread_once(&once, crypt_log_setup_once);
+        if (!done) {
+                sym_crypt_set_log_callback(NULL, crypt_log_cb, NULL);
+                if (sx_debug_enabled)
+                        sym_crypt_set_debug_level(CRYPT_DEBUG_ALL);
+                done = true;
+        }
 }
 
 int verity_setup_supported(const char *label) {
@@ -255,20 +252,19 @@ int verity_setup_data_fd(VeritySetup *v) {
 }
 
 bool verity_setup_kernel_available(void) {
-        static int cached = -1;         /* threads may race to fill it: same answer, atomic store */
-        int fd, v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+        static int cached = -1;
+        int fd;
 
-        if (v >= 0)
-                return v;
+        if (cached >= 0)
+                return cached;
         fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd >= 0) {
                 close(fd);
-                v = 1;
+                cached = 1;
         } else
                 /* ENOENT/ENODEV/ENXIO: no device-mapper in this kernel (or no node); EACCES: not root */
-                v = 0;
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-        return v;
+                cached = 0;
+        return cached;
 }
 
 static int open_mapper(const char *label, const char *name, int *ret) {

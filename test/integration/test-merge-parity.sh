@@ -185,15 +185,6 @@ assert_contains "$LAST_STDERR" "Using extensions 'a', 'b'." "merge notice"
 assert_eq "$(merged_exts "$R" /usr)" a,b "/usr merged with"
 assert_eq "$("$R/usr/bin/b-hello" 2>&1)" "hello from b" "b-hello runs"
 
-log "3b'. images opened by several threads: the same notices in the same order as one by one"
-# Seven discovered images: more than one thread opens them (merge.c) on a machine with 2+ CPUs.
-# Armed fault listing (no fault) makes the opening sequential; what is reported must not differ.
-PARALLEL_NOTICES=$(grep -E '^(Skipping|Extension|Using)' <<<"$LAST_STDERR")
-assert_ok sx --root="$R" --no-reload unmerge
-assert_ok env SYSEXT_IDMAP_FAULT_LIST=1 "$SYSEXT_IDMAP" --root="$R" --no-reload "${POLICY[@]}" merge
-assert_eq "$(grep -E '^(Skipping|Extension|Using)' <<<"$LAST_STDERR")" "$PARALLEL_NOTICES" "notices, sequential vs parallel"
-assert_eq "$(merged_exts "$R" /usr)" a,b "/usr merged with (sequential)"
-
 log "3c. status shows what was skipped and why"
 J=$(status_json "$R")
 U="[h for h in j if h['hierarchy'] == '/usr'][0]"

@@ -102,12 +102,9 @@ static int clone_by_remount(int mount_fd, const char *sub, int *ret_fd) {
         m.fstype = broker_bdev_fs_name(mount_fd);
         if (!m.fstype || fstat(mount_fd, &m.root) < 0 || major(m.root.st_dev) == 0)
                 return 0;               /* no block device file system: the clone's own error stands */
-        staging = strjoin(sx_runtime_dir(), "/staging");
-        if (!staging)
-                return -ENOMEM;
-        r = mkdir_p(staging, 0700);
+        r = sx_staging_dir_make(&staging);
         if (r < 0)
-                return sx_error(r, "failed to create %s: %m", staging);
+                return r;
         m.staging = staging;
         r = run_in_private_mntns(remount_in_child, &m, &fd, 1);
         if (r < 0)

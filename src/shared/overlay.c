@@ -395,12 +395,9 @@ int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_pa
                 fds[i] = safe_close(fds[i]);
         done = 0;
 
-        staging = strjoin(sx_runtime_dir(), "/staging");
-        if (!staging)
-                return -ENOMEM;
-        r = mkdir_p(staging, 0700);
+        r = sx_staging_dir_make(&staging);
         if (r < 0)
-                return sx_error(r, "failed to create %s: %m", staging);
+                return r;
         FallbackContext c = { .specs = specs, .n = n, .staging = staging };
         r = run_in_private_mntns(fallback_in_child, &c, fds, n);
         if (r < 0)

@@ -906,3 +906,16 @@ int parse_size(const char *s, uint64_t *ret) {
 const char *sx_runtime_dir(void) {
         return TEST_HOOK(runtime_dir, "/run/sysext-idmap");
 }
+
+int sx_staging_dir_make(char **ret) {
+        _cleanup_free_ char *staging = strjoin(sx_runtime_dir(), "/staging");
+        int r;
+
+        if (!staging)
+                return -ENOMEM;
+        r = mkdir_p(staging, 0700);
+        if (r < 0)
+                return sx_error(r, "failed to create %s: %m", staging);
+        *ret = TAKE_PTR(staging);
+        return 0;
+}

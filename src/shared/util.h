@@ -167,6 +167,9 @@ int fd_is_root_controlled_beneath(int root_fd, int fd, const char *what, char **
 int parse_size(const char *s, uint64_t *ret);
 /* $SYSEXT_IDMAP_RUNTIME_DIR or /run/sysext-idmap: lock file and staging directory. */
 const char *sx_runtime_dir(void);
+/* <runtime dir>/staging, created (0700) if missing: where a private mount namespace attaches
+ * detached mounts it must reach by path. *ret is freed by the caller. */
+int sx_staging_dir_make(char **ret);
 /* 1 for yes/true/on/1/y/t, 0 for no/false/off/0/n/f (any case), -EINVAL otherwise, as systemd. */
 int parse_boolean(const char *s);
 int safe_atou64(const char *s, uint64_t *ret);

@@ -558,3 +558,17 @@ _hash_to_uuid() {       # 32 hex digits -> 8-4-4-4-12
 gpt_tool() {
         python3 "$TEST_LIB_DIR/gpt-tool.py" "$@"
 }
+
+# loops_on FILE: how many loop devices FILE backs. wait_no_loops_on FILE WHAT: none, allowing for
+# autoclear loop devices going asynchronously once the last mount is gone (10 s).
+loops_on() {
+        losetup -j "$1" 2>/dev/null | grep -c . || true
+}
+wait_no_loops_on() {
+        local i
+        for i in $(seq 1 100); do
+                (($(loops_on "$1") == 0)) && break
+                sleep 0.1
+        done
+        assert_eq "$(loops_on "$1")" 0 "$2: no loop device left on ${1##*/}"
+}

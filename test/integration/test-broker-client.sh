@@ -210,15 +210,6 @@ assert_state_unchanged "$SCRATCH/state.before" "after the containers"
 log "gc while a sandbox uses a layer only through its overlay"
 stop_daemon
 HOSTIMG=$ROOT/var/lib/extensions/hostext.raw
-loops_on() { losetup -j "$1" 2>/dev/null | grep -c . || true; }
-wait_no_loops_on() {
-        local i
-        for i in $(seq 1 100); do
-                (($(loops_on "$1") == 0)) && break
-                sleep 0.1
-        done
-        assert_eq "$(loops_on "$1")" 0 "$2: no loop device left on ${1##*/}"
-}
 wait_no_loops_on "$HOSTIMG" "the first daemon stopped"
 GCLOG=$SCRATCH/daemon-gc.log
 rm -f "$SOCK"

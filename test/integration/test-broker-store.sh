@@ -75,18 +75,6 @@ _store_exit() { local rc=$?; stop_daemon; [[ -z $FAKE_PID ]] || kill "$FAKE_PID"
 trap _store_exit EXIT
 
 # loops_on FILE: how many loop devices are backed by FILE now.
-loops_on() {
-        losetup -j "$1" 2>/dev/null | grep -c . || true
-}
-# wait_no_loops_on FILE WHAT: autoclear loop devices go asynchronously once the last mount is gone.
-wait_no_loops_on() {
-        local i
-        for i in $(seq 1 100); do
-                (($(loops_on "$1") == 0)) && break
-                sleep 0.1
-        done
-        assert_eq "$(loops_on "$1")" 0 "$2: no loop device left on ${1##*/}"
-}
 
 # sessions N SERVICE WHAT: N concurrent sessions of sxst1..sxstN, each recording the owner of
 # sysq's file as it sees it; while all are open, the loop devices on sysq.raw are counted

@@ -4,8 +4,6 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <linux/magic.h>
-#include <sys/vfs.h>
-
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -25,8 +23,8 @@ const char * const broker_trusted_dirs[] = {
 /* The file systems a pinned superblock can be mounted again by its device (what images carry). */
 const char *broker_bdev_fs_name(int fd) {
         static const struct { unsigned long magic; const char *name; } fs[] = {
-                { 0xE0F5E1E2UL, "erofs" }, { 0x73717368UL, "squashfs" }, { 0xEF53UL, "ext4" },
-                { 0x58465342UL, "xfs" }, { 0x9123683EUL, "btrfs" }, { 0x4d44UL, "vfat" },
+                { EROFS_SUPER_MAGIC_V1, "erofs" }, { SQUASHFS_MAGIC, "squashfs" }, { EXT4_SUPER_MAGIC, "ext4" },
+                { XFS_SUPER_MAGIC, "xfs" }, { BTRFS_SUPER_MAGIC, "btrfs" }, { MSDOS_SUPER_MAGIC, "vfat" },
         };
         struct statfs sf;
 
@@ -43,47 +41,23 @@ typedef struct Remount {
         struct stat root;               /* of the pinned mount: its device and root inode */
 } Remount;
 
-/* In a private mount namespace: a node for the device in a private tmpfs, a new mount of it (the
- * kernel gives back the superblock the pin holds: same device, same root inode), attached there so
- * that open_tree() may clone the subtree, and the clone passed back. */
+/* In a private mount namespace: a new mount of the pinned superblock (by its device), attached at
+ * the staging directory so that open_tree() may clone the subtree, and the clone passed back. */
 static int remount_in_child(void *userdata, int *ret_fds, size_t max_fds) {
         const Remount *m = userdata;
-        _cleanup_close_ int tfs = -EBADF, tmp = -EBADF, fs = -EBADF, mnt = -EBADF, top = -EBADF, dir = -EBADF;
-        _cleanup_free_ char *node = NULL;
-        struct stat st;
+        _cleanup_close_ int mnt = -EBADF, top = -EBADF, dir = -EBADF;
+        int r;
 
         if (max_fds < 1)
                 return -E2BIG;
-        tfs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
-        if (tfs < 0 || sys_fsconfig(tfs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
-            sys_fsconfig(tfs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                return sx_error(negative_errno(), "cannot create a staging area: %m");
-        tmp = sys_fsmount(tfs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
-        if (tmp < 0 || sys_move_mount(tmp, "", AT_FDCWD, m->staging, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                return sx_error(negative_errno(), "cannot attach a staging area at %s: %m", m->staging);
-        if (mknodat(tmp, "dev", S_IFBLK | 0600, m->root.st_dev) < 0 || sys_mkdirat(tmp, "m", 0700) < 0)
-                return sx_error(negative_errno(), "cannot make a device node in the staging area: %m");
-        if (asprintf_safe(&node, "%s/dev", m->staging) < 0)
-                return -ENOMEM;
-        fs = sys_fsopen(m->fstype, FSOPEN_CLOEXEC);
-        if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", node, 0) < 0 ||
-            sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 || sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                return sx_error(negative_errno(), "cannot mount %s from device %u:%u again: %m", m->fstype,
-                                major(m->root.st_dev), minor(m->root.st_dev));
-        mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID);
-        if (mnt < 0)
-                return sx_error(negative_errno(), "cannot mount %s from device %u:%u again: fsmount: %m", m->fstype,
-                                major(m->root.st_dev), minor(m->root.st_dev));
-        if (fstat(mnt, &st) < 0)
-                return negative_errno();
-        if (st.st_dev != m->root.st_dev || st.st_ino != m->root.st_ino)
-                return sx_error(-ESTALE, "device %u:%u gave another file system than the pinned one",
-                                major(m->root.st_dev), minor(m->root.st_dev));
-        if (sys_move_mount(mnt, "", tmp, "m", MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                return negative_errno();
-        top = openat_beneath(tmp, "m", O_PATH | O_DIRECTORY, false);
+        r = broker_remount_superblock(m->fstype, &m->root, &mnt);
+        if (r < 0)
+                return r;
+        if (sys_move_mount(mnt, "", AT_FDCWD, m->staging, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                return sx_error(negative_errno(), "cannot attach the mount at %s: %m", m->staging);
+        top = open(m->staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (top < 0)
-                return top;
+                return negative_errno();
         dir = isempty(m->sub) ? TAKE_FD(top) : openat_beneath(top, m->sub, O_PATH | O_DIRECTORY, false);
         if (dir < 0)
                 return sx_error(dir, "cannot open %s in the image: %m", m->sub);
@@ -115,20 +89,30 @@ static int clone_by_remount(int mount_fd, const char *sub, int *ret_fd) {
         return 1;
 }
 
-/* The device node is made in a detached private tmpfs (no path anyone else sees) and named through
- * our fd of it; the mount is what the pin was: a detached read-only nodev mount of the superblock. */
-int broker_remount_dormant(const char *fstype, const struct stat *root, int *ret_fd) {
-        _cleanup_close_ int tfs = -EBADF, tmp = -EBADF, fs = -EBADF, mnt = -EBADF;
-        char node[STRLEN("/proc/self/fd//dev") + 12];
-        struct stat st;
+int broker_bdev_node(dev_t dev, int *ret_dir_fd) {
+        _cleanup_close_ int tfs = -EBADF, tmp = -EBADF;
 
         tfs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
         if (tfs < 0 || sys_fsconfig(tfs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
             sys_fsconfig(tfs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                return sx_error(negative_errno(), "cannot create a staging area: %m");
+                return sx_error(negative_errno(), "cannot create a private tmpfs for a device node: %m");
         tmp = sys_fsmount(tfs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
-        if (tmp < 0 || mknodat(tmp, "dev", S_IFBLK | 0600, root->st_dev) < 0)
-                return sx_error(negative_errno(), "cannot make a device node in a staging area: %m");
+        if (tmp < 0 || mknodat(tmp, "dev", S_IFBLK | 0600, dev) < 0)
+                return sx_error(negative_errno(), "cannot make a node for device %u:%u: %m", major(dev), minor(dev));
+        *ret_dir_fd = TAKE_FD(tmp);
+        return 0;
+}
+
+/* The mount is what a pin is: a detached read-only nodev mount of the superblock. */
+int broker_remount_superblock(const char *fstype, const struct stat *root, int *ret_fd) {
+        _cleanup_close_ int tmp = -EBADF, fs = -EBADF, mnt = -EBADF;
+        char node[STRLEN("/proc/self/fd//dev") + 12];
+        struct stat st;
+        int r;
+
+        r = broker_bdev_node(root->st_dev, &tmp);
+        if (r < 0)
+                return r;
         (void) snprintf(node, sizeof(node), "/proc/self/fd/%i/dev", tmp);
         fs = sys_fsopen(fstype, FSOPEN_CLOEXEC);
         if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", node, 0) < 0 ||
@@ -517,7 +501,7 @@ int broker_extension_mount(Extension *e, const BrokerConfig *cfg, bool trusted, 
                         }
                         e->dissected->partitions[d].found = false;     /* shared: not mounted again */
                 } else if (store && keys[d] && broker_store_lookup_dormant(store, keys[d], &root, &fstype) > 0 &&
-                           broker_remount_dormant(fstype, &root, &plain_fds[d]) >= 0) {
+                           broker_remount_superblock(fstype, &root, &plain_fds[d]) >= 0) {
                         /* its superblock back from the device the store holds: pinned again */
                         is_new[d] = true;
                         e->dissected->partitions[d].found = false;

@@ -20,10 +20,13 @@ int broker_clone_for_target_sub(int mount_fd, const char *sub, const BrokerTarge
 
 /* The name of the block device file system mount fd is on ("erofs", "squashfs", ...), or NULL. */
 const char *broker_bdev_fs_name(int fd);
-/* A new plain detached mount of a dormant store entry's device (broker_store_lookup_dormant()),
- * checked to have root's device and root inode: while the superblock lives, the kernel gives back
- * that one. */
-int broker_remount_dormant(const char *fstype, const struct stat *root, int *ret_fd);
+/* A detached private tmpfs (no path anyone else sees) holding a node "dev" for block device dev,
+ * to be named through "/proc/self/fd/<*ret_dir_fd>/dev" (the host's /dev may lack the node, or be
+ * someone else's). */
+int broker_bdev_node(dev_t dev, int *ret_dir_fd);
+/* A new plain detached mount of root's device (a pin's, or a dormant store entry's), checked to
+ * have root's device and root inode: while the superblock lives, the kernel gives back that one. */
+int broker_remount_superblock(const char *fstype, const struct stat *root, int *ret_fd);
 
 /* Whether the image fd is the administrator's: a root-owned file directly inside one of the
  * trusted directories under root, every component root's and not writable by others, and the

@@ -6,7 +6,6 @@
 
 #include "broker-internal.h"
 #include "mountapi.h"
-#include "namespace.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
@@ -14,7 +13,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
  * superblock in no mount table but still alive (an overlay's private lower layer), it is dormant:
  * the pin is gone and an fd of the superblock's block device is held instead, so that the device
  * keeps its contents (a loop device is not cleared, a dm device not removed, while it is open) and
- * a new mount of it gives back the live superblock (broker_remount_dormant()). */
+ * a new mount of it gives back the live superblock (broker_remount_superblock()). */
 typedef struct StoreEntry {
         char *key;
         int fd;                 /* the pin, or -EBADF if dormant */
@@ -217,23 +216,19 @@ static int collect_mounted_devs(const char *proc, DevSet *devs) {
         return 0;
 }
 
-/* In a private mount namespace: the block device dev opened through a node in a private tmpfs
- * (the host's /dev is not asked: it may lack the node, or be someone else's). */
-static int open_bdev_in_child(void *userdata, int *ret_fds, size_t max_fds) {
-        const dev_t *dev = userdata;
-        _cleanup_close_ int fs = -EBADF, tmp = -EBADF;
+/* The block device dev, opened through a node of our own (broker_bdev_node()). */
+static int open_bdev(dev_t dev, int *ret_fd) {
+        _cleanup_close_ int tmp = -EBADF;
+        int r, fd;
 
-        if (max_fds < 1)
-                return -E2BIG;
-        fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
-        if (fs < 0 || sys_fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
-            sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        r = broker_bdev_node(dev, &tmp);
+        if (r < 0)
+                return r;
+        fd = openat(tmp, "dev", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
                 return negative_errno();
-        tmp = sys_fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
-        if (tmp < 0 || mknodat(tmp, "dev", S_IFBLK | 0600, *dev) < 0)
-                return negative_errno();
-        ret_fds[0] = openat(tmp, "dev", O_RDONLY | O_NOCTTY | O_CLOEXEC);
-        return ret_fds[0] < 0 ? negative_errno() : 1;
+        *ret_fd = fd;
+        return 0;
 }
 
 /* 1: a file system still holds the block device bdev_fd is open on (it claims it exclusively as
@@ -262,9 +257,10 @@ static int entry_try_dormant(StoreEntry *e) {
 
         if (!fstype || fstat(e->fd, &root) < 0 || major(root.st_dev) == 0)
                 return 0;               /* no block device (file-backed erofs): cannot be found again */
-        r = run_in_private_mntns(open_bdev_in_child, &root.st_dev, &bdev, 1);
-        if (r != 1)
+        if (open_bdev(root.st_dev, &bdev) < 0) {
+                sx_clear_error();
                 return 0;
+        }
         e->fd = safe_close(e->fd);
         r = bdev_in_use(bdev);
         if (r <= 0)

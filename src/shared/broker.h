@@ -84,7 +84,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BrokerLayerStore *, broker_store_free);
 int broker_store_lookup(BrokerLayerStore *s, const char *key, int *ret_pinned_fd);
 /* 1: key's entry is dormant (gc closed its pin while the superblock lived on, only through mounts no
  * mount table shows, such as an overlay's layers): *ret_root (the pin's root: device, inode) and
- * *ret_fstype tell broker_remount_dormant() how to get the superblock back; 0: not dormant. */
+ * *ret_fstype tell broker_remount_superblock() how to get the superblock back; 0: not dormant. */
 int broker_store_lookup_dormant(BrokerLayerStore *s, const char *key, struct stat *ret_root, const char **ret_fstype);
 /* Takes pinned_fd (also on failure). An existing entry of the same key is replaced (its fd closed;
  * a dormant one becomes pinned again).

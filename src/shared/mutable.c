@@ -293,18 +293,24 @@ static int hierarchy_upper_open(int root_fd, const char *hierarchy, const char *
                 return negative_errno();
         if (vfs.f_flag & ST_RDONLY)
                 return sx_error(-EROFS, "Can't use '%s' as an upperdir as it is read-only.", hierarchy);
-        if (mkdirat(parent_fd, wname, 0700) < 0 && errno != EEXIST)
-                return sx_error(negative_errno(), "%s: cannot create the workdir %s next to it: %m", hierarchy, wname);
         mnt = sys_open_tree(parent_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         if (mnt < 0)
                 return sx_error(negative_errno(), "%s: cannot clone the directory holding it: %m", hierarchy);
         upper = openat(mnt, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        work = openat(mnt, wname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (upper < 0 || work < 0 || fstat(upper, &up) < 0 || fstat(work, &wst) < 0)
-                return sx_error(negative_errno(), "%s: cannot open it or its workdir %s: %m", hierarchy, wname);
-        if (up.st_dev != base_st->st_dev || up.st_ino != base_st->st_ino || wst.st_dev != up.st_dev)
+        if (upper < 0 || fstat(upper, &up) < 0)
+                return sx_error(negative_errno(), "%s: cannot open it: %m", hierarchy);
+        /* checked before the workdir is made: a refused merge leaves nothing behind */
+        if (up.st_dev != base_st->st_dev || up.st_ino != base_st->st_ino)
                 return sx_error(-EXDEV, "Unable to find a suitable workdir location for upperdir '%s' (/%s points to it) - "
                                 "parent directory of the upperdir is in a different filesystem", hierarchy, rel);
+        /* made through the clone: the same directory, and the same mount as the upper dir */
+        if (mkdirat(mnt, wname, 0700) < 0 && errno != EEXIST)
+                return sx_error(negative_errno(), "%s: cannot create the workdir %s next to it: %m", hierarchy, wname);
+        work = openat(mnt, wname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (work < 0 || fstat(work, &wst) < 0)
+                return sx_error(negative_errno(), "%s: cannot open its workdir %s: %m", hierarchy, wname);
+        if (wst.st_dev != up.st_dev)
+                return sx_error(-EXDEV, "%s: its workdir %s is on another file system", hierarchy, wname);
         m->work_dir = isempty(parent) ? strdup(wname) : strjoin(parent, "/", wname);
         m->upper_sub = TAKE_PTR(base);
         m->work_sub = TAKE_PTR(wname);

@@ -237,6 +237,7 @@ ln -s /opt "$M/opt"
 snapshot_state "$SCRATCH/state.link"
 assert_fail sx --root="$R" --mutable=yes merge
 assert_contains "$LAST_STDERR" "parent directory of the upperdir is in a different filesystem" "a hierarchy on a mount of its own refused"
+[[ ! -e $R/.systemd-opt-workdir ]] && pass "refused: no workdir made" || fail "refused, but $R/.systemd-opt-workdir was made"
 assert_state_unchanged "$SCRATCH/state.link" "refused hierarchy-as-upper merges"
 umount "$R/opt"
 rm -rf "$M" "$R/opt/host-file"

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 
 #include "extension.h"
+#include "overlay.h"
 
 int host_info_load(const char *root, HostInfo *ret) {
         _cleanup_(release_file_freep) ReleaseFile *rel = NULL;
@@ -54,6 +55,18 @@ void extension_array_free(Extension **v, size_t n) {
         for (size_t i = 0; i < n; i++)
                 extension_free(v[i]);
         free(v);
+}
+
+void extension_array_dissolve_mounts(Extension **v, size_t n) {
+        _cleanup_free_ int *fds = n > 1 ? calloc(n, 2 * sizeof(int)) : NULL;
+
+        if (!fds)
+                return;         /* one image (or no memory): closed with the extension, as ever */
+        for (size_t i = 0; i < n; i++) {
+                fds[2 * i] = v[i] ? TAKE_FD(v[i]->mounts.root_fd) : -EBADF;
+                fds[2 * i + 1] = v[i] ? TAKE_FD(v[i]->mounts.usr_fd) : -EBADF;
+        }
+        mounts_dissolve(fds, 2 * n);
 }
 
 static bool parse_boolean_loose(const char *v) {

@@ -47,6 +47,10 @@ typedef struct Extension {
 Extension *extension_free(Extension *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Extension *, extension_free);
 void extension_array_free(Extension **v, size_t n);
+/* Close the image mounts of all extensions in one dissolution (mounts_dissolve()). Moving a mount
+ * acts on it for every process holding it: only when no other process still uses these mounts (a
+ * child forked with them that is still building its overlays, say). */
+void extension_array_dissolve_mounts(Extension **v, size_t n);
 
 struct ExtensionOptions;
 /* For e (dissected, trust checked, e->verity_ctx initialised): 1 with *ret the mounts of the

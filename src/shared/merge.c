@@ -152,6 +152,21 @@ static void plan_done(Plan *p) {
 }
 
 static void plans_free(Plan *p, size_t n) {
+        _cleanup_free_ int *fds = n > 0 ? calloc(n, 2 * sizeof(int)) : NULL;
+
+        /* The metadata tmpfs and the base clone of every hierarchy are detached mounts (the
+         * overlays hold private clones): dissolved in one go (mounts_dissolve()). ovl_fd is not
+         * among them: once attached, it is the merged hierarchy itself. */
+        if (fds) {
+                for (size_t i = 0; i < n; i++) {
+                        for (size_t k = 0; k < p[i].n_layers; k++)
+                                if (p[i].layers[k].dir_fd == p[i].meta_fd || p[i].layers[k].dir_fd == p[i].base_fd)
+                                        p[i].layers[k].dir_fd = -EBADF;
+                        fds[2 * i] = TAKE_FD(p[i].meta_fd);
+                        fds[2 * i + 1] = TAKE_FD(p[i].base_fd);
+                }
+                mounts_dissolve(fds, 2 * n);
+        }
         for (size_t i = 0; i < n; i++)
                 plan_done(&p[i]);
         free(p);
@@ -563,6 +578,7 @@ struct MergeSession {
         bool reload;
         SkipList skips;         /* discovered images left out */
         json_object *inputs;    /* the inputs stamp (inputs-stamp.h) and "merged", or NULL */
+        bool sole_owner;        /* no other process gets the image mounts: dissolved together when freed */
 };
 
 /* Every layer read-only and idmapped: with the session's mapping, or under --idmap=auto with its
@@ -1398,6 +1414,8 @@ static int refresh_one(const MergeContext *c, int root_fd, Plan *p, Submounts *s
 void merge_session_free(MergeSession *s) {
         if (!s)
                 return;
+        if (s->sole_owner)
+                extension_array_dissolve_mounts(s->exts, s->n_exts);
         extension_array_free(s->exts, s->n_exts);
         skip_list_done(&s->skips);
         host_info_done(&s->host);
@@ -1922,6 +1940,11 @@ int merge_session_apply_here(MergeSession *s) {
         return phase_run(&ph, NULL, 0);
 }
 
+void merge_session_dissolve_mounts(MergeSession *s) {
+        assert(s);
+        extension_array_dissolve_mounts(s->exts, s->n_exts);
+}
+
 int merge_session_load(MergeSession *s) {
         assert(s);
         return session_load_extensions(s);
@@ -1962,6 +1985,7 @@ static int run_verb(const MergeContext *c, Verb verb) {
         r = merge_session_open(c, &s);
         if (r < 0)
                 return r;
+        s->sole_owner = true;   /* the phase's children (run_in_mntns()) are gone before it is freed */
         ph.s = s;
         if (verb == VERB_MERGE) {
                 /* Refuse early, before any image is opened, as systemd-sysext does. */

@@ -85,6 +85,10 @@ int merge_session_open(const MergeContext *c, MergeSession **ret);
 int merge_session_load(MergeSession *s);
 size_t merge_session_n_extensions(const MergeSession *s);
 int merge_session_apply_here(MergeSession *s);
+/* Once this process's overlays hold the layers: close the session's image mounts in one
+ * dissolution (mounts_dissolve()). Moving a mount acts for every process that holds it, so never
+ * while another process (the parent of a `run` child, say) may still build overlays from them. */
+void merge_session_dissolve_mounts(MergeSession *s);
 void merge_session_free(MergeSession *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MergeSession *, merge_session_free);
 int unmerge_extensions(const MergeContext *c);

@@ -416,6 +416,46 @@ fail:
         return r;
 }
 
+void mounts_dissolve(int *fds, size_t n) {
+        static int nested_ok = -1;      /* can a detached mount be attached in a detached tree? */
+        _cleanup_close_ int tmp = -EBADF, stage = -EBADF;
+        char name[STAGE_NAME_MAX];
+        size_t i = 0, live = 0;
+
+        assert(fds || n == 0);
+        for (size_t k = 0; k < n; k++)
+                live += fds[k] >= 0;
+        if (live > 1 && nested_ok != 0) {
+                tmp = (int) syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+                if (tmp >= 0 && syscall(SYS_fsconfig, tmp, FSCONFIG_CMD_CREATE, NULL, NULL, 0) >= 0)
+                        stage = (int) syscall(SYS_fsmount, tmp, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        }
+        /* A failure part-way (out of memory, a mount that cannot be moved) leaves the rest to be
+         * closed one by one below: nothing depends on where a mount is dissolved. So these calls
+         * are no fault points (mountapi.h): the operation has succeeded or failed already. */
+        for (size_t k = 0; stage >= 0 && k < n; k++) {
+                if (fds[k] < 0)
+                        continue;
+                /* Each on a directory of the stage's own, never stacked on the last one: that
+                 * one may be a clone of a shared mount (a directory extension), and a mount on
+                 * it would propagate to its peers, the host's mount table among them. The
+                 * stage itself is new, so private. */
+                snprintf(name, sizeof(name), "%zu", i++);
+                if (mkdirat(stage, name, 0700) < 0)
+                        break;
+                if (syscall(SYS_move_mount, fds[k], "", stage, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+                        if (errno == EINVAL && nested_ok < 0)
+                                nested_ok = 0;
+                        break;
+                }
+                nested_ok = 1;
+                fds[k] = safe_close(fds[k]);    /* attached in the tree now: this close dissolves nothing */
+        }
+        for (size_t k = 0; k < n; k++)
+                fds[k] = safe_close(fds[k]);
+        /* stage and tmp close here: the tree, with every mount moved into it, in one go */
+}
+
 int mount_attach(int mnt_fd, int target_fd, bool beneath) {
         unsigned flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH;
 

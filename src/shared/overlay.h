@@ -68,6 +68,16 @@ int overlay_fd_layers_supported(void);
  * *ret_path_fallback says whether the staging fallback was used. Nothing is left behind on failure. */
 int overlays_make(const OverlaySpec *specs, size_t n, int *ret_fds, bool *ret_path_fallback);
 
+/* Close n detached mounts (fds[i] < 0 are skipped; every fds[i] is -EBADF afterwards). The last
+ * close of each detached mount tree dissolves it, and every dissolution waits for an RCU grace
+ * period (namespace_unlock()): 128 image mounts cost 128 grace periods at exit. Where the kernel
+ * can attach a detached mount inside another detached tree (Linux 6.15+), they are all moved below
+ * one private tmpfs first, and the whole tree is dissolved by one close; elsewhere (EINVAL) each is
+ * closed as before. Only for mounts nothing else is to be done with (the overlays hold their own
+ * private clones of their layers) and that no other process still uses: moving a mount acts on it
+ * for every holder of the fd, a forked child too. */
+void mounts_dissolve(int *fds, size_t n);
+
 /* Attach a detached mount onto target (an O_PATH fd of the mount point), on top of it or, with
  * beneath, directly beneath the mount on top (MOVE_MOUNT_BENEATH). */
 int mount_attach(int mnt_fd, int target_fd, bool beneath);

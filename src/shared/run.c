@@ -403,6 +403,9 @@ static int child_setup(MergeSession *s, RunState *st) {
                 r = merge_session_apply_here(s);
                 if (r < 0)
                         return r;
+                /* The overlays are attached: the image mounts would otherwise be dissolved one by
+                 * one at execve(). Safe here, in the child: the parent only closes its copies. */
+                merge_session_dissolve_mounts(s);
         }
         if (st->userns_fd >= 0) {
                 if (sys_setns(st->userns_fd, CLONE_NEWUSER) < 0)

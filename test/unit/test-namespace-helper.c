@@ -7,7 +7,9 @@
 #include <sched.h>
 #include <sys/mount.h>
 
+#include "mountapi.h"
 #include "namespace.h"
+#include "overlay.h"
 #include "test-helpers.h"
 
 static void test_is_own(void) {
@@ -87,6 +89,75 @@ static void test_new_mount(void) {
         CHECK(run("mountpoint -q '%s'", tmpdir) != 0, "a mount made in the new (slave) namespace did not propagate back");
 }
 
+static int count_mounts(void) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        int n = 0, c;
+
+        if (!f)
+                return -1;
+        while ((c = fgetc(f)) != EOF)
+                n += c == '\n';
+        return n;
+}
+
+static int detached_tmpfs(void) {
+        _cleanup_close_ int fs = sys_fsopen("tmpfs", FSOPEN_CLOEXEC);
+
+        if (fs < 0 || sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return -1;
+        return sys_fsmount(fs, FSMOUNT_CLOEXEC, 0);
+}
+
+/* mounts_dissolve(): every fd closed, the mount table as before, and the mounts really gone from
+ * every namespace (an fd kept inside one can no longer be cloned: its mount is unmounted), not left
+ * in the tree they were moved into. */
+static void test_mounts_dissolve(void) {
+        int fds[6] = { -EBADF, -EBADF, -EBADF, -EBADF, -EBADF, -EBADF };
+        _cleanup_close_ int inside = -EBADF, control = -EBADF, clone = -EBADF;
+        int before = count_mounts(), made = 0;
+
+        for (size_t i = 0; i < 6; i++)
+                if (i != 1 && i != 4 && (fds[i] = detached_tmpfs()) >= 0)
+                        made++;
+        CHECK(made == 4, "four detached tmpfs mounts, two holes");
+        inside = fds[2] >= 0 ? sys_openat2(fds[2], ".", &(struct open_how) { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC }, sizeof(struct open_how)) : -1;
+        control = detached_tmpfs();
+        clone = control >= 0 ? sys_open_tree(control, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH) : -1;
+        CHECK(clone >= 0, "control: a live detached mount can be cloned");
+        clone = safe_close(clone);
+
+        mounts_dissolve(fds, 6);
+        CHECK(fds[0] < 0 && fds[2] < 0 && fds[3] < 0 && fds[5] < 0, "every fd is closed");
+        CHECK(count_mounts() == before, "the mount table is as before (%d lines)", before);
+        clone = inside >= 0 ? sys_open_tree(inside, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH) : -1;
+        CHECK(clone < 0 && errno == EINVAL, "a dissolved mount cannot be cloned: it is unmounted (%m)");
+        mounts_dissolve(fds, 6);        /* all closed: nothing to do */
+        mounts_dissolve(NULL, 0);
+}
+
+/* A clone of a directory in a shared mount (as a directory extension is) is in the host mount's
+ * peer group: nothing may be mounted on it on the way to dissolution, or the mount would
+ * propagate into the mount table (a mount on tmpdir/dir). */
+static void test_mounts_dissolve_shared(void) {
+        int fds[3] = { -EBADF, -EBADF, -EBADF };
+        int before;
+
+        if (mount("tmpfs", tmpdir, "tmpfs", 0, NULL) < 0 || mount(NULL, tmpdir, NULL, MS_SHARED, NULL) < 0 ||
+            mkdir(T("dir"), 0755) < 0) {
+                CHECK(false, "a shared tmpfs on %s: %m", tmpdir);
+                return;
+        }
+        before = count_mounts();
+        fds[0] = sys_open_tree(AT_FDCWD, T("dir"), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        fds[1] = detached_tmpfs();
+        fds[2] = detached_tmpfs();
+        CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0, "a clone of a directory in a shared mount, and two more mounts");
+        mounts_dissolve(fds, 3);
+        CHECK(count_mounts() == before, "nothing propagated into the mount table (%d lines)", before);
+        CHECK(run("mountpoint -q '%s'", T("dir")) != 0, "%s is no mount point", T("dir"));
+        (void) umount2(tmpdir, MNT_DETACH);
+}
+
 int main(void) {
         test_setup_output();
         test_is_own();
@@ -100,5 +171,7 @@ int main(void) {
         }
         test_run_in_mntns();
         test_new_mount();
+        test_mounts_dissolve();
+        test_mounts_dissolve_shared();
         return test_result();
 }

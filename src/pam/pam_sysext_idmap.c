@@ -244,6 +244,7 @@ static int session_merge(pam_handle_t *pamh, const Options *o, const struct pass
         r = merge_session_apply_here(s);
         if (r < 0)
                 return r;
+        merge_session_dissolve_mounts(s);       /* the overlays hold the layers; no child has them */
         if (o->debug)
                 pam_syslog(pamh, LOG_DEBUG, "merged %zu extension(s) for %s", merge_session_n_extensions(s), pw->pw_name);
         return 1;

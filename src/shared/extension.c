@@ -58,10 +58,10 @@ void extension_array_free(Extension **v, size_t n) {
 }
 
 void extension_array_dissolve_mounts(Extension **v, size_t n) {
-        _cleanup_free_ int *fds = n > 1 ? calloc(n, 2 * sizeof(int)) : NULL;
+        _cleanup_free_ int *fds = n > 0 ? calloc(n, 2 * sizeof(int)) : NULL;
 
         if (!fds)
-                return;         /* one image (or no memory): closed with the extension, as ever */
+                return;         /* none (or no memory): closed with the extension, as ever */
         for (size_t i = 0; i < n; i++) {
                 fds[2 * i] = v[i] ? TAKE_FD(v[i]->mounts.root_fd) : -EBADF;
                 fds[2 * i + 1] = v[i] ? TAKE_FD(v[i]->mounts.usr_fd) : -EBADF;

@@ -416,40 +416,56 @@ fail:
         return r;
 }
 
+/* Can a detached mount be attached inside another detached tree (Linux 6.15+)? Asked once, with a
+ * mount of our own, so that one unsuitable fd (a mount already unmounted, say) teaches nothing. */
+static int nested_detached_supported(int stage) {
+        static int cached = -1;
+        _cleanup_close_ int fs = -EBADF, probe = -EBADF;
+
+        if (cached >= 0)
+                return cached;
+        fs = (int) syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+        if (fs >= 0 && syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) >= 0)
+                probe = (int) syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+        if (probe < 0 || mkdirat(stage, "probe", 0700) < 0)
+                return 0;       /* not learned: out of resources, perhaps */
+        cached = syscall(SYS_move_mount, probe, "", stage, "probe", MOVE_MOUNT_F_EMPTY_PATH) >= 0;
+        return cached;          /* the probe is dissolved with the stage */
+}
+
 void mounts_dissolve(int *fds, size_t n) {
-        static int nested_ok = -1;      /* can a detached mount be attached in a detached tree? */
         _cleanup_close_ int tmp = -EBADF, stage = -EBADF;
         char name[STAGE_NAME_MAX];
         size_t i = 0, live = 0;
+        static bool unsupported = false;
 
         assert(fds || n == 0);
         for (size_t k = 0; k < n; k++)
                 live += fds[k] >= 0;
-        if (live > 1 && nested_ok != 0) {
+        /* These calls are no fault points (mountapi.h): the operation has succeeded or failed
+         * already, and nothing depends on where a mount is dissolved. */
+        if (live > 1 && !unsupported) {
                 tmp = (int) syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
                 if (tmp >= 0 && syscall(SYS_fsconfig, tmp, FSCONFIG_CMD_CREATE, NULL, NULL, 0) >= 0)
                         stage = (int) syscall(SYS_fsmount, tmp, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+                if (stage >= 0 && nested_detached_supported(stage) == 0) {
+                        unsupported = true;
+                        stage = safe_close(stage);
+                }
         }
-        /* A failure part-way (out of memory, a mount that cannot be moved) leaves the rest to be
-         * closed one by one below: nothing depends on where a mount is dissolved. So these calls
-         * are no fault points (mountapi.h): the operation has succeeded or failed already. */
         for (size_t k = 0; stage >= 0 && k < n; k++) {
                 if (fds[k] < 0)
                         continue;
                 /* Each on a directory of the stage's own, never stacked on the last one: that
                  * one may be a clone of a shared mount (a directory extension), and a mount on
                  * it would propagate to its peers, the host's mount table among them. The
-                 * stage itself is new, so private. */
+                 * stage itself is new, so private. A mount that cannot be moved (one already
+                 * unmounted: the staging fallback's child moved it) is closed on its own below. */
                 snprintf(name, sizeof(name), "%zu", i++);
                 if (mkdirat(stage, name, 0700) < 0)
                         break;
-                if (syscall(SYS_move_mount, fds[k], "", stage, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-                        if (errno == EINVAL && nested_ok < 0)
-                                nested_ok = 0;
-                        break;
-                }
-                nested_ok = 1;
-                fds[k] = safe_close(fds[k]);    /* attached in the tree now: this close dissolves nothing */
+                if (syscall(SYS_move_mount, fds[k], "", stage, name, MOVE_MOUNT_F_EMPTY_PATH) >= 0)
+                        fds[k] = safe_close(fds[k]);    /* attached in the tree now: this close dissolves nothing */
         }
         for (size_t k = 0; k < n; k++)
                 fds[k] = safe_close(fds[k]);

@@ -108,13 +108,20 @@ static int detached_tmpfs(void) {
         return sys_fsmount(fs, FSMOUNT_CLOEXEC, 0);
 }
 
+/* Independently of overlay.c: can a detached mount go into a detached tmpfs here? */
+static bool nested_supported(void) {
+        _cleanup_close_ int a = detached_tmpfs(), b = detached_tmpfs();
+
+        return a >= 0 && b >= 0 && mkdirat(a, "d", 0700) >= 0 && sys_move_mount(b, "", a, "d", MOVE_MOUNT_F_EMPTY_PATH) >= 0;
+}
+
 /* mounts_dissolve(): every fd closed, the mount table as before, and the mounts really gone from
  * every namespace (an fd kept inside one can no longer be cloned: its mount is unmounted), not left
  * in the tree they were moved into. */
 static void test_mounts_dissolve(void) {
         int fds[6] = { -EBADF, -EBADF, -EBADF, -EBADF, -EBADF, -EBADF };
-        _cleanup_close_ int inside = -EBADF, control = -EBADF, clone = -EBADF;
-        int before = count_mounts(), made = 0;
+        _cleanup_close_ int inside = -EBADF, control = -EBADF, clone = -EBADF, held = -EBADF;
+        int before = count_mounts(), made = 0, fd_numbers[4];
 
         for (size_t i = 0; i < 6; i++)
                 if (i != 1 && i != 4 && (fds[i] = detached_tmpfs()) >= 0)
@@ -126,8 +133,20 @@ static void test_mounts_dissolve(void) {
         CHECK(clone >= 0, "control: a live detached mount can be cloned");
         clone = safe_close(clone);
 
+        held = fds[3] >= 0 ? fcntl(fds[3], F_DUPFD_CLOEXEC, 3) : -1;
+        fd_numbers[0] = fds[0], fd_numbers[1] = fds[2], fd_numbers[2] = fds[3], fd_numbers[3] = fds[5];
         mounts_dissolve(fds, 6);
-        CHECK(fds[0] < 0 && fds[2] < 0 && fds[3] < 0 && fds[5] < 0, "every fd is closed");
+        CHECK(fds[0] < 0 && fds[2] < 0 && fds[3] < 0 && fds[5] < 0, "every fd is set to -EBADF");
+        CHECK(fcntl(fd_numbers[0], F_GETFD) < 0 && fcntl(fd_numbers[1], F_GETFD) < 0 && fcntl(fd_numbers[2], F_GETFD) < 0 &&
+              fcntl(fd_numbers[3], F_GETFD) < 0, "and really closed");
+        /* A second fd of one of the mounts kept it alive had each been closed on its own; moved
+         * into the stage and dissolved with it, the mount is gone despite that fd. */
+        clone = held >= 0 ? sys_open_tree(held, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH) : -1;
+        if (!nested_supported())
+                SKIP("this kernel cannot attach a detached mount in a detached tree (before 6.15): one by one");
+        else
+                CHECK(clone < 0 && errno == EINVAL, "dissolved in one go: a mount held by a second fd is unmounted too (%m)");
+        clone = safe_close(clone);
         CHECK(count_mounts() == before, "the mount table is as before (%d lines)", before);
         clone = inside >= 0 ? sys_open_tree(inside, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH) : -1;
         CHECK(clone < 0 && errno == EINVAL, "a dissolved mount cannot be cloned: it is unmounted (%m)");

@@ -96,7 +96,7 @@ if grep -Eiq 'segmentation|aborted|assert|core dumped|double free|corrupted|stac
 else
         pass "no crash, abort or assertion message"
 fi
-expected_re="^(merge|refresh|unmerge|status): (Using extensions .*\\.|Merged extensions into '.*'\\.|Unmerged '.*'\\.|Refreshed '.*' atomically\\.|No suitable extensions found\\.|Skipping extension refresh because no change was found, use --always-refresh=yes to always do a refresh\\.|Hierarchy '/(usr|opt)' is already merged\\.|.*/x\\.raw: .*(No such file or directory|not found|vanished).*)$"
+expected_re="^(merge|refresh|unmerge|status): (Using extensions .*\\.|Merged extensions into '.*'\\.|Unmerged '.*'\\.|Refreshed '.*' atomically\\.|No suitable extensions found\\.|Skipping extension refresh because no change was found, use --always-refresh=yes to always do a refresh\\.|Hierarchy '/(usr|opt)' is already merged\\.|.*/x\\.raw( \\(deleted\\))?: .*(No such file or directory|not found|vanished).*)$"
 unexpected=$(sed "s|$SCRATCH|\$SCRATCH|g" "$SCRATCH/all.msgs" | grep -Ev "$expected_re" | sort | uniq -c || true)
 if [[ -z $unexpected ]]; then
         pass "every message is an expected one ($(grep -c '' "$SCRATCH/all.msgs" || true) lines)"

@@ -233,8 +233,12 @@ static int work_dir_open(int root_fd, const char *hierarchy, int upper_fd, const
         parent = openat(upper_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (!wname)
                 return -ENOMEM;
-        if (parent < 0)
+        if (parent < 0 || fstat(parent, &wst) < 0)
                 return negative_errno();
+        /* checked before the workdir is made too: a refused merge leaves nothing behind */
+        if (wst.st_dev != up.st_dev)
+                return sx_error(-EXDEV, "Unable to find a suitable workdir location for upperdir '/%s' for host hierarchy '%s' - "
+                                "parent directory of the upperdir is in a different filesystem", upper_path, hierarchy);
         if (mkdirat(parent, wname, 0700) < 0 && errno != EEXIST)
                 return sx_error(negative_errno(), "/%s: cannot create the workdir %s next to it: %m", upper_path, wname);
         work = openat(parent, wname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

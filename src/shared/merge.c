@@ -125,6 +125,7 @@ typedef struct Plan {
         char *old_work_dir;     /* the old merge's work_dir marker, removed when it goes */
         bool *used;             /* which extensions have a layer here (plan_collect_layers) */
         bool markers_ro;        /* a writable merge's marker directory is bound read-only (plan_protect_markers) */
+        bool live;              /* its new overlay is attached: its workdir is in use, even if the verb fails later */
 } Plan;
 
 #define PLAN_NULL { .h_fd = -EBADF, .meta_fd = -EBADF, .base_fd = -EBADF, .ovl_fd = -EBADF, .mut = MUTABLE_DIRS_NULL }
@@ -1092,10 +1093,15 @@ static int plans_create_missing(int root_fd, Plan *plans, size_t n) {
 }
 
 /* A failed merge or refresh takes away the mount points it made. */
+/* A verb that failed: what it made for overlays that were never attached goes again (the mount
+ * points of missing hierarchies, the workdirs --mutable= made). */
 static void plans_remove_created(int root_fd, Plan *plans, size_t n) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 if (plans[i].created)
                         hierarchy_remove_created(root_fd, &plans[i]);
+                if (plans[i].mut.work_made && !plans[i].live)
+                        (void) mutable_work_dir_remove(root_fd, plans[i].mut.work_dir);
+        }
 }
 
 static void submounts_done_many(Submounts *subs, size_t n) {
@@ -1858,6 +1864,7 @@ static int phase_refresh(Phase *ph, int root_fd, Plan *plans, size_t n, bool *re
                 r = refresh_one(c, root_fd, &plans[i], &subs[i], &beneath_ok);
                 if (r < 0)
                         break;
+                plans[i].live = plans[i].ovl_fd >= 0;
                 /* the old merge's workdir, unless the new one works in it too */
                 if (plans[i].old_work_dir && !(plans[i].mut.work_dir && streq(plans[i].mut.work_dir, plans[i].old_work_dir))) {
                         r = mutable_work_dir_remove(root_fd, plans[i].old_work_dir);
@@ -1915,6 +1922,8 @@ static int phase_run(void *userdata, int *ret_fds, size_t max_fds) {
                 goto finish;
         if (ph->verb == VERB_MERGE) {
                 r = attach_all(c, plans, n);
+                for (size_t i = 0; r >= 0 && i < n; i++)
+                        plans[i].live = plans[i].ovl_fd >= 0;
                 if (r >= 0)
                         r = plans_protect_markers(ph->s, plans, n, true);
                 for (size_t i = 0; r >= 0 && i < n; i++)

@@ -214,14 +214,45 @@ static int admin_dir_open(int root_fd, const char *hierarchy, MutableMode mode, 
         return 0;
 }
 
+/* Makes (if missing) and opens the workdir wname in dir_fd, on the upper dir's file system
+ * (upper_dev). lead and label name the upper dir in messages ("/" and a path relative to the root,
+ * or "" and a hierarchy). A workdir made here but not handed back is removed again: a refused merge
+ * leaves nothing behind. *made says whether this call made it. */
+static int work_dir_make(int dir_fd, const char *wname, dev_t upper_dev, const char *lead, const char *label,
+                         bool *made, int *ret_fd) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        bool mk;
+        int r;
+
+        mk = mkdirat(dir_fd, wname, 0700) >= 0;
+        if (!mk && errno != EEXIST)
+                return sx_error(negative_errno(), "%s%s: cannot create the workdir %s next to it: %m", lead, label, wname);
+        fd = openat(dir_fd, wname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                r = sx_error(negative_errno(), "%s%s: cannot open the workdir %s next to it: %m", lead, label, wname);
+        else if (st.st_dev != upper_dev)
+                r = sx_error(-EXDEV, "%s%s: its workdir %s is on another file system", lead, label, wname);
+        else {
+                *made = mk;
+                *ret_fd = TAKE_FD(fd);
+                return 0;
+        }
+        if (mk)
+                (void) unlinkat(dir_fd, wname, AT_REMOVEDIR);
+        return r;
+}
+
 /* The workdir: .systemd-<name>-workdir next to the upper dir, on the same file system. */
 static int work_dir_open(int root_fd, const char *hierarchy, int upper_fd, const char *upper_path, MutableDirs *m) {
         _cleanup_free_ char *upper_real = NULL;
         const char *upper_name;
         _cleanup_free_ char *name = hierarchy_mutable_name(hierarchy), *wname = NULL, *path = NULL, *root_path = NULL;
-        _cleanup_close_ int parent = -EBADF, work = -EBADF;
+        _cleanup_close_ int parent = -EBADF, work = -EBADF, mnt = -EBADF;
         struct stat up, wst;
         struct statvfs vfs;
+        bool made = false;
+        int r;
 
         if (!name)
                 return -ENOMEM;
@@ -239,32 +270,41 @@ static int work_dir_open(int root_fd, const char *hierarchy, int upper_fd, const
         if (wst.st_dev != up.st_dev)
                 return sx_error(-EXDEV, "Unable to find a suitable workdir location for upperdir '/%s' for host hierarchy '%s' - "
                                 "parent directory of the upperdir is in a different filesystem", upper_path, hierarchy);
-        if (mkdirat(parent, wname, 0700) < 0 && errno != EEXIST)
-                return sx_error(negative_errno(), "/%s: cannot create the workdir %s next to it: %m", upper_path, wname);
-        work = openat(parent, wname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (work < 0 || fstat(work, &wst) < 0)
-                return sx_error(negative_errno(), "/%s: cannot open the workdir %s next to it: %m", upper_path, wname);
-        if (wst.st_dev != up.st_dev)
-                return sx_error(-EXDEV, "Unable to find a suitable workdir location for upperdir '/%s' for host hierarchy '%s' - "
-                                "parent directory of the upperdir is in a different filesystem", upper_path, hierarchy);
-        if (fd_get_path(work, &path) < 0 || fd_get_path(root_fd, &root_path) < 0 || fd_get_path(upper_fd, &upper_real) < 0)
-                return -ENOMEM;
+        r = work_dir_make(parent, wname, up.st_dev, "/", upper_path, &made, &work);
+        if (r < 0)
+                return r;
+        if (fd_get_path(work, &path) < 0 || fd_get_path(root_fd, &root_path) < 0 || fd_get_path(upper_fd, &upper_real) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
         upper_name = strrchr(upper_real, '/') + 1;     /* after a symlink: the target's name */
         const char *rel = streq(root_path, "/") ? path + 1 : startswith_ptr(path, root_path);
-        if (!rel || (*rel != '/' && !streq(root_path, "/")))
-                return sx_error(-EXDEV, "/%s: its workdir %s lies outside the root", upper_path, path);
-        m->work_dir = strdup(rel + strspn(rel, "/"));
-        m->upper_sub = strdup(upper_name);
-        m->work_sub = TAKE_PTR(wname);
-        if (!m->work_dir || !m->upper_sub)
-                return -ENOMEM;
+        if (!rel || (*rel != '/' && !streq(root_path, "/"))) {
+                r = sx_error(-EXDEV, "/%s: its workdir %s lies outside the root", upper_path, path);
+                goto fail;
+        }
         /* For the staging fallback: overlayfs takes an upper layer only from a mount of the caller's
          * namespace, which the helper's is not; it attaches this clone of the parent there. */
-        m->upper_mnt = sys_open_tree(parent, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-        if (m->upper_mnt < 0)
-                return sx_error(negative_errno(), "/%s: cannot clone the directory holding it: %m", upper_path);
+        mnt = sys_open_tree(parent, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (mnt < 0) {
+                r = sx_error(negative_errno(), "/%s: cannot clone the directory holding it: %m", upper_path);
+                goto fail;
+        }
+        m->work_dir = strdup(rel + strspn(rel, "/"));
+        m->upper_sub = strdup(upper_name);
+        if (!m->work_dir || !m->upper_sub) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        m->work_sub = TAKE_PTR(wname);
+        m->upper_mnt = TAKE_FD(mnt);
         m->work_fd = TAKE_FD(work);
+        m->work_made = made;
         return 0;
+fail:
+        if (made)
+                (void) unlinkat(parent, wname, AT_REMOVEDIR);
+        return r;
 }
 
 /* The hierarchy as its own upper dir (the administrator's directory is a symlink to it), as
@@ -278,8 +318,10 @@ static int hierarchy_upper_open(int root_fd, const char *hierarchy, const char *
         _cleanup_free_ char *name = hierarchy_mutable_name(hierarchy), *wname = NULL, *parent = NULL, *base = NULL;
         _cleanup_close_ int parent_fd = -EBADF, mnt = -EBADF, upper = -EBADF, work = -EBADF;
         const char *h = hierarchy + strspn(hierarchy, "/"), *slash;
-        struct stat up, wst;
+        struct stat up;
         struct statvfs vfs;
+        bool made = false;
+        int r;
 
         if (!name)
                 return -ENOMEM;
@@ -308,18 +350,18 @@ static int hierarchy_upper_open(int root_fd, const char *hierarchy, const char *
                 return sx_error(-EXDEV, "Unable to find a suitable workdir location for upperdir '%s' (/%s points to it) - "
                                 "parent directory of the upperdir is in a different filesystem", hierarchy, rel);
         /* made through the clone: the same directory, and the same mount as the upper dir */
-        if (mkdirat(mnt, wname, 0700) < 0 && errno != EEXIST)
-                return sx_error(negative_errno(), "%s: cannot create the workdir %s next to it: %m", hierarchy, wname);
-        work = openat(mnt, wname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (work < 0 || fstat(work, &wst) < 0)
-                return sx_error(negative_errno(), "%s: cannot open its workdir %s: %m", hierarchy, wname);
-        if (wst.st_dev != up.st_dev)
-                return sx_error(-EXDEV, "%s: its workdir %s is on another file system", hierarchy, wname);
+        r = work_dir_make(mnt, wname, up.st_dev, "", hierarchy, &made, &work);
+        if (r < 0)
+                return r;
         m->work_dir = isempty(parent) ? strdup(wname) : strjoin(parent, "/", wname);
+        if (!m->work_dir) {
+                if (made)
+                        (void) unlinkat(mnt, wname, AT_REMOVEDIR);
+                return -ENOMEM;
+        }
         m->upper_sub = TAKE_PTR(base);
         m->work_sub = TAKE_PTR(wname);
-        if (!m->work_dir)
-                return -ENOMEM;
+        m->work_made = made;
         m->upper_mnt = TAKE_FD(mnt);
         m->upper_fd = TAKE_FD(upper);
         m->work_fd = TAKE_FD(work);

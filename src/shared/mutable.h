@@ -49,6 +49,7 @@ typedef struct MutableDirs {
         int import_fd;          /* the directory imported read-only just below the metadata layer */
         char *work_dir;         /* the workdir relative to the root, for the work_dir marker; NULL if ephemeral */
         bool hierarchy_is_upper; /* the administrator's directory is the hierarchy: no base layer below */
+        bool work_made;         /* this call made the workdir: a merge that fails removes it again */
 } MutableDirs;
 
 #define MUTABLE_DIRS_NULL { .upper_mnt = -EBADF, .upper_fd = -EBADF, .work_fd = -EBADF, .import_fd = -EBADF }

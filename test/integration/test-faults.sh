@@ -64,9 +64,9 @@ check_fault() {
         shift 3
         run env SYSEXT_IDMAP_FAULT="$n" timeout 120 "$@"
         assert_eq "$LAST_RC" 1 "$what: fault $n ($step): exit code"
-        # A loop device lost to another process on the machine is retried, and every attempt is
-        # a step: the numbering can shift by one against the listing. The step number must match,
-        # the name is reported.
+        # A loop device lost to another process on the machine is retried inside one step
+        # (loop-configure), so the numbering is the listing's. The step number must match; the
+        # name is reported, and a different one only logged.
         local injected got
         injected=$(grep -E "^sysext-idmap: injected fault at step $n \([a-z_0-9-]+\)$" <<<"$LAST_STDERR" || true)
         got=${injected##* (}

@@ -241,6 +241,17 @@ assert_contains "$LAST_STDERR" "parent directory of the upperdir is in a differe
 assert_state_unchanged "$SCRATCH/state.link" "refused hierarchy-as-upper merges"
 umount "$R/opt"
 rm -rf "$M" "$R/opt/host-file"
+log "... a plain mutable dir that is a mount of its own is refused too, and nothing is made next to it"
+mkdir -p "$M/usr" "$M/opt"
+mount -t tmpfs -o mode=0755 tmpfs "$M/opt"
+ls -A "$M" >"$SCRATCH/mutable.before"
+snapshot_state "$SCRATCH/state.plain"
+assert_fail sx --root="$R" --mutable=yes merge
+assert_contains "$LAST_STDERR" "parent directory of the upperdir is in a different filesystem" "an upper dir on a mount of its own refused"
+assert_eq "$(ls -A "$M" | diff "$SCRATCH/mutable.before" - && echo same)" same "refused: nothing made next to the upper dir"
+assert_state_unchanged "$SCRATCH/state.plain" "refused plain-upper merge"
+umount "$M/opt"
+rm -rf "$M"
 
 log "PAM-like and run merges never get a writable layer"
 assert_fail sx --mutable=yes run -- true
